@@ -1,0 +1,30 @@
+//! # sextant-model — the reference model of a RocketMQ-style cluster
+//!
+//! Every *decision* the cluster makes lives here as pure, deterministic code with an explicit clock
+//! and no I/O: which brokers a NameServer still lists, what route it returns, which queue a producer
+//! sends to and which broker it avoids, which queues each consumer owns and what a rebalance changes.
+//! The tokio implementation (`impl/`) and the model checker (`checks/`, the stateright models) call
+//! exactly these functions, so what is checked is what runs.
+//!
+//! Time is a plain number of milliseconds ([`Millis`]) passed in by the caller; randomness, where
+//! RocketMQ uses it, is a value passed in by the caller too. Nothing here reads a clock, a socket, a
+//! file or a thread-local.
+//!
+//! ## Modules
+//! - [`route`] — `TopicRouteData`, `QueueData`, `BrokerData`, permission bits, `MessageQueue`.
+//! - [`namesrv`] — the NameServer's [`namesrv::RouteTable`]: register, unregister, heartbeat,
+//!   `scan_expired(now)`, `route(topic)`, cluster info, topic list.
+//! - [`producer`] — publish info built from a route, round-robin and skip-failed selection, latency
+//!   fault tolerance, and the send retry loop.
+//! - [`consumer`] — the six allocation strategies behind [`consumer::AllocateStrategy`] and the
+//!   rebalance plan.
+//! - [`invariants`] — the invariants of the design as plain predicates, shared with `checks/`.
+
+pub mod consumer;
+pub mod invariants;
+pub mod namesrv;
+pub mod producer;
+pub mod route;
+
+/// A point in time or a duration, in milliseconds. The model never reads a clock: callers pass `now`.
+pub type Millis = u64;
