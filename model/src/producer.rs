@@ -38,7 +38,10 @@ impl TopicPublishInfo {
             info.message_queues.extend(
                 (0..nums).map(|id| MessageQueue::from_shared(topic.clone(), broker.clone(), id)),
             );
-            *info.write_queue_nums.entry(broker).or_default() += nums;
+            if nums > 0 {
+                let n = info.write_queue_nums.entry(broker).or_default();
+                *n = (*n).max(nums);
+            }
         };
         if let Some(conf) = route.order_topic_conf.as_deref().filter(|c| !c.is_empty()) {
             info.order_topic = true;
@@ -78,7 +81,7 @@ impl TopicPublishInfo {
         self.write_queue_nums.get(broker).copied().unwrap_or(0)
     }
 
-    /// The brokers that have write queues, by name.
+    /// The brokers that have at least one write queue, by name.
     pub fn brokers(&self) -> impl Iterator<Item = &str> {
         self.write_queue_nums.keys().map(|b| &**b)
     }
