@@ -92,7 +92,7 @@ impl TopicPublishInfo {
         if n == 0 {
             return None;
         }
-        Some(&self.message_queues[index.next() as usize % n])
+        Some(&self.message_queues[index.advance() as usize % n])
     }
 
     /// `selectOneMessageQueue(filters)`: up to `len` round-robin steps, the first queue that passes.
@@ -103,7 +103,7 @@ impl TopicPublishInfo {
     ) -> Option<&MessageQueue> {
         let n = self.message_queues.len();
         (0..n)
-            .map(|_| &self.message_queues[index.next() as usize % n])
+            .map(|_| &self.message_queues[index.advance() as usize % n])
             .find(|mq| pass(mq))
     }
 
@@ -133,13 +133,13 @@ impl SendIndex {
         SendIndex(seed)
     }
 
-    /// A counter whose first [`SendIndex::next`] returns `first`.
+    /// A counter whose first [`SendIndex::advance`] returns `first`.
     pub fn starting_at(first: u32) -> Self {
         SendIndex(first.wrapping_sub(1))
     }
 
     /// `incrementAndGet() & 0x7FFFFFFF`.
-    pub fn next(&mut self) -> u32 {
+    pub fn advance(&mut self) -> u32 {
         self.0 = self.0.wrapping_add(1);
         self.0 & 0x7FFF_FFFF
     }
@@ -246,9 +246,8 @@ impl LatencyFaultTolerance {
         item.current_latency = latency;
         item.reachable = reachable;
         let until = now.saturating_add(not_available);
-        if !extend_only {
-            item.start_timestamp = until;
-        } else if not_available > 0 && until > item.start_timestamp {
+        // 4.x overwrites the window; 5.x only ever extends it.
+        if !extend_only || (not_available > 0 && until > item.start_timestamp) {
             item.start_timestamp = until;
         }
     }
@@ -362,7 +361,7 @@ impl FaultStrategy {
             return Some(MessageQueue::from_shared(
                 topic,
                 Arc::from(broker.as_str()),
-                index.next() % nums,
+                index.advance() % nums,
             ));
         }
         info.select_one(index).cloned()
@@ -626,11 +625,11 @@ mod tests {
     #[test]
     fn send_index_pre_increments_and_masks() {
         let mut i = SendIndex::starting_at(5);
-        assert_eq!(i.next(), 5);
-        assert_eq!(i.next(), 6);
+        assert_eq!(i.advance(), 5);
+        assert_eq!(i.advance(), 6);
         let mut j = SendIndex::new(u32::MAX - 1);
-        assert_eq!(j.next(), 0x7FFF_FFFF);
-        assert_eq!(j.next(), 0);
+        assert_eq!(j.advance(), 0x7FFF_FFFF);
+        assert_eq!(j.advance(), 0);
     }
 
     #[test]

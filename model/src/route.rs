@@ -230,7 +230,7 @@ mod tests {
 
     #[test]
     fn message_queue_orders_by_topic_then_broker_then_id() {
-        let mut qs = vec![
+        let mut qs = [
             MessageQueue::new("b", "a", 0),
             MessageQueue::new("a", "b", 0),
             MessageQueue::new("a", "a", 10),

@@ -1,0 +1,472 @@
+//! Bounded exhaustive checks of the model core.
+//!
+//! Where the property tests of `model/` sample large random inputs, these enumerate *every* small
+//! configuration up to a size (small-scope hypothesis: most logic bugs show up in small cases) and
+//! evaluate the predicates of `sextant_model::invariants` on each.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sextant_model::Millis;
+use sextant_model::consumer::{
+    AllocateStrategy, Averagely, AveragelyByCircle, ByMachineRoom, ConsistentHash, GroupView,
+    MachineRoomNearby,
+};
+use sextant_model::invariants::{expiry_bounded, queue_owned_once, route_integrity};
+use sextant_model::namesrv::{BrokerRegistration, NamesrvConfig, RouteTable, TopicConfig};
+use sextant_model::producer::{
+    AttemptOutcome, FaultStrategy, SendAttempts, SendIndex, SendPolicy, SendStep, TopicPublishInfo,
+};
+use sextant_model::route::{BrokerData, MessageQueue, Perm, QueueData, TopicRouteData};
+
+use crate::{Check, Counter, Outcome};
+
+/// The checks of this module.
+pub fn checks() -> Vec<Check> {
+    vec![
+        Check {
+            name: "allocation_partition",
+            invariant: "queue_owned_once",
+            scope: "6 strategies x 1-3 brokers x 0-8 queues each x 0-7 consumers, 2 rooms",
+            run: allocation_partition,
+        },
+        Check {
+            name: "allocation_balance",
+            invariant: "sizes differ by <= 1",
+            scope: "averagely and by-circle over the same configurations",
+            run: allocation_balance,
+        },
+        Check {
+            name: "consistent_hash_churn",
+            invariant: "only the leaver's queues move",
+            scope: "1-64 queues x 2-8 consumers x every leaver",
+            run: consistent_hash_churn,
+        },
+        Check {
+            name: "retry_avoids_failed_broker",
+            invariant: "no_send_to_expired_broker",
+            scope: "1-4 brokers x 1-4 queues x every dead broker x every start index, fault tolerance off/on",
+            run: retry_avoids_failed_broker,
+        },
+        Check {
+            name: "fault_tolerance_available_first",
+            invariant: "no unavailable pick while one is available",
+            scope: "2-4 brokers x 1-3 queues x every isolated subset x every start index x every last broker",
+            run: fault_tolerance_available_first,
+        },
+        Check {
+            name: "route_table_paths",
+            invariant: "route_integrity + expiry_bounded",
+            scope: "every sequence of 6 events over 2 broker groups (master+slave), 120 s expiry, 5 s scans",
+            run: route_table_paths,
+        },
+    ]
+}
+
+const ROOMS: usize = 2;
+
+/// Every (view, strategy) of the allocation checks, with the queues the strategy shares out.
+fn allocation_cases(
+    mut f: impl FnMut(&GroupView, &dyn AllocateStrategy, &str) -> Result<(), String>,
+) -> Result<(), String> {
+    let strategies: Vec<Box<dyn AllocateStrategy>> = vec![
+        Box::new(Averagely),
+        Box::new(AveragelyByCircle),
+        Box::new(ConsistentHash::default()),
+        Box::new(ByMachineRoom {
+            consumer_idcs: ["room0".to_string()].into(),
+        }),
+        Box::new(MachineRoomNearby::new(Box::new(Averagely))),
+        Box::new(MachineRoomNearby::new(Box::new(AveragelyByCircle))),
+    ];
+    for brokers in 1..=3usize {
+        for per_broker in 0..=8u32 {
+            for consumers in 0..=7usize {
+                let queues = (0..brokers).flat_map(|b| {
+                    (0..per_broker).map(move |q| {
+                        MessageQueue::new("T", &format!("room{}@broker-{b}", b % ROOMS), q)
+                    })
+                });
+                let view = GroupView::new(
+                    queues,
+                    (0..consumers).map(|c| format!("room{}@c{c}", c % ROOMS)),
+                );
+                for s in &strategies {
+                    let desc = format!(
+                        "{} with {brokers}x{per_broker} queues, {consumers} consumers",
+                        s.name()
+                    );
+                    f(&view, s.as_ref(), &desc)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn allocation_partition(tick: &mut dyn FnMut()) -> Outcome {
+    let mut c = Counter::new(tick);
+    let result = allocation_cases(|view, s, desc| {
+        c.case();
+        if view.queues().is_empty() || view.consumers().is_empty() {
+            // RocketMQ refuses to allocate here; every member must get the error.
+            return match view
+                .consumers()
+                .iter()
+                .find(|cid| s.allocate(view, cid).is_ok())
+            {
+                Some(cid) => Err(format!("{desc}: {cid} allocated from an empty view")),
+                None => Ok(()),
+            };
+        }
+        let shares = view.allocate_all(s).map_err(|e| format!("{desc}: {e}"))?;
+        let expected: BTreeSet<MessageQueue> = match s.name().as_str() {
+            "MACHINE_ROOM" => ByMachineRoom {
+                consumer_idcs: ["room0".to_string()].into(),
+            }
+            .eligible(view)
+            .into_iter()
+            .cloned()
+            .collect(),
+            _ => view.queues().iter().cloned().collect(),
+        };
+        queue_owned_once(view, &shares, &expected).map_err(|v| format!("{desc}: {v}"))
+    });
+    c.finish(result)
+}
+
+fn allocation_balance(tick: &mut dyn FnMut()) -> Outcome {
+    let mut c = Counter::new(tick);
+    let result = allocation_cases(|view, s, desc| {
+        let name = s.name();
+        if !(name == "AVG" || name == "AVG_BY_CIRCLE")
+            || view.queues().is_empty()
+            || view.consumers().is_empty()
+        {
+            return Ok(());
+        }
+        c.case();
+        let sizes: Vec<usize> = view
+            .allocate_all(s)
+            .map_err(|e| e.to_string())?
+            .values()
+            .map(Vec::len)
+            .collect();
+        let (min, max) = (
+            sizes.iter().min().copied().unwrap_or(0),
+            sizes.iter().max().copied().unwrap_or(0),
+        );
+        if max - min > 1 {
+            return Err(format!("{desc}: share sizes {sizes:?}"));
+        }
+        Ok(())
+    });
+    c.finish(result)
+}
+
+fn consistent_hash_churn(tick: &mut dyn FnMut()) -> Outcome {
+    let mut c = Counter::new(tick);
+    let s = ConsistentHash::default();
+    let owners = |view: &GroupView| -> Result<BTreeMap<MessageQueue, String>, String> {
+        Ok(view
+            .allocate_all(&s)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .flat_map(|(cid, qs)| qs.into_iter().map(move |q| (q, cid.clone())))
+            .collect())
+    };
+    let mut run = || -> Result<(), String> {
+        for n in 1..=64u32 {
+            let queues: Vec<_> = (0..n)
+                .map(|q| MessageQueue::new("T", &format!("broker-{}", q % 3), q))
+                .collect();
+            for members in 2..=8usize {
+                let ids: Vec<String> = (0..members)
+                    .map(|m| format!("10.0.0.{m}@{}", 1000 + m))
+                    .collect();
+                let before = owners(&GroupView::new(queues.clone(), ids.clone()))?;
+                for leaver in &ids {
+                    c.case();
+                    let after = owners(&GroupView::new(
+                        queues.clone(),
+                        ids.iter().filter(|i| *i != leaver).cloned(),
+                    ))?;
+                    for (q, owner) in &before {
+                        let moved = after[q] != *owner;
+                        if moved != (owner == leaver) {
+                            return Err(format!(
+                                "{n} queues, {members} members, {leaver} leaves: {q:?} moved={moved}"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    let result = run();
+    c.finish(result)
+}
+
+fn route_of(brokers: usize, queues: u32) -> TopicRouteData {
+    let mut r = TopicRouteData::default();
+    for b in 0..brokers {
+        let name = format!("broker-{b}");
+        r.queue_datas.push(QueueData {
+            broker_name: name.clone(),
+            read_queue_nums: queues,
+            write_queue_nums: queues,
+            perm: Perm::READ_WRITE,
+            topic_sys_flag: 0,
+        });
+        let mut bd = BrokerData {
+            broker_name: name.clone(),
+            cluster: "C".into(),
+            ..Default::default()
+        };
+        bd.broker_addrs.insert(0, format!("{name}:10911"));
+        r.broker_datas.push(bd);
+    }
+    r
+}
+
+fn retry_avoids_failed_broker(tick: &mut dyn FnMut()) -> Outcome {
+    let mut c = Counter::new(tick);
+    let mut run = || -> Result<(), String> {
+        for brokers in 1..=4usize {
+            for queues in 1..=4u32 {
+                let info = TopicPublishInfo::from_route("T", &route_of(brokers, queues));
+                for dead in 0..brokers {
+                    let dead = format!("broker-{dead}");
+                    for start in 0..info.message_queues.len() as u32 {
+                        for enabled in [false, true] {
+                            c.case();
+                            let mut strategy = FaultStrategy::new(enabled);
+                            let mut index = SendIndex::starting_at(start);
+                            let mut now: Millis = 0;
+                            // A few sends in a row, so fault items from earlier sends are in play.
+                            for _ in 0..3 {
+                                let mut send = SendAttempts::new(SendPolicy::default(), now);
+                                let mut failed: Option<String> = None;
+                                loop {
+                                    let mq = send
+                                        .next_target(&info, &mut strategy, &mut index, now)
+                                        .map_err(|e| e.to_string())?;
+                                    if brokers > 1 && failed.as_deref() == Some(&*mq.broker_name) {
+                                        return Err(format!(
+                                            "{brokers}x{queues}, dead {dead}, start {start}, ft {enabled}: retry went back to {}",
+                                            mq.broker_name
+                                        ));
+                                    }
+                                    now += 5;
+                                    let fails = *mq.broker_name == *dead;
+                                    let outcome = if fails {
+                                        AttemptOutcome::Remoting
+                                    } else {
+                                        AttemptOutcome::Ok
+                                    };
+                                    match send.on_outcome(&mq, outcome, 5, &mut strategy, now) {
+                                        SendStep::Retry => {
+                                            failed = Some(mq.broker_name.to_string())
+                                        }
+                                        SendStep::Done => break,
+                                        SendStep::Failed(e) if brokers == 1 => {
+                                            let _ = e;
+                                            break;
+                                        }
+                                        SendStep::Failed(e) => {
+                                            return Err(format!(
+                                                "{brokers}x{queues}, dead {dead}: send failed: {e}"
+                                            ));
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    let result = run();
+    c.finish(result)
+}
+
+fn fault_tolerance_available_first(tick: &mut dyn FnMut()) -> Outcome {
+    let mut c = Counter::new(tick);
+    let mut run = || -> Result<(), String> {
+        for brokers in 2..=4usize {
+            for queues in 1..=3u32 {
+                let info = TopicPublishInfo::from_route("T", &route_of(brokers, queues));
+                for isolated in 0u32..(1 << brokers) {
+                    let mut strategy = FaultStrategy::new(true);
+                    for b in (0..brokers).filter(|b| isolated & (1 << b) != 0) {
+                        strategy.update(&format!("broker-{b}"), 100, true, true, 0);
+                    }
+                    for last in std::iter::once(None).chain((0..brokers).map(Some)) {
+                        let last = last.map(|l| format!("broker-{l}"));
+                        for start in 0..info.message_queues.len() as u32 {
+                            c.case();
+                            let mut index = SendIndex::starting_at(start);
+                            let mq = strategy
+                                .select(&info, last.as_deref(), &mut index, 1)
+                                .ok_or("no queue selected")?;
+                            let available = |b: &str| strategy.tolerance.is_available(b, 1);
+                            let any_available = info.brokers().any(available);
+                            let other_available = info
+                                .brokers()
+                                .any(|b| available(b) && Some(b) != last.as_deref());
+                            if any_available && !available(&mq.broker_name) {
+                                return Err(format!(
+                                    "isolated {isolated:b}: picked unavailable {mq:?}"
+                                ));
+                            }
+                            if other_available && Some(&*mq.broker_name) == last.as_deref() {
+                                return Err(format!(
+                                    "isolated {isolated:b}: picked last broker {mq:?}"
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    let result = run();
+    c.finish(result)
+}
+
+/// The events of the route-table exploration.
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    RegisterMaster(usize),
+    RegisterSlave(usize),
+    Heartbeat(usize, u64),
+    Close(usize, u64),
+    UnregisterSlave(usize),
+    Advance,
+}
+
+const EVENTS: [Event; 8] = [
+    Event::RegisterMaster(0),
+    Event::RegisterSlave(0),
+    Event::RegisterMaster(1),
+    Event::Heartbeat(0, 0),
+    Event::Heartbeat(0, 1),
+    Event::Close(0, 0),
+    Event::UnregisterSlave(0),
+    Event::Advance,
+];
+const DEPTH: usize = 6;
+const ADVANCE: Millis = 61_000;
+
+fn addr(group: usize, id: u64) -> String {
+    format!("10.0.{group}.{id}:10911")
+}
+
+struct Explorer<'a, 'b> {
+    counter: &'a mut Counter<'b>,
+    path: Vec<Event>,
+}
+
+impl Explorer<'_, '_> {
+    fn explore(
+        &mut self,
+        table: &RouteTable,
+        seen: &BTreeMap<String, Millis>,
+        now: Millis,
+    ) -> Result<(), String> {
+        if self.path.len() == DEPTH {
+            return Ok(());
+        }
+        for ev in EVENTS {
+            self.counter.case();
+            let (mut t, mut seen, mut now) = (table.clone(), seen.clone(), now);
+            match ev {
+                Event::RegisterMaster(g) | Event::RegisterSlave(g) => {
+                    let id = u64::from(matches!(ev, Event::RegisterSlave(_)));
+                    let reg =
+                        BrokerRegistration::new("C", &format!("broker-{g}"), id, &addr(g, id))
+                            .with_topics([
+                                TopicConfig::new("T", 2),
+                                TopicConfig::new(&format!("only-{g}"), 1),
+                            ]);
+                    if t.register(&reg, now).is_ok() {
+                        seen.insert(addr(g, id), now);
+                    }
+                }
+                Event::Heartbeat(g, id) => {
+                    if t.heartbeat("C", &addr(g, id), now) {
+                        seen.insert(addr(g, id), now);
+                    }
+                }
+                Event::Close(g, id) => {
+                    t.channel_closed("C", &addr(g, id));
+                }
+                Event::UnregisterSlave(g) => {
+                    t.unregister("C", &addr(g, 1), &format!("broker-{g}"));
+                }
+                Event::Advance => {
+                    let scan = t.config().scan_interval;
+                    let mut s = (now / scan + 1) * scan;
+                    now += ADVANCE;
+                    while s <= now {
+                        t.scan_expired(s);
+                        s += scan;
+                    }
+                }
+            }
+            self.path.push(ev);
+            let bound = t.config().broker_expiry + t.config().scan_interval;
+            let check = || -> Result<(), String> {
+                for topic in t.topics() {
+                    if let Some(route) = t.route(&topic) {
+                        route_integrity(&t, &route).map_err(|v| v.to_string())?;
+                    }
+                }
+                expiry_bounded(&t, &seen, bound, now).map_err(|v| v.to_string())
+            };
+            if let Err(e) = check() {
+                return Err(format!("after {:?}: {e}", self.path));
+            }
+            self.explore(&t, &seen, now)?;
+            self.path.pop();
+        }
+        Ok(())
+    }
+}
+
+fn route_table_paths(tick: &mut dyn FnMut()) -> Outcome {
+    let mut c = Counter::new(tick);
+    let table = RouteTable::new(NamesrvConfig::default());
+    let result = Explorer {
+        counter: &mut c,
+        path: Vec::new(),
+    }
+    .explore(&table, &BTreeMap::new(), 0);
+    c.finish(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_core_check_passes_and_examines_cases() {
+        for check in checks() {
+            let mut ticks = 0u64;
+            let outcome = (check.run)(&mut || ticks += 1);
+            assert_eq!(outcome.result, Ok(()), "{}", check.name);
+            assert!(outcome.cases > 0, "{} examined nothing", check.name);
+            assert_eq!(outcome.cases, ticks, "{}", check.name);
+        }
+    }
+
+    #[test]
+    fn route_table_paths_covers_every_sequence() {
+        let outcome = route_table_paths(&mut || {});
+        let expected: u64 = (1..=DEPTH as u32).map(|d| 8u64.pow(d)).sum();
+        assert_eq!(outcome.cases, expected);
+    }
+}

@@ -1,0 +1,67 @@
+//! # sextant-checks — the checks that tie Sextant together
+//!
+//! A [`Check`] is one named verification of one invariant of `shared/docs/design.md` §3; it runs
+//! to completion and says how many cases it examined and whether the invariant held, with a
+//! counterexample when it did not. `sextant check` runs [`all`]; the tests run the same list.
+//!
+//! ## Modules
+//! - [`core`] — bounded exhaustive checks of the model core: allocation, selection and the
+//!   NameServer route table over every small configuration up to a size.
+//!
+//! The stateright models of the cluster (routing, rebalance, durability) and the checks of traces
+//! recorded from the running implementation join this list in later issues.
+
+pub mod core;
+
+/// How a check ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// How many cases (configurations, paths or states) were examined.
+    pub cases: u64,
+    /// `Err` holds the first counterexample found.
+    pub result: Result<(), String>,
+}
+
+/// One named check of one invariant.
+#[derive(Clone, Copy, Debug)]
+pub struct Check {
+    /// The check's name, as `sextant check --only` takes it.
+    pub name: &'static str,
+    /// The invariant of design.md §3 (or model property) it verifies.
+    pub invariant: &'static str,
+    /// One line on what is covered.
+    pub scope: &'static str,
+    /// Runs the check; the callback is called once per case examined.
+    pub run: fn(&mut dyn FnMut()) -> Outcome,
+}
+
+/// Every check, in the order `sextant check` runs them.
+pub fn all() -> Vec<Check> {
+    core::checks()
+}
+
+/// Counts cases and stops at the first counterexample.
+pub(crate) struct Counter<'a> {
+    cases: u64,
+    tick: &'a mut dyn FnMut(),
+}
+
+impl<'a> Counter<'a> {
+    pub(crate) fn new(tick: &'a mut dyn FnMut()) -> Self {
+        Counter { cases: 0, tick }
+    }
+
+    /// Record one case.
+    pub(crate) fn case(&mut self) {
+        self.cases += 1;
+        (self.tick)();
+    }
+
+    /// The outcome of a run that ended with `result`.
+    pub(crate) fn finish(self, result: Result<(), String>) -> Outcome {
+        Outcome {
+            cases: self.cases,
+            result,
+        }
+    }
+}
