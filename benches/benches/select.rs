@@ -76,7 +76,9 @@ fn send_with_retry(c: &mut Criterion) {
     let mut now = 0u64;
     g.bench_function("first_attempt_fails_then_ok", |b| {
         b.iter(|| {
-            now += 1;
+            // 60 s later every earlier isolation window (10 s) has passed: each iteration starts
+            // from the same state, all brokers available.
+            now += 60_000;
             let mut send = SendAttempts::new(SendPolicy::default(), now);
             let first = send
                 .next_target(&info, &mut strategy, &mut idx, now)

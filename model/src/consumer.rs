@@ -369,29 +369,64 @@ impl Default for ConsistentHash {
 }
 
 impl ConsistentHash {
-    /// The ring for these members: point hash → member index. On a hash collision the later
-    /// member (in sorted order) wins, as Java's `TreeMap.put` does.
-    pub fn ring(&self, consumers: &[String]) -> BTreeMap<u32, usize> {
-        let mut ring = BTreeMap::new();
+    /// The ring for these members, sorted by point hash. On a hash collision the later member (in
+    /// sorted order) holds the point, as Java's `TreeMap.put` does.
+    pub fn ring(&self, consumers: &[String]) -> HashRing {
+        let mut points = Vec::with_capacity(consumers.len() * self.virtual_nodes as usize);
         let mut key = String::new();
         for (i, cid) in consumers.iter().enumerate() {
             for v in 0..self.virtual_nodes {
                 key.clear();
                 use std::fmt::Write;
                 let _ = write!(key, "{cid}-{v}");
-                ring.insert(md5_hash(&key), i);
+                points.push((md5_hash(&key), i));
             }
         }
-        ring
+        // Stable sort keeps insertion order among equal hashes; the last inserted wins.
+        points.sort_by_key(|p| p.0);
+        let mut ring: Vec<(u32, usize)> = Vec::with_capacity(points.len());
+        for p in points {
+            match ring.last_mut() {
+                Some(last) if last.0 == p.0 => *last = p,
+                _ => ring.push(p),
+            }
+        }
+        HashRing { points: ring }
+    }
+}
+
+/// A consistent-hash ring: points `(hash, member index)` sorted by hash, one member per hash.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct HashRing {
+    points: Vec<(u32, usize)>,
+}
+
+impl HashRing {
+    /// The member index holding the first point at or after `hash`, wrapping around.
+    pub fn route(&self, hash: u32) -> Option<usize> {
+        let at = self.points.partition_point(|p| p.0 < hash);
+        self.points
+            .get(at)
+            .or_else(|| self.points.first())
+            .map(|p| p.1)
     }
 
-    /// The member index that owns `mq` on `ring`.
-    pub fn owner(ring: &BTreeMap<u32, usize>, mq: &MessageQueue) -> Option<usize> {
-        let h = md5_hash(&mq.to_string());
-        ring.range(h..)
-            .next()
-            .or_else(|| ring.iter().next())
-            .map(|(_, i)| *i)
+    /// The member index that owns `mq`. `buf` is scratch space for its `toString()`.
+    pub fn owner(&self, mq: &MessageQueue, buf: &mut String) -> Option<usize> {
+        use std::fmt::Write;
+        buf.clear();
+        let _ = write!(buf, "{mq}");
+        self.route(md5_hash(buf))
+    }
+
+    /// How many points the ring has.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// Whether the ring has no point.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
     }
 }
 
@@ -405,10 +440,11 @@ impl AllocateStrategy for ConsistentHash {
             return Ok(Vec::new());
         };
         let ring = self.ring(&view.consumers);
+        let mut buf = String::with_capacity(96);
         Ok(view
             .queues
             .iter()
-            .filter(|mq| ConsistentHash::owner(&ring, mq) == Some(i))
+            .filter(|mq| ring.owner(mq, &mut buf) == Some(i))
             .cloned()
             .collect())
     }
@@ -609,6 +645,21 @@ mod tests {
         assert_eq!(md5_hash(""), 0xd41d_8cd9);
         // MD5("abc") = 900150983cd24fb0d6963f7d28e17f72.
         assert_eq!(md5_hash("abc"), 0x9001_5098);
+    }
+
+    #[test]
+    fn hash_ring_routes_to_successor_and_wraps() {
+        let ring = HashRing {
+            points: vec![(10, 0), (20, 1)],
+        };
+        assert_eq!(ring.route(0), Some(0));
+        assert_eq!(ring.route(10), Some(0));
+        assert_eq!(ring.route(11), Some(1));
+        assert_eq!(ring.route(21), Some(0));
+        assert_eq!(HashRing::default().route(5), None);
+        let built = ConsistentHash::default().ring(&["a".into(), "b".into()]);
+        assert_eq!(built.len(), 20);
+        assert!(!built.is_empty());
     }
 
     #[test]

@@ -234,15 +234,16 @@ impl LatencyFaultTolerance {
         extend_only: bool,
         now: Millis,
     ) {
-        let item = self
-            .items
-            .entry(name.to_owned())
-            .or_insert_with(|| FaultItem {
+        if !self.items.contains_key(name) {
+            let item = FaultItem {
                 name: name.to_owned(),
                 current_latency: latency,
                 start_timestamp: 0,
                 reachable,
-            });
+            };
+            self.items.insert(name.to_owned(), item);
+        }
+        let item = self.items.get_mut(name).expect("inserted above");
         item.current_latency = latency;
         item.reachable = reachable;
         let until = now.saturating_add(not_available);
