@@ -4,30 +4,18 @@
 //! they measure so every benchmark uses the same shapes. Run them with `cargo bench -p
 //! sextant-benches`; `cargo test --workspace --benches` runs each once as a smoke test.
 
-use sextant_model::route::{BrokerData, MessageQueue, Perm, QueueData, TopicRouteData};
+use sextant_model::route::{MessageQueue, TopicRouteData};
 
 /// A route of `brokers` master-only broker groups with `queues` read/write queues each.
 pub fn route(brokers: usize, queues: u32) -> TopicRouteData {
-    let mut r = TopicRouteData::default();
-    for b in 0..brokers {
-        let name = format!("broker-{b:03}");
-        r.queue_datas.push(QueueData {
-            broker_name: name.clone(),
-            read_queue_nums: queues,
-            write_queue_nums: queues,
-            perm: Perm::READ_WRITE,
-            topic_sys_flag: 0,
-        });
-        let mut bd = BrokerData {
-            cluster: "DefaultCluster".into(),
-            broker_name: name,
-            ..Default::default()
-        };
-        bd.broker_addrs
-            .insert(0, format!("127.0.0.1:{}", 10911 + b));
-        r.broker_datas.push(bd);
-    }
-    r
+    let names: Vec<(String, String)> = (0..brokers)
+        .map(|b| (format!("broker-{b:03}"), format!("127.0.0.1:{}", 10911 + b)))
+        .collect();
+    TopicRouteData::of_masters(
+        "DefaultCluster",
+        names.iter().map(|(n, a)| (n.as_str(), a.as_str())),
+        queues,
+    )
 }
 
 /// `n` queues of topic `TopicTest` spread over 8 brokers in 2 rooms (`roomK@broker-NNN`).

@@ -16,7 +16,7 @@ use sextant_model::namesrv::{BrokerRegistration, NamesrvConfig, RouteTable, Topi
 use sextant_model::producer::{
     AttemptOutcome, FaultStrategy, SendAttempts, SendIndex, SendPolicy, SendStep, TopicPublishInfo,
 };
-use sextant_model::route::{BrokerData, MessageQueue, Perm, QueueData, TopicRouteData};
+use sextant_model::route::{MessageQueue, TopicRouteData};
 
 use crate::{Check, Counter, Outcome};
 
@@ -208,25 +208,14 @@ fn consistent_hash_churn(tick: &mut dyn FnMut()) -> Outcome {
 }
 
 fn route_of(brokers: usize, queues: u32) -> TopicRouteData {
-    let mut r = TopicRouteData::default();
-    for b in 0..brokers {
-        let name = format!("broker-{b}");
-        r.queue_datas.push(QueueData {
-            broker_name: name.clone(),
-            read_queue_nums: queues,
-            write_queue_nums: queues,
-            perm: Perm::READ_WRITE,
-            topic_sys_flag: 0,
-        });
-        let mut bd = BrokerData {
-            broker_name: name.clone(),
-            cluster: "C".into(),
-            ..Default::default()
-        };
-        bd.broker_addrs.insert(0, format!("{name}:10911"));
-        r.broker_datas.push(bd);
-    }
-    r
+    let names: Vec<(String, String)> = (0..brokers)
+        .map(|b| (format!("broker-{b}"), format!("broker-{b}:10911")))
+        .collect();
+    TopicRouteData::of_masters(
+        "C",
+        names.iter().map(|(n, a)| (n.as_str(), a.as_str())),
+        queues,
+    )
 }
 
 fn retry_avoids_failed_broker(tick: &mut dyn FnMut()) -> Outcome {

@@ -137,6 +137,32 @@ pub struct TopicRouteData {
 }
 
 impl TopicRouteData {
+    /// A route of master-only broker groups in `cluster`, each `(name, master address)` with
+    /// `queues` read-write queues.
+    pub fn of_masters<'a>(
+        cluster: &str,
+        brokers: impl IntoIterator<Item = (&'a str, &'a str)>,
+        queues: u32,
+    ) -> Self {
+        let mut route = TopicRouteData::default();
+        for (name, addr) in brokers {
+            route.queue_datas.push(QueueData {
+                broker_name: name.to_owned(),
+                read_queue_nums: queues,
+                write_queue_nums: queues,
+                perm: Perm::READ_WRITE,
+                topic_sys_flag: 0,
+            });
+            route.broker_datas.push(BrokerData {
+                cluster: cluster.to_owned(),
+                broker_name: name.to_owned(),
+                broker_addrs: BTreeMap::from([(MASTER_ID, addr.to_owned())]),
+                ..Default::default()
+            });
+        }
+        route
+    }
+
     /// The broker group of that name, if the route lists it.
     pub fn broker(&self, broker_name: &str) -> Option<&BrokerData> {
         self.broker_datas
@@ -248,6 +274,15 @@ mod tests {
             q.to_string(),
             "MessageQueue [topic=TopicTest, brokerName=broker-a, queueId=3]"
         );
+    }
+
+    #[test]
+    fn of_masters_builds_one_master_per_group() {
+        let r = TopicRouteData::of_masters("C", [("a", "h:1"), ("b", "h:2")], 3);
+        assert_eq!(r.queue_datas.len(), 2);
+        assert_eq!(r.broker("b").unwrap().master_addr(), Some("h:2"));
+        assert_eq!(r.queue_datas[0].perm, Perm::READ_WRITE);
+        assert_eq!(r.subscribe_queues("t").len(), 6);
     }
 
     #[test]

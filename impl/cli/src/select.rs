@@ -11,7 +11,7 @@ use sextant_model::producer::{
     AttemptOutcome, FaultStrategy, LatencyTables, SendAttempts, SendIndex, SendPolicy, SendStep,
     TopicPublishInfo,
 };
-use sextant_model::route::{BrokerData, Perm, QueueData, TopicRouteData};
+use sextant_model::route::TopicRouteData;
 
 /// Arguments of `sextant select`.
 #[derive(Debug, clap::Args)]
@@ -58,24 +58,15 @@ struct Summary {
 }
 
 fn route(args: &Args) -> TopicRouteData {
-    let mut r = TopicRouteData::default();
-    for (i, name) in args.brokers.iter().enumerate() {
-        r.queue_datas.push(QueueData {
-            broker_name: name.clone(),
-            read_queue_nums: args.queues,
-            write_queue_nums: args.queues,
-            perm: Perm::READ_WRITE,
-            topic_sys_flag: 0,
-        });
-        let mut b = BrokerData {
-            cluster: "DefaultCluster".into(),
-            broker_name: name.clone(),
-            ..Default::default()
-        };
-        b.broker_addrs.insert(0, format!("127.0.0.1:{}", 10911 + i));
-        r.broker_datas.push(b);
-    }
-    r
+    let addrs: Vec<String> = (0..args.brokers.len())
+        .map(|i| format!("127.0.0.1:{}", 10911 + i))
+        .collect();
+    let brokers = args.brokers.iter().zip(&addrs);
+    TopicRouteData::of_masters(
+        "DefaultCluster",
+        brokers.map(|(n, a)| (n.as_str(), a.as_str())),
+        args.queues,
+    )
 }
 
 fn simulate(args: &Args, enabled: bool, out: &mut impl Write) -> anyhow::Result<Summary> {
