@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::consumer::GroupView;
 use crate::namesrv::RouteTable;
-use crate::route::{MASTER_ID, MessageQueue, TopicRouteData};
+use crate::route::{MessageQueue, TopicRouteData};
 
 /// A broken invariant: its name (as in design.md) and what was observed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -25,8 +25,9 @@ fn violation(name: &'static str, detail: String) -> Result<(), Violation> {
     Err(Violation { name, detail })
 }
 
-/// `route_integrity`: every broker address a route lists is registered and live in `table`, every
-/// queue entry has its broker entry, and id 0 appears only as a key (one master per group).
+/// `route_integrity`: every broker address a route lists is registered and live in `table`, and
+/// every queue entry has its broker entry. (That a group has at most one master, id
+/// [`crate::route::MASTER_ID`], holds by construction: addresses are keyed by id.)
 pub fn route_integrity(table: &RouteTable, route: &TopicRouteData) -> Result<(), Violation> {
     const NAME: &str = "route_integrity";
     for qd in &route.queue_datas {
@@ -48,10 +49,6 @@ pub fn route_integrity(table: &RouteTable, route: &TopicRouteData) -> Result<(),
                     ),
                 );
             }
-        }
-        let masters = b.broker_addrs.keys().filter(|id| **id == MASTER_ID).count();
-        if masters > 1 {
-            return violation(NAME, format!("{} lists {masters} masters", b.broker_name));
         }
     }
     Ok(())
@@ -114,4 +111,88 @@ pub fn queue_owned_once(
         return violation(NAME, format!("{orphan:?} has no owner"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumer::{Averagely, GroupView};
+    use crate::namesrv::{BrokerRegistration, TopicConfig};
+    use crate::route::QueueData;
+
+    fn table() -> RouteTable {
+        let mut t = RouteTable::default();
+        let reg = BrokerRegistration::new("C", "a", 0, "m:1")
+            .with_topics([TopicConfig::new("T", 2), TopicConfig::new("U", 1)]);
+        t.register(&reg, 0).unwrap();
+        t
+    }
+
+    #[test]
+    fn route_integrity_flags_unregistered_and_orphan_entries() {
+        let t = table();
+        let mut route = t.route("T").unwrap();
+        assert_eq!(route_integrity(&t, &route), Ok(()));
+        route.broker_datas[0]
+            .broker_addrs
+            .insert(1, "ghost:1".into());
+        assert_eq!(
+            route_integrity(&t, &route).unwrap_err().name,
+            "route_integrity"
+        );
+        let mut orphan = t.route("T").unwrap();
+        orphan.queue_datas.push(QueueData {
+            broker_name: "nowhere".into(),
+            read_queue_nums: 1,
+            write_queue_nums: 1,
+            perm: Default::default(),
+            topic_sys_flag: 0,
+        });
+        assert!(route_integrity(&t, &orphan).is_err());
+    }
+
+    #[test]
+    fn expiry_bounded_flags_a_silent_broker() {
+        let t = table();
+        let seen = BTreeMap::from([("m:1".to_string(), 0)]);
+        assert_eq!(expiry_bounded(&t, &seen, 125_000, 125_000), Ok(()));
+        assert_eq!(
+            expiry_bounded(&t, &seen, 125_000, 125_001)
+                .unwrap_err()
+                .name,
+            "expiry_bounded"
+        );
+    }
+
+    #[test]
+    fn queue_owned_once_flags_double_owner_orphan_and_outsider() {
+        let qs: Vec<_> = (0..4).map(|i| MessageQueue::new("T", "a", i)).collect();
+        let view = GroupView::new(qs.clone(), ["c0", "c1"]);
+        let all: BTreeSet<_> = qs.iter().cloned().collect();
+        let mut shares = view.allocate_all(&Averagely).unwrap();
+        assert_eq!(queue_owned_once(&view, &shares, &all), Ok(()));
+        shares.get_mut("c1").unwrap().push(qs[0].clone());
+        assert!(
+            queue_owned_once(&view, &shares, &all)
+                .unwrap_err()
+                .detail
+                .contains("owned by")
+        );
+        let mut partial = view.allocate_all(&Averagely).unwrap();
+        partial.get_mut("c1").unwrap().pop();
+        assert!(
+            queue_owned_once(&view, &partial, &all)
+                .unwrap_err()
+                .detail
+                .contains("no owner")
+        );
+        let mut outsider = view.allocate_all(&Averagely).unwrap();
+        outsider.insert("zz".into(), vec![qs[0].clone()]);
+        assert!(
+            queue_owned_once(&view, &outsider, &all)
+                .unwrap_err()
+                .detail
+                .contains("not a member")
+        );
+    }
 }
