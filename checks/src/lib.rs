@@ -7,11 +7,12 @@
 //! ## Modules
 //! - [`core`] — bounded exhaustive checks of the model core: allocation, selection and the
 //!   NameServer route table over every small configuration up to a size.
-//!
-//! The stateright models of the cluster (routing, rebalance, durability) and the checks of traces
-//! recorded from the running implementation join this list in later issues.
+//! - [`models`] — stateright models of the cluster, split by concern: the rebalance model so far;
+//!   the routing and durability models, and the checks of traces recorded from the running
+//!   implementation, join this list in later work.
 
 pub mod core;
+pub mod models;
 
 /// How a check ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub struct Outcome {
     pub cases: u64,
     /// `Err` holds the first counterexample found.
     pub result: Result<(), String>,
+    /// Traces worth reading: discoveries of `sometimes` properties and violations, step by step.
+    pub notes: Vec<String>,
 }
 
 /// One named check of one invariant.
@@ -37,7 +40,9 @@ pub struct Check {
 
 /// Every check, in the order `sextant check` runs them.
 pub fn all() -> Vec<Check> {
-    core::checks()
+    let mut checks = core::checks();
+    checks.extend(models::checks());
+    checks
 }
 
 /// Counts cases and stops at the first counterexample.
@@ -62,6 +67,7 @@ impl<'a> Counter<'a> {
         Outcome {
             cases: self.cases,
             result,
+            notes: Vec::new(),
         }
     }
 }

@@ -31,13 +31,13 @@ pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
     }
     if args.list {
         for c in &checks {
-            writeln!(out, "{:<32} {:<44} {}", c.name, c.invariant, c.scope)?;
+            writeln!(out, "{:<36} {:<62} {}", c.name, c.invariant, c.scope)?;
         }
         return Ok(true);
     }
     writeln!(
         out,
-        "{:<32} {:<44} {:>10} {:>9}  result",
+        "{:<36} {:<62} {:>10} {:>9}  result",
         "check", "invariant", "cases", "time"
     )?;
     let (mut passed, mut failed) = (0, 0);
@@ -68,9 +68,12 @@ pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
         };
         writeln!(
             out,
-            "{:<32} {:<44} {:>10} {:>8.2}s  {verdict}",
+            "{:<36} {:<62} {:>10} {:>8.2}s  {verdict}",
             c.name, c.invariant, outcome.cases, secs
         )?;
+        for note in &outcome.notes {
+            writeln!(out, "    {note}")?;
+        }
     }
     writeln!(out, "{passed} passed, {failed} failed")?;
     Ok(failed == 0)

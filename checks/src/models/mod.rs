@@ -1,0 +1,185 @@
+//! The stateright models of the cluster, split by concern (design.md §3). Each model is a config
+//! struct with `into_model()`, as stateright's own examples are, and calls `sextant-model` for
+//! every decision it contains.
+//!
+//! They live here rather than in `sextant-model` because stateright brings an HTTP server (its
+//! Explorer) and threads, and the model crate stays free of I/O.
+//!
+//! - [`rebalance`] — consumers of one group, the broker's member list, joins, leaves, crashes.
+
+pub mod rebalance;
+
+use rebalance::{RebalanceModelCfg, StrategyKind};
+
+use crate::Check;
+
+/// The model checks `sextant check` runs, each on its default configuration.
+pub fn checks() -> Vec<Check> {
+    fn rebalance(strategy: StrategyKind, tick: &mut dyn FnMut()) -> Outcome {
+        run_model(
+            RebalanceModelCfg {
+                strategy,
+                ..Default::default()
+            }
+            .into_model(),
+            tick,
+        )
+    }
+    vec![
+        Check {
+            name: "rebalance_model_averagely",
+            invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
+            scope: "stateright BFS: 3+1 consumers, 6 queues on 2 brokers, 2 leaves or crashes, averagely",
+            run: |t| rebalance(StrategyKind::Averagely, t),
+        },
+        Check {
+            name: "rebalance_model_circle",
+            invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
+            scope: "as above, by circle",
+            run: |t| rebalance(StrategyKind::Circle, t),
+        },
+        Check {
+            name: "rebalance_model_consistent_hash",
+            invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
+            scope: "as above, consistent hash",
+            run: |t| rebalance(StrategyKind::ConsistentHash, t),
+        },
+        Check {
+            name: "rebalance_model_machine_room_nearby",
+            invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
+            scope: "as above, machine room nearby (averagely inside rooms)",
+            run: |t| rebalance(StrategyKind::MachineRoomNearby, t),
+        },
+    ]
+}
+
+use std::collections::{HashMap, VecDeque};
+
+use stateright::{Checker, Model, Path};
+
+use crate::Outcome;
+
+/// A discovery path as readable steps, one per action (`Model::format_step`).
+pub fn describe<M: Model>(model: &M, path: Path<M::State, M::Action>) -> Vec<String>
+where
+    M::State: std::fmt::Debug,
+    M::Action: std::fmt::Debug,
+{
+    let mut steps = Vec::new();
+    for (state, action) in path.into_vec() {
+        if let Some(action) = action {
+            let text = model
+                .format_step(&state, action)
+                .unwrap_or_else(|| "(a step the model does not describe)".into());
+            steps.push(text);
+        }
+    }
+    steps
+}
+
+/// Check `model` exhaustively (breadth-first, so traces are shortest) and turn what the checker
+/// found into an [`Outcome`]: every `always` and `eventually` must hold and every `sometimes` must
+/// be discovered. Each discovery's trace goes into the outcome's notes.
+pub fn run_model<M>(model: M, tick: &mut dyn FnMut()) -> Outcome
+where
+    M: Model + Clone + Send + Sync + 'static,
+    M::State: Clone + std::fmt::Debug + std::hash::Hash + Eq + Send + Sync + 'static,
+    M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
+{
+    use stateright::Expectation;
+    let properties = model.properties();
+    let checker = model.clone().checker().spawn_bfs();
+    let mut reported = 0;
+    while !checker.is_done() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let n = checker.unique_state_count();
+        for _ in reported..n {
+            tick();
+        }
+        reported = n;
+    }
+    let checker = checker.join();
+    for _ in reported..checker.unique_state_count() {
+        tick();
+    }
+    let mut notes = Vec::new();
+    let mut failures = Vec::new();
+    for p in &properties {
+        let found = checker.discovery(p.name);
+        match (&p.expectation, found) {
+            (Expectation::Sometimes, Some(_)) => {
+                // stateright 0.31 keeps the *last* state that satisfied a `sometimes` while it
+                // goes on checking the other properties; report the shortest trace instead.
+                let condition = p.condition;
+                let path = shortest_path(&model, |s| condition(&model, s))
+                    .expect("the checker found a state satisfying it");
+                notes.push(format!("{} discovered:", p.name));
+                notes.extend(path.into_iter().map(|s| format!("  {s}")));
+            }
+            (Expectation::Sometimes, None) => failures.push(format!("{} never happens", p.name)),
+            (_, Some(path)) => {
+                failures.push(format!("{} violated", p.name));
+                notes.push(format!("{} violated:", p.name));
+                notes.extend(describe(&model, path).into_iter().map(|s| format!("  {s}")));
+            }
+            (_, None) => {}
+        }
+    }
+    Outcome {
+        cases: checker.unique_state_count() as u64,
+        result: if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        },
+        notes,
+    }
+}
+
+/// Each visited state's predecessor and the action taken from it.
+type Parents<M> = HashMap<<M as Model>::State, Option<(<M as Model>::State, <M as Model>::Action)>>;
+
+/// The shortest sequence of steps (described by `Model::format_step`) from an initial state to a
+/// state satisfying `goal`, by an exact breadth-first search. Meant for the small models whose
+/// discoveries are reported; it keeps every visited state in memory.
+pub fn shortest_path<M: Model>(model: &M, goal: impl Fn(&M::State) -> bool) -> Option<Vec<String>>
+where
+    M::State: Clone + std::fmt::Debug + std::hash::Hash + Eq,
+    M::Action: Clone,
+{
+    let mut parent: Parents<M> = HashMap::new();
+    let mut queue = VecDeque::new();
+    for s in model.init_states() {
+        if parent.insert(s.clone(), None).is_none() {
+            queue.push_back(s);
+        }
+    }
+    let mut actions = Vec::new();
+    while let Some(state) = queue.pop_front() {
+        if goal(&state) {
+            let mut steps = Vec::new();
+            let mut at = state;
+            while let Some(Some((prev, action))) = parent.get(&at).cloned() {
+                steps.push(
+                    model
+                        .format_step(&prev, action)
+                        .unwrap_or_else(|| "(a step the model does not describe)".into()),
+                );
+                at = prev;
+            }
+            steps.reverse();
+            return Some(steps);
+        }
+        model.actions(&state, &mut actions);
+        for action in actions.drain(..) {
+            if let Some(next) = model.next_state(&state, action.clone())
+                && model.within_boundary(&next)
+                && !parent.contains_key(&next)
+            {
+                parent.insert(next.clone(), Some((state.clone(), action)));
+                queue.push_back(next);
+            }
+        }
+    }
+    None
+}
