@@ -89,7 +89,7 @@ mod tests {
         assert!(
             run(
                 &Args {
-                    only: Some("balance".into()),
+                    only: Some("allocation_balance".into()),
                     list: true
                 },
                 &mut out
@@ -114,20 +114,18 @@ mod tests {
     #[test]
     fn runs_a_check_and_reports_it() {
         let mut out = Vec::new();
-        assert!(
-            run(
-                &Args {
-                    only: Some("consistent_hash".into()),
-                    list: false
-                },
-                &mut out
-            )
-            .unwrap()
-        );
+        let args = Args {
+            only: Some("rebalance_model_circle".into()),
+            list: false,
+        };
+        assert!(run(&args, &mut out).unwrap());
         let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("rebalance_model_circle"), "{text}");
         assert!(
-            text.contains("consistent_hash_churn") && text.ends_with("1 passed, 0 failed\n"),
+            text.contains("transient_double_owner discovered:"),
             "{text}"
         );
+        assert!(text.contains("rebalances on ["), "{text}");
+        assert!(text.ends_with("1 passed, 0 failed\n"), "{text}");
     }
 }
