@@ -27,7 +27,7 @@ pub const DEFAULT_BROKER_EXPIRY: Millis = 120_000;
 pub const DEFAULT_SCAN_INTERVAL: Millis = 5_000;
 
 /// NameServer settings that change routing decisions.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NamesrvConfig {
     /// Expiry for brokers that do not send their own `heartbeatTimeoutMillis`.
     pub broker_expiry: Millis,
@@ -237,7 +237,7 @@ pub struct Removed {
 }
 
 /// The NameServer's tables (`RouteInfoManager`), with an explicit clock.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct RouteTable {
     config: NamesrvConfig,
     /// topic → brokerName → queue data.

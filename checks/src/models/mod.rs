@@ -6,10 +6,13 @@
 //! Explorer) and threads, and the model crate stays free of I/O.
 //!
 //! - [`rebalance`] — consumers of one group, the broker's member list, joins, leaves, crashes.
+//! - [`routing`] — a NameServer with real expiry, master/slave brokers, a producer, a crash.
 
 pub mod rebalance;
+pub mod routing;
 
 use rebalance::{RebalanceModelCfg, StrategyKind};
+use routing::RoutingModelCfg;
 
 use crate::Check;
 
@@ -25,7 +28,34 @@ pub fn checks() -> Vec<Check> {
             tick,
         )
     }
+    fn routing(fault_tolerance: bool, tick: &mut dyn FnMut()) -> Outcome {
+        let model = RoutingModelCfg {
+            fault_tolerance,
+            ..Default::default()
+        }
+        .into_model();
+        let mut outcome = run_model(model.clone(), tick);
+        if let (Some(longest), _) = model.longest_dead_broker_window() {
+            outcome.notes.push(format!(
+                "longest dead_broker_send_window: the producer still sent to a broker silent for {} s",
+                longest / 1000
+            ));
+        }
+        outcome
+    }
     vec![
+        Check {
+            name: "routing_model",
+            invariant: "route_integrity, expiry_bounded, no_send_to_expired_broker, slave_read_only, dead_broker_send_window",
+            scope: "stateright BFS: 1 NameServer (120 s expiry, 10 s scans), 2 masters + 1 slave, 1 crash, 2 sends, 40 s steps to 200 s",
+            run: |t| routing(false, t),
+        },
+        Check {
+            name: "routing_model_fault_tolerance",
+            invariant: "route_integrity, expiry_bounded, no_send_to_expired_broker, slave_read_only, dead_broker_send_window",
+            scope: "as routing_model, with latency fault tolerance on",
+            run: |t| routing(true, t),
+        },
         Check {
             name: "rebalance_model_averagely",
             invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
@@ -182,4 +212,40 @@ where
         }
     }
     None
+}
+
+/// Fold `f` over every state reachable in `model` (breadth-first, each state once by its hash).
+/// Returns the result and how many states were visited.
+pub fn fold_states<M: Model, A>(
+    model: &M,
+    init: A,
+    mut f: impl FnMut(A, &M::State) -> A,
+) -> (A, usize)
+where
+    M::State: std::hash::Hash,
+{
+    use std::hash::{BuildHasher, RandomState};
+    let hasher = RandomState::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut queue: VecDeque<M::State> = VecDeque::new();
+    for s in model.init_states() {
+        if seen.insert(hasher.hash_one(&s)) {
+            queue.push_back(s);
+        }
+    }
+    let mut acc = init;
+    let mut actions = Vec::new();
+    while let Some(state) = queue.pop_front() {
+        acc = f(acc, &state);
+        model.actions(&state, &mut actions);
+        for action in actions.drain(..) {
+            if let Some(next) = model.next_state(&state, action)
+                && model.within_boundary(&next)
+                && seen.insert(hasher.hash_one(&next))
+            {
+                queue.push_back(next);
+            }
+        }
+    }
+    (acc, seen.len())
 }
