@@ -63,6 +63,18 @@ pub fn checks() -> Vec<Check> {
             run: |t| rebalance(StrategyKind::Averagely, t),
         },
         Check {
+            name: "rebalance_model_split_view",
+            invariant: "queue_owned_once, split_view_double_owner",
+            scope: "as rebalance_model_averagely, consumers read routes from 2 NameServers, one of which expired a broker",
+            run: |t| {
+                let cfg = RebalanceModelCfg {
+                    split_view: true,
+                    ..Default::default()
+                };
+                run_model(cfg.into_model(), t)
+            },
+        },
+        Check {
             name: "rebalance_model_circle",
             invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
             scope: "as above, by circle",

@@ -11,8 +11,9 @@
 //!   the plan in one step. In RocketMQ the read (GET_CONSUMER_LIST_BY_GROUP) and the apply are
 //!   separate; a stale read is the same as rebalancing before a later membership change, which this
 //!   model already interleaves.
-//! - **One broker, one route.** Every consumer sees the same queue list; split route views belong to
-//!   the two-NameServer variant (not in this model yet).
+//! - **Route views.** By default every consumer sees the same queue list. With `split_view`, two
+//!   NameServers disagree (the second has already expired the last broker group) and each
+//!   rebalance reads the route from either; their views never converge within a run.
 //! - **Membership as events.** Join, leave, crash and channel expiry are single actions; the
 //!   broker's 120 s channel expiry is the `Expire` action, which may happen at any time after a crash.
 //! - **Rebalance on notify.** A consumer may rebalance when it has been notified of a membership
@@ -27,7 +28,9 @@
 //! - `transient_double_owner` (sometimes): during a rebalance two live consumers own one queue —
 //!   RocketMQ's known window (the joiner takes its share before the others drop theirs).
 //! - `eventually_balanced` (eventually): every run ends with each queue owned by exactly one live
-//!   consumer (or no live consumer).
+//!   consumer (or no live consumer). Not with `split_view`, whose views never converge.
+//! - `split_view_double_owner` (sometimes, with `split_view`): two consumers that have both
+//!   rebalanced on the current member list own one queue, because they read different routes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -114,6 +117,9 @@ pub struct RebalanceModelCfg {
     pub faults: u8,
     /// The allocation strategy.
     pub strategy: StrategyKind,
+    /// Two NameServers with different views: the second has already expired the last broker
+    /// group, the first still lists it. Each rebalance reads the route from either.
+    pub split_view: bool,
 }
 
 impl Default for RebalanceModelCfg {
@@ -126,6 +132,7 @@ impl Default for RebalanceModelCfg {
             joiners: 1,
             faults: 2,
             strategy: StrategyKind::Averagely,
+            split_view: false,
         }
     }
 }
@@ -140,6 +147,7 @@ impl RebalanceModelCfg {
             joiners: 1,
             faults: 1,
             strategy,
+            split_view: false,
         }
     }
 
@@ -206,6 +214,8 @@ pub struct ConsumerState {
     pub dirty: bool,
     /// The member list it last rebalanced on (consumer indexes).
     pub view: Option<BTreeSet<u8>>,
+    /// The NameServer whose route it last rebalanced on.
+    pub route_from: Option<u8>,
     /// The queues it owns (indexes into the model's sorted queue list).
     pub owned: BTreeSet<u8>,
 }
@@ -226,8 +236,9 @@ pub struct RebalanceState {
 pub enum Action {
     /// A consumer starts and registers with the broker.
     Join(u8),
-    /// A notified consumer reads the member list and applies its rebalance plan.
-    Rebalance(u8),
+    /// A notified consumer reads the member list, and the route from NameServer `.1`, and applies
+    /// its rebalance plan.
+    Rebalance(u8, u8),
     /// A consumer shuts down cleanly: releases its queues and unregisters.
     Leave(u8),
     /// A consumer crashes.
@@ -253,15 +264,19 @@ impl RebalanceState {
         }
     }
 
-    /// Whether every live consumer rebalanced on the current member list and that list is exactly
-    /// the live consumers.
+    /// Whether every live consumer rebalanced on the current member list and the same route, and
+    /// that list is exactly the live consumers.
     pub fn is_stable(&self) -> bool {
         let live = self.live();
+        let first_route = live
+            .first()
+            .and_then(|c| self.consumers[*c as usize].route_from);
         !live.is_empty()
             && self.members == live
-            && live
-                .iter()
-                .all(|c| self.consumers[*c as usize].view.as_ref() == Some(&live))
+            && live.iter().all(|c| {
+                let me = &self.consumers[*c as usize];
+                me.view.as_ref() == Some(&live) && me.route_from == first_route
+            })
     }
 }
 
@@ -303,6 +318,23 @@ impl RebalanceModel {
             .any(|q| !seen.insert(*q))
     }
 
+    /// Two live consumers own one queue although both have rebalanced on the current member list:
+    /// they read their routes from NameServers with different views.
+    fn split_view_double_owned(&self, state: &RebalanceState) -> bool {
+        let settled: Vec<&ConsumerState> = state
+            .consumers
+            .iter()
+            .filter(|c| {
+                c.phase == Phase::Alive && !c.dirty && c.view.as_ref() == Some(&state.members)
+            })
+            .collect();
+        settled.iter().enumerate().any(|(i, a)| {
+            settled[i + 1..]
+                .iter()
+                .any(|b| a.route_from != b.route_from && !a.owned.is_disjoint(&b.owned))
+        })
+    }
+
     fn balanced(&self, state: &RebalanceState) -> bool {
         let live = state.live();
         if live.is_empty() {
@@ -312,10 +344,25 @@ impl RebalanceModel {
         queue_owned_once(&view, &shares, &self.queues.iter().cloned().collect()).is_ok()
     }
 
-    /// The share consumer `c` computes on member list `members`.
-    fn allocate(&self, c: u8, members: &BTreeSet<u8>) -> BTreeSet<u8> {
+    /// How many NameServers the consumers may read routes from.
+    fn namesrvs(&self) -> u8 {
+        if self.cfg.split_view { 2 } else { 1 }
+    }
+
+    /// The queues NameServer `ns` routes: the second has expired the last broker group.
+    fn routed_queues(&self, ns: u8) -> Vec<MessageQueue> {
+        let last_group = self.queues.iter().map(|q| q.broker_name.clone()).max();
+        self.queues
+            .iter()
+            .filter(|q| ns == 0 || Some(&q.broker_name) != last_group.as_ref())
+            .cloned()
+            .collect()
+    }
+
+    /// The share consumer `c` computes on member list `members` and NameServer `ns`'s route.
+    fn allocate(&self, c: u8, members: &BTreeSet<u8>, ns: u8) -> BTreeSet<u8> {
         let view = GroupView::new(
-            self.queues.clone(),
+            self.routed_queues(ns),
             members.iter().map(|m| self.cids[*m as usize].clone()),
         );
         let share = self
@@ -346,6 +393,7 @@ impl Model for RebalanceModel {
                     },
                     dirty: started,
                     view: None,
+                    route_from: None,
                     owned: BTreeSet::new(),
                 }
             })
@@ -364,7 +412,9 @@ impl Model for RebalanceModel {
                 Phase::NotStarted => actions.push(Action::Join(i)),
                 Phase::Alive => {
                     if c.dirty {
-                        actions.push(Action::Rebalance(i));
+                        for ns in 0..self.namesrvs() {
+                            actions.push(Action::Rebalance(i, ns));
+                        }
                     }
                     if state.faults_left > 0 {
                         actions.push(Action::Leave(i));
@@ -385,9 +435,9 @@ impl Model for RebalanceModel {
                 s.members.insert(c);
                 s.notify_live();
             }
-            Action::Rebalance(c) => {
+            Action::Rebalance(c, ns) => {
                 let members = s.members.clone();
-                let share = self.allocate(c, &members);
+                let share = self.allocate(c, &members, ns);
                 let me = &mut s.consumers[c as usize];
                 let held = me
                     .owned
@@ -405,6 +455,7 @@ impl Model for RebalanceModel {
                     .filter_map(|mq| self.queues.iter().position(|q| q == mq).map(|i| i as u8))
                     .collect();
                 me.view = Some(members);
+                me.route_from = Some(ns);
                 me.dirty = false;
             }
             Action::Leave(c) => {
@@ -434,7 +485,7 @@ impl Model for RebalanceModel {
         let name = |c: u8| self.cids[c as usize].clone();
         let next = self.next_state(last, action)?;
         Some(match action {
-            Action::Rebalance(c) => {
+            Action::Rebalance(c, ns) => {
                 let members: Vec<String> = last.members.iter().map(|m| name(*m)).collect();
                 let owned: Vec<String> = next.consumers[c as usize]
                     .owned
@@ -445,10 +496,15 @@ impl Model for RebalanceModel {
                     })
                     .collect();
                 format!(
-                    "consumer {} rebalances on [{}] with {} queues -> owns {}",
+                    "consumer {} rebalances on [{}] with {} queues{} -> owns {}",
                     name(c),
                     members.join(","),
-                    self.queues.len(),
+                    self.routed_queues(ns).len(),
+                    if self.cfg.split_view {
+                        format!(" (route from namesrv-{ns})")
+                    } else {
+                        String::new()
+                    },
                     if owned.is_empty() {
                         "nothing".into()
                     } else {
@@ -472,21 +528,37 @@ impl Model for RebalanceModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        vec![
+        let mut properties = vec![
             Property::always("queue_owned_once", |m: &Self, s: &RebalanceState| {
                 if !s.is_stable() {
                     return true;
                 }
                 let (view, shares) = m.shares(s);
-                queue_owned_once(&view, &shares, &m.queues.iter().cloned().collect()).is_ok()
+                let ns = s
+                    .live()
+                    .first()
+                    .and_then(|c| s.consumers[*c as usize].route_from);
+                let expected = m.routed_queues(ns.unwrap_or(0)).into_iter().collect();
+                queue_owned_once(&view, &shares, &expected).is_ok()
             }),
             Property::sometimes("transient_double_owner", |m: &Self, s: &RebalanceState| {
                 m.double_owned(s)
             }),
-            Property::eventually("eventually_balanced", |m: &Self, s: &RebalanceState| {
-                m.balanced(s)
-            }),
-        ]
+        ];
+        if self.cfg.split_view {
+            // The NameServers' views never converge in this model, so `eventually_balanced` is out
+            // of its scope; what it shows is the double owner that split views cause.
+            properties.push(Property::sometimes(
+                "split_view_double_owner",
+                |m: &Self, s: &RebalanceState| m.split_view_double_owned(s),
+            ));
+        } else {
+            properties.push(Property::eventually(
+                "eventually_balanced",
+                |m: &Self, s: &RebalanceState| m.balanced(s),
+            ));
+        }
+        properties
     }
 }
 
@@ -528,6 +600,11 @@ mod tests {
         );
         let small = RebalanceModelCfg::small(StrategyKind::Averagely);
         assert_eq!(check(small).unique_state_count(), 332);
+        let split = RebalanceModelCfg {
+            split_view: true,
+            ..Default::default()
+        };
+        assert_eq!(check(split).unique_state_count(), 130_464);
     }
 
     #[test]
@@ -541,6 +618,7 @@ mod tests {
                 joiners: 1,
                 faults: 3,
                 strategy,
+                split_view: false,
             };
             let started = std::time::Instant::now();
             let checker = check(cfg);
@@ -553,6 +631,22 @@ mod tests {
             checker.assert_no_discovery("eventually_balanced");
             assert!(checker.discovery("transient_double_owner").is_some());
         }
+    }
+
+    #[test]
+    fn split_views_lead_two_settled_consumers_to_one_queue() {
+        let cfg = RebalanceModelCfg {
+            split_view: true,
+            ..RebalanceModelCfg::small(StrategyKind::Averagely)
+        };
+        let checker = check(cfg);
+        checker.assert_no_discovery("queue_owned_once");
+        assert!(checker.discovery("split_view_double_owner").is_some());
+        // Without the split the same settled double owner is unreachable.
+        let model = RebalanceModelCfg::small(StrategyKind::Averagely).into_model();
+        let (found, _) =
+            super::super::fold_states(&model, false, |f, s| f || model.split_view_double_owned(s));
+        assert!(!found);
     }
 
     #[test]
