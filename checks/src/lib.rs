@@ -23,6 +23,39 @@ pub struct Outcome {
     pub result: Result<(), String>,
     /// Traces worth reading: discoveries of `sometimes` properties and violations, step by step.
     pub notes: Vec<String>,
+    /// Per property of a model: its name and what the checker concluded.
+    pub properties: Vec<(&'static str, Verdict)>,
+}
+
+/// What a model checker concluded about one property.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// An `always` or `eventually` property held in every state explored.
+    Held,
+    /// An `always` or `eventually` property failed; a counterexample is in the notes.
+    Violated,
+    /// A `sometimes` property was reached; the trace is in the notes.
+    Discovered,
+    /// A `sometimes` property was never reached.
+    NotFound,
+}
+
+impl Verdict {
+    /// Whether this verdict is what the check wants (held or discovered).
+    pub fn is_ok(self) -> bool {
+        matches!(self, Verdict::Held | Verdict::Discovered)
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::Held => "held",
+            Verdict::Violated => "VIOLATED",
+            Verdict::Discovered => "discovered",
+            Verdict::NotFound => "NOT FOUND",
+        })
+    }
 }
 
 /// One named check of one invariant.
@@ -68,6 +101,7 @@ impl<'a> Counter<'a> {
             cases: self.cases,
             result,
             notes: Vec::new(),
+            properties: Vec::new(),
         }
     }
 }

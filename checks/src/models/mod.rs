@@ -99,7 +99,7 @@ use std::collections::{HashMap, VecDeque};
 
 use stateright::{Checker, Model, Path};
 
-use crate::Outcome;
+use crate::{Outcome, Verdict};
 
 /// A discovery path as readable steps, one per action (`Model::format_step`).
 pub fn describe<M: Model>(model: &M, path: Path<M::State, M::Action>) -> Vec<String>
@@ -146,6 +146,7 @@ where
     }
     let mut notes = Vec::new();
     let mut failures = Vec::new();
+    let mut verdicts = Vec::new();
     for p in &properties {
         let found = checker.discovery(p.name);
         match (&p.expectation, found) {
@@ -157,14 +158,19 @@ where
                     .expect("the checker found a state satisfying it");
                 notes.push(format!("{} discovered:", p.name));
                 notes.extend(path.into_iter().map(|s| format!("  {s}")));
+                verdicts.push((p.name, Verdict::Discovered));
             }
-            (Expectation::Sometimes, None) => failures.push(format!("{} never happens", p.name)),
+            (Expectation::Sometimes, None) => {
+                failures.push(format!("{} never happens", p.name));
+                verdicts.push((p.name, Verdict::NotFound));
+            }
             (_, Some(path)) => {
                 failures.push(format!("{} violated", p.name));
                 notes.push(format!("{} violated:", p.name));
                 notes.extend(describe(&model, path).into_iter().map(|s| format!("  {s}")));
+                verdicts.push((p.name, Verdict::Violated));
             }
-            (_, None) => {}
+            (_, None) => verdicts.push((p.name, Verdict::Held)),
         }
     }
     Outcome {
@@ -175,6 +181,7 @@ where
             Err(failures.join("; "))
         },
         notes,
+        properties: verdicts,
     }
 }
 

@@ -663,6 +663,33 @@ mod tests {
     }
 
     #[test]
+    fn run_model_reports_the_violation_with_its_trace() {
+        let model = RebalanceModelCfg::small(StrategyKind::BrokenOffByOne).into_model();
+        let outcome = super::super::run_model(model, &mut || {});
+        assert!(outcome.result.is_err());
+        assert!(
+            outcome
+                .properties
+                .contains(&("queue_owned_once", crate::Verdict::Violated))
+        );
+        assert!(
+            outcome
+                .properties
+                .contains(&("transient_double_owner", crate::Verdict::Discovered))
+        );
+        let at = outcome
+            .notes
+            .iter()
+            .position(|n| n == "queue_owned_once violated:")
+            .expect("a trace");
+        let trace = &outcome.notes[at + 1..];
+        assert!(
+            trace.iter().any(|n| n.contains("rebalances on [")),
+            "{trace:?}"
+        );
+    }
+
+    #[test]
     fn traces_read_as_steps_and_are_shortest() {
         let model = RebalanceModelCfg::default().into_model();
         let outcome = super::super::run_model(model, &mut || {});

@@ -41,6 +41,7 @@ pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
         "check", "invariant", "cases", "time"
     )?;
     let (mut passed, mut failed) = (0, 0);
+    let mut table = Vec::new();
     for c in &checks {
         let bar = ProgressBar::new_spinner().with_message(c.name);
         bar.set_style(
@@ -71,8 +72,25 @@ pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
             "{:<36} {:<62} {:>10} {:>8.2}s  {verdict}",
             c.name, c.invariant, outcome.cases, secs
         )?;
+        for (property, verdict) in &outcome.properties {
+            table.push((c.name, *property, verdict.to_string(), outcome.cases, secs));
+        }
         for note in &outcome.notes {
             writeln!(out, "    {note}")?;
+        }
+    }
+    if !table.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{:<36} {:<28} {:<10} {:>10} {:>9}",
+            "model", "property", "verdict", "states", "time"
+        )?;
+        for (check, property, verdict, states, secs) in &table {
+            writeln!(
+                out,
+                "{check:<36} {property:<28} {verdict:<10} {states:>10} {secs:>8.2}s"
+            )?;
         }
     }
     writeln!(out, "{passed} passed, {failed} failed")?;
@@ -126,6 +144,20 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("rebalances on ["), "{text}");
+        let row = text
+            .lines()
+            .find(|l| {
+                l.split_whitespace()
+                    .take(2)
+                    .eq(["rebalance_model_circle", "transient_double_owner"])
+            })
+            .expect("the final table has a row per property");
+        assert!(row.contains("discovered"), "{row}");
+        assert!(
+            text.lines()
+                .any(|l| l.contains("queue_owned_once") && l.contains(" held ")),
+            "{text}"
+        );
         assert!(text.ends_with("1 passed, 0 failed\n"), "{text}");
     }
 }
