@@ -75,6 +75,18 @@ pub fn checks() -> Vec<Check> {
             },
         },
         Check {
+            name: "rebalance_model_orderly",
+            invariant: "ordered_lock_exclusive, queue_owned_once, eventually_balanced",
+            scope: "as rebalance_model_averagely, orderly: queues taken only under a broker lock that expires when its holder is gone",
+            run: |t| {
+                let cfg = RebalanceModelCfg {
+                    orderly: true,
+                    ..Default::default()
+                };
+                run_model(cfg.into_model(), t)
+            },
+        },
+        Check {
             name: "rebalance_model_circle",
             invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
             scope: "as above, by circle",

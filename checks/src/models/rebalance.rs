@@ -19,8 +19,11 @@
 //! - **Rebalance on notify.** A consumer may rebalance when it has been notified of a membership
 //!   change (or has just started); the periodic 20 s rebalance is a no-op once views are current,
 //!   so it is not modelled. This bounds the state space without a budget counter.
-//! - **Concurrent (non-orderly) mode.** A dropped queue is released at once; orderly mode with
-//!   broker locks is not in this model yet.
+//! - **Concurrent or orderly mode.** In concurrent mode a dropped queue is released at once. In
+//!   orderly mode a consumer unlocks what it drops and takes a new queue only if the broker grants
+//!   its lock; a rebalance that could not lock its whole share is incomplete and retries when a
+//!   lock is released. A live holder renews its lock in time (RocketMQ: every 20 s against a 60 s
+//!   expiry), so only the locks of crashed consumers expire (`LockExpire`).
 //!
 //! ## Properties
 //! - `queue_owned_once` (always): once every live consumer has rebalanced on the current member list
@@ -29,6 +32,8 @@
 //!   RocketMQ's known window (the joiner takes its share before the others drop theirs).
 //! - `eventually_balanced` (eventually): every run ends with each queue owned by exactly one live
 //!   consumer (or no live consumer). Not with `split_view`, whose views never converge.
+//! - `ordered_lock_exclusive` (always, orderly mode): no queue is owned by two live consumers at
+//!   once — there is no transient double owner in orderly mode.
 //! - `split_view_double_owner` (sometimes, with `split_view`): two consumers that have both
 //!   rebalanced on the current member list own one queue, because they read different routes.
 
@@ -120,6 +125,21 @@ pub struct RebalanceModelCfg {
     /// Two NameServers with different views: the second has already expired the last broker
     /// group, the first still lists it. Each rebalance reads the route from either.
     pub split_view: bool,
+    /// Orderly mode: a consumer takes a queue only after locking it on the broker.
+    pub orderly: bool,
+    /// A deliberately broken broker lock table (orderly mode), or none.
+    pub lock_bug: LockBug,
+}
+
+/// Deliberately broken broker lock tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LockBug {
+    /// The lock table works as RocketMQ's `RebalanceLockManager`.
+    None,
+    /// Locks never expire: a crashed consumer's queues stay locked forever.
+    NoExpiry,
+    /// A lock is granted whoever holds it.
+    NoHolderCheck,
 }
 
 impl Default for RebalanceModelCfg {
@@ -133,6 +153,8 @@ impl Default for RebalanceModelCfg {
             faults: 2,
             strategy: StrategyKind::Averagely,
             split_view: false,
+            orderly: false,
+            lock_bug: LockBug::None,
         }
     }
 }
@@ -148,6 +170,8 @@ impl RebalanceModelCfg {
             faults: 1,
             strategy,
             split_view: false,
+            orderly: false,
+            lock_bug: LockBug::None,
         }
     }
 
@@ -229,6 +253,8 @@ pub struct RebalanceState {
     pub members: BTreeSet<u8>,
     /// Leaves and crashes still allowed.
     pub faults_left: u8,
+    /// The broker's lock table in orderly mode: queue → holder.
+    pub locks: BTreeMap<u8, u8>,
 }
 
 /// What can happen next.
@@ -245,6 +271,9 @@ pub enum Action {
     Crash(u8),
     /// The broker expires a crashed consumer's channel and notifies the group.
     Expire(u8),
+    /// The broker's lock on a queue, held by a consumer that is gone, expires (60 s); the group
+    /// retries its locks.
+    LockExpire(u8),
 }
 
 impl RebalanceState {
@@ -402,6 +431,7 @@ impl Model for RebalanceModel {
             consumers,
             members: (0..self.cfg.initial_consumers).collect(),
             faults_left: self.cfg.faults,
+            locks: BTreeMap::new(),
         }]
     }
 
@@ -425,11 +455,22 @@ impl Model for RebalanceModel {
                 Phase::Crashed | Phase::Left => {}
             }
         }
+        if self.cfg.orderly && self.cfg.lock_bug != LockBug::NoExpiry {
+            for (q, holder) in &state.locks {
+                if state.consumers[*holder as usize].phase != Phase::Alive {
+                    actions.push(Action::LockExpire(*q));
+                }
+            }
+        }
     }
 
     fn next_state(&self, last: &Self::State, action: Self::Action) -> Option<Self::State> {
         let mut s = last.clone();
         match action {
+            Action::LockExpire(q) => {
+                s.locks.remove(&q);
+                s.notify_live();
+            }
             Action::Join(c) => {
                 s.consumers[c as usize].phase = Phase::Alive;
                 s.members.insert(c);
@@ -438,8 +479,7 @@ impl Model for RebalanceModel {
             Action::Rebalance(c, ns) => {
                 let members = s.members.clone();
                 let share = self.allocate(c, &members, ns);
-                let me = &mut s.consumers[c as usize];
-                let held = me
+                let held = s.consumers[c as usize]
                     .owned
                     .iter()
                     .map(|q| self.queues[*q as usize].clone())
@@ -449,17 +489,56 @@ impl Model for RebalanceModel {
                     .map(|q| self.queues[*q as usize].clone())
                     .collect();
                 let plan = RebalancePlan::compute(&held, &share_mqs, &BTreeSet::new());
-                me.owned = plan
-                    .result()
-                    .iter()
-                    .filter_map(|mq| self.queues.iter().position(|q| q == mq).map(|i| i as u8))
-                    .collect();
-                me.view = Some(members);
+                let index =
+                    |mq: &MessageQueue| self.queues.iter().position(|q| q == mq).map(|i| i as u8);
+                let mut owned: BTreeSet<u8> = plan.keep.iter().filter_map(index).collect();
+                let mut released = false;
+                let mut complete = true;
+                if self.cfg.orderly {
+                    // Unlock what is dropped, lock what is added; a queue whose lock is held by
+                    // another consumer is not taken (RocketMQ retries it later).
+                    for q in plan.drop.iter().filter_map(index) {
+                        if s.locks.get(&q) == Some(&c) {
+                            s.locks.remove(&q);
+                            released = true;
+                        }
+                    }
+                    for q in plan.add.iter().filter_map(index) {
+                        let granted = match s.locks.get(&q) {
+                            None => true,
+                            Some(holder) => {
+                                *holder == c || self.cfg.lock_bug == LockBug::NoHolderCheck
+                            }
+                        };
+                        if granted {
+                            s.locks.insert(q, c);
+                            owned.insert(q);
+                        } else {
+                            complete = false;
+                        }
+                    }
+                } else {
+                    owned.extend(plan.add.iter().filter_map(index));
+                }
+                let me = &mut s.consumers[c as usize];
+                me.owned = owned;
+                // A rebalance that could not lock its whole share is not done: RocketMQ marks it
+                // unbalanced and retries; here it retries when a lock is released.
+                me.view = complete.then_some(members);
                 me.route_from = Some(ns);
                 me.dirty = false;
+                if released {
+                    // Others waiting for these locks retry.
+                    for (i, other) in s.consumers.iter_mut().enumerate() {
+                        if i != c as usize && other.phase == Phase::Alive {
+                            other.dirty = true;
+                        }
+                    }
+                }
             }
             Action::Leave(c) => {
                 s.faults_left -= 1;
+                s.locks.retain(|_, holder| *holder != c);
                 let me = &mut s.consumers[c as usize];
                 me.phase = Phase::Left;
                 me.owned.clear();
@@ -524,12 +603,20 @@ impl Model for RebalanceModel {
                 "the broker expires {}'s channel and notifies the group",
                 name(c)
             ),
+            Action::LockExpire(q) => {
+                let mq = &self.queues[q as usize];
+                format!(
+                    "the broker's lock on {}/q{} expires",
+                    mq.broker_name, mq.queue_id
+                )
+            }
         })
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        let mut properties = vec![
-            Property::always("queue_owned_once", |m: &Self, s: &RebalanceState| {
+        let mut properties = vec![Property::always(
+            "queue_owned_once",
+            |m: &Self, s: &RebalanceState| {
                 if !s.is_stable() {
                     return true;
                 }
@@ -540,11 +627,19 @@ impl Model for RebalanceModel {
                     .and_then(|c| s.consumers[*c as usize].route_from);
                 let expected = m.routed_queues(ns.unwrap_or(0)).into_iter().collect();
                 queue_owned_once(&view, &shares, &expected).is_ok()
-            }),
-            Property::sometimes("transient_double_owner", |m: &Self, s: &RebalanceState| {
-                m.double_owned(s)
-            }),
-        ];
+            },
+        )];
+        if self.cfg.orderly {
+            properties.push(Property::always(
+                "ordered_lock_exclusive",
+                |m: &Self, s: &RebalanceState| !m.double_owned(s),
+            ));
+        } else {
+            properties.push(Property::sometimes(
+                "transient_double_owner",
+                |m: &Self, s: &RebalanceState| m.double_owned(s),
+            ));
+        }
         if self.cfg.split_view {
             // The NameServers' views never converge in this model, so `eventually_balanced` is out
             // of its scope; what it shows is the double owner that split views cause.
@@ -605,6 +700,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(check(split).unique_state_count(), 130_464);
+        assert_eq!(check(orderly(LockBug::None)).unique_state_count(), 133_037);
     }
 
     #[test]
@@ -619,6 +715,8 @@ mod tests {
                 faults: 3,
                 strategy,
                 split_view: false,
+                orderly: false,
+                lock_bug: LockBug::None,
             };
             let started = std::time::Instant::now();
             let checker = check(cfg);
@@ -647,6 +745,41 @@ mod tests {
         let (found, _) =
             super::super::fold_states(&model, false, |f, s| f || model.split_view_double_owned(s));
         assert!(!found);
+    }
+
+    fn orderly(lock_bug: LockBug) -> RebalanceModelCfg {
+        RebalanceModelCfg {
+            orderly: true,
+            lock_bug,
+            ..RebalanceModelCfg::default()
+        }
+    }
+
+    #[test]
+    fn orderly_locks_keep_queues_exclusive_and_balance() {
+        let checker = check(orderly(LockBug::None));
+        checker.assert_no_discovery("ordered_lock_exclusive");
+        checker.assert_no_discovery("queue_owned_once");
+        checker.assert_no_discovery("eventually_balanced");
+    }
+
+    #[test]
+    fn a_lock_table_without_expiry_is_caught() {
+        let checker = check(orderly(LockBug::NoExpiry));
+        let path = checker
+            .discovery("eventually_balanced")
+            .expect("a crashed consumer's locks block its queues forever");
+        assert!(
+            path.into_actions()
+                .iter()
+                .any(|a| matches!(a, Action::Crash(_)))
+        );
+    }
+
+    #[test]
+    fn a_lock_table_that_ignores_the_holder_is_caught() {
+        let checker = check(orderly(LockBug::NoHolderCheck));
+        assert!(checker.discovery("ordered_lock_exclusive").is_some());
     }
 
     #[test]
