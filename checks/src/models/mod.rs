@@ -11,22 +11,24 @@
 pub mod rebalance;
 pub mod routing;
 
+use std::collections::{HashMap, VecDeque};
+
 use rebalance::{RebalanceModelCfg, StrategyKind};
 use routing::RoutingModelCfg;
+use stateright::{Checker, Model, Path};
 
-use crate::Check;
+use crate::{Check, Outcome, Verdict};
 
 /// The model checks `sextant check` runs, each on its default configuration.
 pub fn checks() -> Vec<Check> {
-    fn rebalance(strategy: StrategyKind, tick: &mut dyn FnMut()) -> Outcome {
-        run_model(
-            RebalanceModelCfg {
-                strategy,
-                ..Default::default()
-            }
-            .into_model(),
-            tick,
-        )
+    fn rebalance(cfg: RebalanceModelCfg, tick: &mut dyn FnMut()) -> Outcome {
+        run_model(cfg.into_model(), tick)
+    }
+    fn with_strategy(strategy: StrategyKind) -> RebalanceModelCfg {
+        RebalanceModelCfg {
+            strategy,
+            ..Default::default()
+        }
     }
     fn routing(fault_tolerance: bool, tick: &mut dyn FnMut()) -> Outcome {
         let model = RoutingModelCfg {
@@ -60,7 +62,7 @@ pub fn checks() -> Vec<Check> {
             name: "rebalance_model_averagely",
             invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
             scope: "stateright BFS: 3+1 consumers, 6 queues on 2 brokers, 2 leaves or crashes, averagely",
-            run: |t| rebalance(StrategyKind::Averagely, t),
+            run: |t| rebalance(with_strategy(StrategyKind::Averagely), t),
         },
         Check {
             name: "rebalance_model_split_view",
@@ -71,7 +73,7 @@ pub fn checks() -> Vec<Check> {
                     split_view: true,
                     ..Default::default()
                 };
-                run_model(cfg.into_model(), t)
+                rebalance(cfg, t)
             },
         },
         Check {
@@ -83,35 +85,29 @@ pub fn checks() -> Vec<Check> {
                     orderly: true,
                     ..Default::default()
                 };
-                run_model(cfg.into_model(), t)
+                rebalance(cfg, t)
             },
         },
         Check {
             name: "rebalance_model_circle",
             invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
-            scope: "as above, by circle",
-            run: |t| rebalance(StrategyKind::Circle, t),
+            scope: "as rebalance_model_averagely, by circle",
+            run: |t| rebalance(with_strategy(StrategyKind::Circle), t),
         },
         Check {
             name: "rebalance_model_consistent_hash",
             invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
-            scope: "as above, consistent hash",
-            run: |t| rebalance(StrategyKind::ConsistentHash, t),
+            scope: "as rebalance_model_averagely, consistent hash",
+            run: |t| rebalance(with_strategy(StrategyKind::ConsistentHash), t),
         },
         Check {
             name: "rebalance_model_machine_room_nearby",
             invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
-            scope: "as above, machine room nearby (averagely inside rooms)",
-            run: |t| rebalance(StrategyKind::MachineRoomNearby, t),
+            scope: "as rebalance_model_averagely, machine room nearby (averagely inside rooms)",
+            run: |t| rebalance(with_strategy(StrategyKind::MachineRoomNearby), t),
         },
     ]
 }
-
-use std::collections::{HashMap, VecDeque};
-
-use stateright::{Checker, Model, Path};
-
-use crate::{Outcome, Verdict};
 
 /// A discovery path as readable steps, one per action (`Model::format_step`).
 pub fn describe<M: Model>(model: &M, path: Path<M::State, M::Action>) -> Vec<String>
@@ -119,16 +115,20 @@ where
     M::State: std::fmt::Debug,
     M::Action: std::fmt::Debug,
 {
-    let mut steps = Vec::new();
-    for (state, action) in path.into_vec() {
-        if let Some(action) = action {
-            let text = model
-                .format_step(&state, action)
-                .unwrap_or_else(|| "(a step the model does not describe)".into());
-            steps.push(text);
-        }
-    }
-    steps
+    path.into_vec()
+        .into_iter()
+        .filter_map(|(state, action)| Some(step_text(model, &state, action?)))
+        .collect()
+}
+
+/// One step as `Model::format_step` describes it.
+fn step_text<M: Model>(model: &M, state: &M::State, action: M::Action) -> String
+where
+    M::State: std::fmt::Debug,
+{
+    model
+        .format_step(state, action)
+        .unwrap_or_else(|| "(a step the model does not describe)".into())
 }
 
 /// Check `model` exhaustively (breadth-first, so traces are shortest) and turn what the checker
@@ -221,11 +221,7 @@ where
             let mut steps = Vec::new();
             let mut at = state;
             while let Some(Some((prev, action))) = parent.get(&at).cloned() {
-                steps.push(
-                    model
-                        .format_step(&prev, action)
-                        .unwrap_or_else(|| "(a step the model does not describe)".into()),
-                );
+                steps.push(step_text(model, &prev, action));
                 at = prev;
             }
             steps.reverse();

@@ -310,9 +310,9 @@ impl RebalanceState {
 }
 
 impl RebalanceModel {
-    /// The queues every consumer sees, sorted.
-    pub fn queues(&self) -> &[MessageQueue] {
-        &self.queues
+    /// The index of `mq` in the model's sorted queue list.
+    fn queue_index(&self, mq: &MessageQueue) -> Option<u8> {
+        self.queues.binary_search(mq).ok().map(|i| i as u8)
     }
 
     fn shares(&self, state: &RebalanceState) -> (GroupView, BTreeMap<String, Vec<MessageQueue>>) {
@@ -389,19 +389,14 @@ impl RebalanceModel {
     }
 
     /// The share consumer `c` computes on member list `members` and NameServer `ns`'s route.
-    fn allocate(&self, c: u8, members: &BTreeSet<u8>, ns: u8) -> BTreeSet<u8> {
+    fn allocate(&self, c: u8, members: &BTreeSet<u8>, ns: u8) -> Vec<MessageQueue> {
         let view = GroupView::new(
             self.routed_queues(ns),
             members.iter().map(|m| self.cids[*m as usize].clone()),
         );
-        let share = self
-            .strategy
+        self.strategy
             .allocate(&view, &self.cids[c as usize])
-            .unwrap_or_default();
-        share
-            .iter()
-            .filter_map(|mq| self.queues.iter().position(|q| q == mq).map(|i| i as u8))
-            .collect()
+            .unwrap_or_default()
     }
 }
 
@@ -484,13 +479,8 @@ impl Model for RebalanceModel {
                     .iter()
                     .map(|q| self.queues[*q as usize].clone())
                     .collect();
-                let share_mqs: Vec<MessageQueue> = share
-                    .iter()
-                    .map(|q| self.queues[*q as usize].clone())
-                    .collect();
-                let plan = RebalancePlan::compute(&held, &share_mqs, &BTreeSet::new());
-                let index =
-                    |mq: &MessageQueue| self.queues.iter().position(|q| q == mq).map(|i| i as u8);
+                let plan = RebalancePlan::compute(&held, &share, &BTreeSet::new());
+                let index = |mq: &MessageQueue| self.queue_index(mq);
                 let mut owned: BTreeSet<u8> = plan.keep.iter().filter_map(index).collect();
                 let mut released = false;
                 let mut complete = true;
