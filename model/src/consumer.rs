@@ -507,6 +507,58 @@ impl RebalancePlan {
     }
 }
 
+/// The messages a consumer has pulled from one queue and not yet consumed (`ProcessQueue`), and
+/// the offset it may commit for that queue.
+///
+/// Concurrent consumption finishes messages in any order; the committable offset is the smallest
+/// offset still in flight, or one past the highest pulled when nothing is (`removeMessage`). That
+/// never passes an unconsumed message, and after a crash the next owner consumes again what was in
+/// flight (at-least-once).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ProcessQueue {
+    in_flight: BTreeSet<u64>,
+    next: u64,
+}
+
+impl ProcessQueue {
+    /// A queue that starts pulling at `offset` (the committed offset read from the broker).
+    pub fn starting_at(offset: u64) -> Self {
+        ProcessQueue {
+            in_flight: BTreeSet::new(),
+            next: offset,
+        }
+    }
+
+    /// The offset the next pull asks for.
+    pub fn next_pull(&self) -> u64 {
+        self.next
+    }
+
+    /// Record pulled messages at `offsets` (what a pull returned).
+    pub fn pulled(&mut self, offsets: impl IntoIterator<Item = u64>) {
+        for o in offsets {
+            self.in_flight.insert(o);
+            self.next = self.next.max(o + 1);
+        }
+    }
+
+    /// Record that the message at `offset` was consumed; returns the offset to commit now.
+    pub fn consumed(&mut self, offset: u64) -> u64 {
+        self.in_flight.remove(&offset);
+        self.commit_offset()
+    }
+
+    /// The offset that may be committed: the first message in flight, or the next to pull.
+    pub fn commit_offset(&self) -> u64 {
+        self.in_flight.first().copied().unwrap_or(self.next)
+    }
+
+    /// The messages pulled and not yet consumed, in offset order.
+    pub fn in_flight(&self) -> impl Iterator<Item = u64> + '_ {
+        self.in_flight.iter().copied()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -681,5 +733,17 @@ mod tests {
         assert_eq!(ids(&plan.add), vec![1, 3]);
         assert_eq!(ids(&plan.keep), vec![2]);
         assert_eq!(plan.result(), q[1..4].iter().cloned().collect());
+    }
+
+    #[test]
+    fn process_queue_commits_the_first_message_in_flight() {
+        let mut pq = ProcessQueue::starting_at(5);
+        assert_eq!(pq.commit_offset(), 5);
+        pq.pulled([5, 6, 7]);
+        assert_eq!(pq.next_pull(), 8);
+        assert_eq!(pq.consumed(6), 5);
+        assert_eq!(pq.consumed(5), 7);
+        assert_eq!(pq.in_flight().collect::<Vec<_>>(), [7]);
+        assert_eq!(pq.consumed(7), 8);
     }
 }

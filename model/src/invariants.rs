@@ -6,6 +6,7 @@
 //! allocation); the cluster models add theirs beside them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use crate::consumer::GroupView;
 use crate::namesrv::RouteTable;
@@ -113,6 +114,53 @@ pub fn queue_owned_once(
     Ok(())
 }
 
+/// `acked_not_lost`: every acknowledged message (`acked`, any ids) is in `readable`, the log
+/// consumers read now (the master's, or its slave's while the master is down). `None` means no
+/// copy is up: nothing can be read, and nothing is judged until one comes back.
+pub fn acked_not_lost<T: Ord + fmt::Debug>(
+    acked: &BTreeSet<T>,
+    readable: Option<&[T]>,
+) -> Result<(), Violation> {
+    let Some(log) = readable else {
+        return Ok(());
+    };
+    match acked.iter().find(|m| !log.contains(m)) {
+        Some(m) => violation(
+            "acked_not_lost",
+            format!("{m:?} was acknowledged but the readable log is {log:?}"),
+        ),
+        None => Ok(()),
+    }
+}
+
+/// `offset_not_past_unconsumed`: a committed consumer offset never passes a message nobody has
+/// consumed. `first_unconsumed` is the lowest such offset (or the queue's max offset when all were
+/// consumed).
+pub fn offset_not_past_unconsumed(committed: u64, first_unconsumed: u64) -> Result<(), Violation> {
+    if committed > first_unconsumed {
+        return violation(
+            "offset_not_past_unconsumed",
+            format!("offset {committed} committed while offset {first_unconsumed} is unconsumed"),
+        );
+    }
+    Ok(())
+}
+
+/// `offsets_monotonic`: a commit never moves a queue's committed offset backward.
+pub fn offsets_monotonic(before: Option<u64>, after: Option<u64>) -> Result<(), Violation> {
+    match (before, after) {
+        (Some(b), Some(a)) if a < b => violation(
+            "offsets_monotonic",
+            format!("committed offset moved back from {b} to {a}"),
+        ),
+        (Some(b), None) => violation(
+            "offsets_monotonic",
+            format!("committed offset {b} was forgotten"),
+        ),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +242,25 @@ mod tests {
                 .detail
                 .contains("not a member")
         );
+    }
+
+    #[test]
+    fn acked_not_lost_flags_a_missing_ack() {
+        let acked = BTreeSet::from([1, 2]);
+        assert_eq!(acked_not_lost(&acked, Some(&[1, 2, 3][..])), Ok(()));
+        assert_eq!(acked_not_lost(&acked, None), Ok(()));
+        let err = acked_not_lost(&acked, Some(&[1][..])).unwrap_err();
+        assert_eq!(err.name, "acked_not_lost");
+        assert!(err.detail.contains('2'), "{err}");
+    }
+
+    #[test]
+    fn offsets_move_forward_and_never_past_unconsumed() {
+        assert_eq!(offset_not_past_unconsumed(3, 3), Ok(()));
+        assert!(offset_not_past_unconsumed(4, 3).is_err());
+        assert_eq!(offsets_monotonic(None, Some(0)), Ok(()));
+        assert_eq!(offsets_monotonic(Some(2), Some(2)), Ok(()));
+        assert!(offsets_monotonic(Some(2), Some(1)).is_err());
+        assert!(offsets_monotonic(Some(2), None).is_err());
     }
 }

@@ -16,8 +16,9 @@
 //!   `scan_expired(now)`, `route(topic)`, cluster info, topic list.
 //! - [`producer`] — publish info built from a route, round-robin and skip-failed selection, latency
 //!   fault tolerance, and the send retry loop.
-//! - [`consumer`] — the six allocation strategies behind [`consumer::AllocateStrategy`] and the
-//!   rebalance plan.
+//! - [`consumer`] — the six allocation strategies behind [`consumer::AllocateStrategy`], the
+//!   rebalance plan and the committable offset of a process queue.
+//! - [`store`] — when a broker may acknowledge a put, by flush mode and replication role.
 //! - [`invariants`] — the invariants of the design as plain predicates, shared with `checks/`.
 
 pub mod consumer;
@@ -25,6 +26,7 @@ pub mod invariants;
 pub mod namesrv;
 pub mod producer;
 pub mod route;
+pub mod store;
 
 /// A point in time or a duration, in milliseconds. The model never reads a clock: callers pass `now`.
 pub type Millis = u64;

@@ -7,14 +7,19 @@
 //!
 //! - [`rebalance`] — consumers of one group, the broker's member list, joins, leaves, crashes.
 //! - [`routing`] — a NameServer with real expiry, master/slave brokers, a producer, a crash.
+//! - [`durability`] — flush and replication modes against machine faults; consumer offsets
+//!   committed across a rebalance.
 
+pub mod durability;
 pub mod rebalance;
 pub mod routing;
 
 use std::collections::{HashMap, VecDeque};
 
+use durability::{DurabilityModelCfg, OffsetModelCfg};
 use rebalance::{RebalanceModelCfg, StrategyKind};
 use routing::RoutingModelCfg;
+use sextant_model::store::{BrokerRole, FlushDiskType};
 use stateright::{Checker, Model, Path};
 
 use crate::{Check, Outcome, Verdict};
@@ -44,6 +49,21 @@ pub fn checks() -> Vec<Check> {
             ));
         }
         outcome
+    }
+    fn store(flush: FlushDiskType, role: BrokerRole, tick: &mut dyn FnMut()) -> Outcome {
+        let cfg = DurabilityModelCfg {
+            flush,
+            role,
+            ..Default::default()
+        };
+        run_model(cfg.into_model(), tick)
+    }
+    fn offsets(orderly: bool, tick: &mut dyn FnMut()) -> Outcome {
+        let cfg = OffsetModelCfg {
+            orderly,
+            ..Default::default()
+        };
+        run_model(cfg.into_model(), tick)
     }
     vec![
         Check {
@@ -105,6 +125,36 @@ pub fn checks() -> Vec<Check> {
             invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
             scope: "as rebalance_model_averagely, machine room nearby (averagely inside rooms)",
             run: |t| rebalance(with_strategy(StrategyKind::MachineRoomNearby), t),
+        },
+        Check {
+            name: "durability_sync",
+            invariant: "acked_not_lost, failover_read",
+            scope: "stateright BFS: SYNC_FLUSH + SYNC_MASTER, master + slave, 3 messages, 1 power or disk loss",
+            run: |t| store(FlushDiskType::SyncFlush, BrokerRole::SyncMaster, t),
+        },
+        Check {
+            name: "durability_async_flush",
+            invariant: "async_flush_loss (the loss is found), failover_read",
+            scope: "as durability_sync, ASYNC_FLUSH + SYNC_MASTER",
+            run: |t| store(FlushDiskType::AsyncFlush, BrokerRole::SyncMaster, t),
+        },
+        Check {
+            name: "durability_async_master",
+            invariant: "async_master_loss (the loss is found), failover_read",
+            scope: "as durability_sync, SYNC_FLUSH + ASYNC_MASTER",
+            run: |t| store(FlushDiskType::SyncFlush, BrokerRole::AsyncMaster, t),
+        },
+        Check {
+            name: "offsets_concurrent",
+            invariant: "offset_not_past_unconsumed, offset_moves_backward, duplicate_consumption",
+            scope: "stateright BFS: 1 queue of 3 messages, C2 owns it, C1 joins, one leaves or crashes; concurrent consumption",
+            run: |t| offsets(false, t),
+        },
+        Check {
+            name: "offsets_orderly",
+            invariant: "offset_not_past_unconsumed, offsets_monotonic, duplicate_consumption",
+            scope: "as offsets_concurrent, orderly: in order, under the broker lock",
+            run: |t| offsets(true, t),
         },
     ]
 }
