@@ -23,42 +23,42 @@ use crate::{Check, Counter, Outcome};
 /// The checks of this module.
 pub fn checks() -> Vec<Check> {
     vec![
-        Check {
-            name: "allocation_partition",
-            invariant: "queue_owned_once",
-            scope: "6 strategies x 1-3 brokers x 0-8 queues each x 0-7 consumers, 2 rooms",
-            run: allocation_partition,
-        },
-        Check {
-            name: "allocation_balance",
-            invariant: "sizes differ by <= 1",
-            scope: "averagely and by-circle over the same configurations",
-            run: allocation_balance,
-        },
-        Check {
-            name: "consistent_hash_churn",
-            invariant: "only the leaver's queues move",
-            scope: "1-64 queues x 2-8 consumers x every leaver",
-            run: consistent_hash_churn,
-        },
-        Check {
-            name: "retry_avoids_failed_broker",
-            invariant: "no_send_to_expired_broker",
-            scope: "1-4 brokers x 1-4 queues x every dead broker x every start index, fault tolerance off/on",
-            run: retry_avoids_failed_broker,
-        },
-        Check {
-            name: "fault_tolerance_available_first",
-            invariant: "no unavailable pick while one is available",
-            scope: "2-4 brokers x 1-3 queues x every isolated subset x every start index x every last broker",
-            run: fault_tolerance_available_first,
-        },
-        Check {
-            name: "route_table_paths",
-            invariant: "route_integrity + expiry_bounded",
-            scope: "every sequence of 6 events over 2 broker groups (master+slave), 120 s expiry, 5 s scans",
-            run: route_table_paths,
-        },
+        Check::core(
+            "allocation_partition",
+            "queue_owned_once",
+            "6 strategies x 1-3 brokers x 0-8 queues each x 0-7 consumers, 2 rooms",
+            allocation_partition,
+        ),
+        Check::core(
+            "allocation_balance",
+            "sizes differ by <= 1",
+            "averagely and by-circle over the same configurations",
+            allocation_balance,
+        ),
+        Check::core(
+            "consistent_hash_churn",
+            "only the leaver's queues move",
+            "1-64 queues x 2-8 consumers x every leaver",
+            consistent_hash_churn,
+        ),
+        Check::core(
+            "retry_avoids_failed_broker",
+            "no_send_to_expired_broker",
+            "1-4 brokers x 1-4 queues x every dead broker x every start index, fault tolerance off/on",
+            retry_avoids_failed_broker,
+        ),
+        Check::core(
+            "fault_tolerance_available_first",
+            "no unavailable pick while one is available",
+            "2-4 brokers x 1-3 queues x every isolated subset x every start index x every last broker",
+            fault_tolerance_available_first,
+        ),
+        Check::core(
+            "route_table_paths",
+            "route_integrity + expiry_bounded",
+            "every sequence of 6 events over 2 broker groups (master+slave), 120 s expiry, 5 s scans",
+            route_table_paths,
+        ),
     ]
 }
 
@@ -440,12 +440,13 @@ fn route_table_paths(tick: &mut dyn FnMut()) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Run;
 
     #[test]
     fn every_core_check_passes_and_examines_cases() {
         for check in checks() {
             let mut ticks = 0u64;
-            let outcome = (check.run)(&mut || ticks += 1);
+            let outcome = (check.run)(&mut Run::quiet(&mut |_| ticks += 1));
             assert_eq!(outcome.result, Ok(()), "{}", check.name);
             assert!(outcome.cases > 0, "{} examined nothing", check.name);
             assert_eq!(outcome.cases, ticks, "{}", check.name);

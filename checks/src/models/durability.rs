@@ -101,7 +101,31 @@ impl Default for DurabilityModelCfg {
 impl DurabilityModelCfg {
     /// The model for this configuration.
     pub fn into_model(self) -> DurabilityModel {
-        DurabilityModel { cfg: self }
+        DurabilityModel {
+            cfg: self,
+            stop: Default::default(),
+        }
+    }
+
+    /// The larger configuration of `--deep`: 5 messages.
+    pub fn deep() -> Self {
+        DurabilityModelCfg {
+            messages: 5,
+            ..Default::default()
+        }
+    }
+
+    /// One line on what this configuration covers.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} + {}, master{}, {} messages, {} power or disk loss{}",
+            self.flush,
+            self.role,
+            if self.slave { " + slave" } else { ", no slave" },
+            self.messages,
+            self.crashes,
+            if self.crashes == 1 { "" } else { "es" },
+        )
     }
 
     /// Whether the modes promise that no acknowledged message is lost to one fault.
@@ -115,7 +139,10 @@ impl DurabilityModelCfg {
 pub struct DurabilityModel {
     /// The configuration.
     pub cfg: DurabilityModelCfg,
+    stop: super::StopFlag,
 }
+
+super::stoppable!(DurabilityModel);
 
 /// One machine's store.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -333,6 +360,10 @@ impl Model for DurabilityModel {
         Some(s)
     }
 
+    fn within_boundary(&self, _: &Self::State) -> bool {
+        !self.stop.is_set()
+    }
+
     fn format_step(&self, last: &Self::State, action: Self::Action) -> Option<String> {
         use DurabilityAction::*;
         let next = self.next_state(last, action)?;
@@ -459,7 +490,29 @@ impl OffsetModelCfg {
         OffsetModel {
             cfg: self,
             queue: MessageQueue::new("T", "broker-a", 0),
+            stop: Default::default(),
         }
+    }
+
+    /// The larger configuration of `--deep`: 5 messages.
+    pub fn deep() -> Self {
+        OffsetModelCfg {
+            messages: 5,
+            ..Default::default()
+        }
+    }
+
+    /// One line on what this configuration covers.
+    pub fn summary(&self) -> String {
+        format!(
+            "1 queue of {} messages, C2 owns it, C1 joins, one leaves or crashes, {}",
+            self.messages,
+            if self.orderly {
+                "orderly (in order, under the broker lock)"
+            } else {
+                "concurrent consumption"
+            }
+        )
     }
 }
 
@@ -469,7 +522,10 @@ pub struct OffsetModel {
     /// The configuration.
     pub cfg: OffsetModelCfg,
     queue: MessageQueue,
+    stop: super::StopFlag,
 }
+
+super::stoppable!(OffsetModel);
 
 /// One consumer of the offset model.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -716,6 +772,10 @@ impl Model for OffsetModel {
             LockExpire => s.lock = None,
         }
         Some(s)
+    }
+
+    fn within_boundary(&self, _: &Self::State) -> bool {
+        !self.stop.is_set()
     }
 
     fn format_step(&self, last: &Self::State, action: Self::Action) -> Option<String> {

@@ -10,154 +10,71 @@
 //! - [`durability`] — flush and replication modes against machine faults; consumer offsets
 //!   committed across a rebalance.
 
+pub mod cluster;
 pub mod durability;
 pub mod rebalance;
 pub mod routing;
+mod suite;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use durability::{DurabilityModelCfg, OffsetModelCfg};
-use rebalance::{RebalanceModelCfg, StrategyKind};
-use routing::RoutingModelCfg;
-use sextant_model::store::{BrokerRole, FlushDiskType};
-use stateright::{Checker, Model, Path};
+use stateright::{Checker, Expectation, Model, Path};
 
-use crate::{Check, Outcome, Verdict};
+pub use suite::{ModelOptions, checks};
 
-/// The model checks `sextant check` runs, each on its default configuration.
-pub fn checks() -> Vec<Check> {
-    fn rebalance(cfg: RebalanceModelCfg, tick: &mut dyn FnMut()) -> Outcome {
-        run_model(cfg.into_model(), tick)
+use crate::{Outcome, Progress, Run, Search, Verdict};
+
+/// A flag that tells a running model check to stop exploring: once set, the model's
+/// `within_boundary` refuses every new state, so the checker's threads drain their queues and end.
+/// (stateright 0.31 does not honour its own timeout in long depth-first runs.)
+#[derive(Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    /// Ask the check to stop.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
     }
-    fn with_strategy(strategy: StrategyKind) -> RebalanceModelCfg {
-        RebalanceModelCfg {
-            strategy,
-            ..Default::default()
-        }
+
+    /// Whether a stop was asked for.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
-    fn routing(fault_tolerance: bool, tick: &mut dyn FnMut()) -> Outcome {
-        let model = RoutingModelCfg {
-            fault_tolerance,
-            ..Default::default()
-        }
-        .into_model();
-        let mut outcome = run_model(model.clone(), tick);
-        if let (Some(longest), _) = model.longest_dead_broker_window() {
-            outcome.notes.push(format!(
-                "longest dead_broker_send_window: the producer still sent to a broker silent for {} s",
-                longest / 1000
-            ));
-        }
-        outcome
-    }
-    fn store(flush: FlushDiskType, role: BrokerRole, tick: &mut dyn FnMut()) -> Outcome {
-        let cfg = DurabilityModelCfg {
-            flush,
-            role,
-            ..Default::default()
-        };
-        run_model(cfg.into_model(), tick)
-    }
-    fn offsets(orderly: bool, tick: &mut dyn FnMut()) -> Outcome {
-        let cfg = OffsetModelCfg {
-            orderly,
-            ..Default::default()
-        };
-        run_model(cfg.into_model(), tick)
-    }
-    vec![
-        Check {
-            name: "routing_model",
-            invariant: "route_integrity, expiry_bounded, no_send_to_expired_broker, slave_read_only, dead_broker_send_window",
-            scope: "stateright BFS: 1 NameServer (120 s expiry, 10 s scans), 2 masters + 1 slave, 1 crash, 2 sends, 40 s steps to 200 s",
-            run: |t| routing(false, t),
-        },
-        Check {
-            name: "routing_model_fault_tolerance",
-            invariant: "route_integrity, expiry_bounded, no_send_to_expired_broker, slave_read_only, dead_broker_send_window",
-            scope: "as routing_model, with latency fault tolerance on",
-            run: |t| routing(true, t),
-        },
-        Check {
-            name: "rebalance_model_averagely",
-            invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
-            scope: "stateright BFS: 3+1 consumers, 6 queues on 2 brokers, 2 leaves or crashes, averagely",
-            run: |t| rebalance(with_strategy(StrategyKind::Averagely), t),
-        },
-        Check {
-            name: "rebalance_model_split_view",
-            invariant: "queue_owned_once, split_view_double_owner",
-            scope: "as rebalance_model_averagely, consumers read routes from 2 NameServers, one of which expired a broker",
-            run: |t| {
-                let cfg = RebalanceModelCfg {
-                    split_view: true,
-                    ..Default::default()
-                };
-                rebalance(cfg, t)
-            },
-        },
-        Check {
-            name: "rebalance_model_orderly",
-            invariant: "ordered_lock_exclusive, queue_owned_once, eventually_balanced",
-            scope: "as rebalance_model_averagely, orderly: queues taken only under a broker lock that expires when its holder is gone",
-            run: |t| {
-                let cfg = RebalanceModelCfg {
-                    orderly: true,
-                    ..Default::default()
-                };
-                rebalance(cfg, t)
-            },
-        },
-        Check {
-            name: "rebalance_model_circle",
-            invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
-            scope: "as rebalance_model_averagely, by circle",
-            run: |t| rebalance(with_strategy(StrategyKind::Circle), t),
-        },
-        Check {
-            name: "rebalance_model_consistent_hash",
-            invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
-            scope: "as rebalance_model_averagely, consistent hash",
-            run: |t| rebalance(with_strategy(StrategyKind::ConsistentHash), t),
-        },
-        Check {
-            name: "rebalance_model_machine_room_nearby",
-            invariant: "queue_owned_once, eventually_balanced, transient_double_owner",
-            scope: "as rebalance_model_averagely, machine room nearby (averagely inside rooms)",
-            run: |t| rebalance(with_strategy(StrategyKind::MachineRoomNearby), t),
-        },
-        Check {
-            name: "durability_sync",
-            invariant: "acked_not_lost, failover_read",
-            scope: "stateright BFS: SYNC_FLUSH + SYNC_MASTER, master + slave, 3 messages, 1 power or disk loss",
-            run: |t| store(FlushDiskType::SyncFlush, BrokerRole::SyncMaster, t),
-        },
-        Check {
-            name: "durability_async_flush",
-            invariant: "async_flush_loss (the loss is found), failover_read",
-            scope: "as durability_sync, ASYNC_FLUSH + SYNC_MASTER",
-            run: |t| store(FlushDiskType::AsyncFlush, BrokerRole::SyncMaster, t),
-        },
-        Check {
-            name: "durability_async_master",
-            invariant: "async_master_loss (the loss is found), failover_read",
-            scope: "as durability_sync, SYNC_FLUSH + ASYNC_MASTER",
-            run: |t| store(FlushDiskType::SyncFlush, BrokerRole::AsyncMaster, t),
-        },
-        Check {
-            name: "offsets_concurrent",
-            invariant: "offset_not_past_unconsumed, offset_moves_backward, duplicate_consumption",
-            scope: "stateright BFS: 1 queue of 3 messages, C2 owns it, C1 joins, one leaves or crashes; concurrent consumption",
-            run: |t| offsets(false, t),
-        },
-        Check {
-            name: "offsets_orderly",
-            invariant: "offset_not_past_unconsumed, offsets_monotonic, duplicate_consumption",
-            scope: "as offsets_concurrent, orderly: in order, under the broker lock",
-            run: |t| offsets(true, t),
-        },
-    ]
 }
+
+impl std::fmt::Debug for StopFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StopFlag({})", self.is_set())
+    }
+}
+
+/// A model whose exploration can be stopped by its [`StopFlag`].
+pub trait Stoppable: Sized {
+    /// The flag its `within_boundary` reads.
+    fn stop_flag(&self) -> &StopFlag;
+    /// The same model with a fresh flag (to judge a state after the run was stopped).
+    fn unstopped(&self) -> Self;
+}
+
+/// Implements [`Stoppable`] for a model struct with a `stop: StopFlag` field.
+macro_rules! stoppable {
+    ($model:ty) => {
+        impl $crate::models::Stoppable for $model {
+            fn stop_flag(&self) -> &$crate::models::StopFlag {
+                &self.stop
+            }
+            fn unstopped(&self) -> Self {
+                let mut m = self.clone();
+                m.stop = $crate::models::StopFlag::default();
+                m
+            }
+        }
+    };
+}
+pub(crate) use stoppable;
 
 /// A discovery path as readable steps, one per action (`Model::format_step`).
 pub fn describe<M: Model>(model: &M, path: Path<M::State, M::Action>) -> Vec<String>
@@ -181,62 +98,145 @@ where
         .unwrap_or_else(|| "(a step the model does not describe)".into())
 }
 
-/// Check `model` exhaustively (breadth-first, so traces are shortest) and turn what the checker
-/// found into an [`Outcome`]: every `always` and `eventually` must hold and every `sometimes` must
-/// be discovered. Each discovery's trace goes into the outcome's notes.
-pub fn run_model<M>(model: M, tick: &mut dyn FnMut()) -> Outcome
+/// Check `model` as `run.search` says and turn what the checker found into an [`Outcome`]: every
+/// `always` and `eventually` must hold and every `sometimes` must be discovered. Each discovery's
+/// trace goes into the outcome's notes.
+///
+/// - Exhaustive: breadth-first to the end; the traces of `sometimes` properties are the shortest.
+/// - Deep: depth-first on several threads to a depth bound, stopped at the time limit; the run is
+///   complete only if neither cut it short. A `sometimes` not reached by an incomplete run is
+///   reported as not reached, not as unreachable.
+/// - Simulate: random walks until the time limit; never complete.
+pub fn run_model<M>(model: M, run: &mut Run<'_>) -> Outcome
 where
-    M: Model + Clone + Send + Sync + 'static,
+    M: Model + Stoppable + Clone + Send + Sync + 'static,
     M::State: Clone + std::fmt::Debug + std::hash::Hash + Eq + Send + Sync + 'static,
     M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
 {
-    use stateright::Expectation;
-    let properties = model.properties();
-    let checker = model.clone().checker().spawn_bfs();
-    let mut reported = 0;
-    while !checker.is_done() {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let n = checker.unique_state_count();
-        for _ in reported..n {
-            tick();
+    let builder = model.clone().checker();
+    match run.search {
+        Search::Exhaustive => finish(model, run, builder.spawn_bfs(), None, None),
+        Search::Deep {
+            time_limit,
+            max_depth,
+            threads,
+        } => {
+            let checker = builder
+                .threads(threads.max(1))
+                .target_max_depth(max_depth)
+                .spawn_dfs();
+            finish(model, run, checker, Some(time_limit), Some(max_depth))
         }
-        reported = n;
+        Search::Simulate { time_limit, seed } => {
+            // Random walks never run out: stateright's own timeout ends them (it is checked between
+            // walks, and the stop flag below cuts the walk in progress short).
+            let checker = builder
+                .threads(2)
+                .timeout(time_limit)
+                .spawn_simulation(seed, stateright::UniformChooser);
+            finish(model, run, checker, Some(time_limit), None)
+        }
+    }
+}
+
+/// Drive a spawned checker to its end (or time limit) and judge what it found.
+fn finish<M, C>(
+    model: M,
+    run: &mut Run<'_>,
+    checker: C,
+    time_limit: Option<Duration>,
+    depth_bound: Option<usize>,
+) -> Outcome
+where
+    M: Model + Stoppable + Clone,
+    M::State: Clone + std::fmt::Debug + std::hash::Hash + Eq,
+    M::Action: Clone + std::fmt::Debug + PartialEq,
+    C: Checker<M>,
+{
+    let properties = model.properties();
+    let started = Instant::now();
+    let simulate = matches!(run.search, Search::Simulate { .. });
+    let mut stopped = false;
+    while !checker.is_done() {
+        std::thread::sleep(Duration::from_millis(50));
+        (run.report)(Progress {
+            states: checker.unique_state_count() as u64,
+            depth: checker.max_depth(),
+        });
+        if !stopped && time_limit.is_some_and(|t| started.elapsed() >= t) {
+            model.stop_flag().set();
+            stopped = true;
+        }
     }
     let checker = checker.join();
-    for _ in reported..checker.unique_state_count() {
-        tick();
-    }
+    let states = checker.unique_state_count() as u64;
+    let depth = checker.max_depth();
+    (run.report)(Progress { states, depth });
+    let complete = !stopped && !simulate && depth_bound.is_none_or(|d| depth < d);
+    let judge = model.unstopped();
     let mut notes = Vec::new();
     let mut failures = Vec::new();
     let mut verdicts = Vec::new();
     for p in &properties {
         let found = checker.discovery(p.name);
+        // A stopped run makes the states it was exploring look terminal: an `eventually` found
+        // there is real only if the last state has no successor at all.
+        let found = match (&p.expectation, found) {
+            (Expectation::Eventually, Some(path)) if !complete => {
+                let last = path.last_state().clone();
+                let mut actions = Vec::new();
+                judge.actions(&last, &mut actions);
+                let terminal = actions
+                    .into_iter()
+                    .all(|a| judge.next_state(&last, a).is_none());
+                terminal.then_some(path)
+            }
+            (_, found) => found,
+        };
         match (&p.expectation, found) {
-            (Expectation::Sometimes, Some(_)) => {
+            (Expectation::Sometimes, Some(path)) => {
                 // stateright 0.31 keeps the *last* state that satisfied a `sometimes` while it
-                // goes on checking the other properties; report the shortest trace instead.
-                let condition = p.condition;
-                let path = shortest_path(&model, |s| condition(&model, s))
-                    .expect("the checker found a state satisfying it");
+                // goes on checking the other properties; an exhaustive run reports the shortest
+                // trace instead.
+                let steps = if run.search == Search::Exhaustive {
+                    let condition = p.condition;
+                    shortest_path(&judge, |s| condition(&judge, s))
+                        .expect("the checker found a state satisfying it")
+                } else {
+                    describe(&judge, path)
+                };
                 notes.push(format!("{} discovered:", p.name));
-                notes.extend(path.into_iter().map(|s| format!("  {s}")));
+                notes.extend(steps.into_iter().map(|s| format!("  {s}")));
                 verdicts.push((p.name, Verdict::Discovered));
             }
-            (Expectation::Sometimes, None) => {
+            (Expectation::Sometimes, None) if complete => {
                 failures.push(format!("{} never happens", p.name));
                 verdicts.push((p.name, Verdict::NotFound));
             }
+            (Expectation::Sometimes, None) => verdicts.push((p.name, Verdict::NotReached)),
             (_, Some(path)) => {
                 failures.push(format!("{} violated", p.name));
                 notes.push(format!("{} violated:", p.name));
-                notes.extend(describe(&model, path).into_iter().map(|s| format!("  {s}")));
+                notes.extend(describe(&judge, path).into_iter().map(|s| format!("  {s}")));
                 verdicts.push((p.name, Verdict::Violated));
             }
             (_, None) => verdicts.push((p.name, Verdict::Held)),
         }
     }
+    if !complete {
+        notes.push(format!(
+            "coverage: {states} states explored to depth {depth}, not complete ({})",
+            if simulate {
+                "random walks"
+            } else if stopped {
+                "time limit reached"
+            } else {
+                "depth bound reached"
+            }
+        ));
+    }
     Outcome {
-        cases: checker.unique_state_count() as u64,
+        cases: states,
         result: if failures.is_empty() {
             Ok(())
         } else {
@@ -244,6 +244,8 @@ where
         },
         notes,
         properties: verdicts,
+        complete,
+        depth,
     }
 }
 

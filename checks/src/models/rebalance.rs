@@ -66,6 +66,22 @@ pub enum StrategyKind {
 }
 
 impl StrategyKind {
+    /// The name the CLI takes (as `sextant allocate --strategy`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyKind::Averagely => "averagely",
+            StrategyKind::Circle => "circle",
+            StrategyKind::ConsistentHash => "consistent-hash",
+            StrategyKind::MachineRoomNearby => "machine-room-nearby",
+            StrategyKind::BrokenOffByOne => "broken-off-by-one",
+        }
+    }
+
+    /// The kind of a CLI name.
+    pub fn from_name(name: &str) -> Option<StrategyKind> {
+        StrategyKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// Every kind, the broken one last.
     pub const ALL: [StrategyKind; 5] = [
         StrategyKind::Averagely,
@@ -75,7 +91,7 @@ impl StrategyKind {
         StrategyKind::BrokenOffByOne,
     ];
 
-    fn build(self) -> Arc<dyn AllocateStrategy> {
+    pub(crate) fn build(self) -> Arc<dyn AllocateStrategy> {
         match self {
             StrategyKind::Averagely => Arc::new(Averagely),
             StrategyKind::Circle => Arc::new(AveragelyByCircle),
@@ -194,7 +210,41 @@ impl RebalanceModelCfg {
                 .map(|c| format!("room{}@c{c}", c % 2))
                 .collect(),
             strategy: self.strategy.build(),
+            stop: Default::default(),
         }
+    }
+
+    /// The larger configuration of `--deep`: 4+1 consumers, 8 queues, 3 leaves or crashes.
+    pub fn deep() -> Self {
+        RebalanceModelCfg {
+            queues_per_broker: 4,
+            initial_consumers: 4,
+            faults: 3,
+            ..Default::default()
+        }
+    }
+
+    /// One line on what this configuration covers.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}+{} consumers, {} queues on {} brokers, {} leaves or crashes, {}{}{}",
+            self.initial_consumers,
+            self.joiners,
+            u32::from(self.brokers) * u32::from(self.queues_per_broker),
+            self.brokers,
+            self.faults,
+            self.strategy.name(),
+            if self.orderly {
+                ", orderly (queues taken under a broker lock that expires when its holder is gone)"
+            } else {
+                ""
+            },
+            if self.split_view {
+                ", routes from 2 NameServers, one of which expired a broker"
+            } else {
+                ""
+            },
+        )
     }
 }
 
@@ -206,7 +256,10 @@ pub struct RebalanceModel {
     queues: Vec<MessageQueue>,
     cids: Vec<String>,
     strategy: Arc<dyn AllocateStrategy>,
+    stop: super::StopFlag,
 }
+
+super::stoppable!(RebalanceModel);
 
 impl fmt::Debug for RebalanceModel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -550,6 +603,10 @@ impl Model for RebalanceModel {
         Some(s)
     }
 
+    fn within_boundary(&self, _: &Self::State) -> bool {
+        !self.stop.is_set()
+    }
+
     fn format_step(&self, last: &Self::State, action: Self::Action) -> Option<String> {
         let name = |c: u8| self.cids[c as usize].clone();
         let next = self.next_state(last, action)?;
@@ -788,7 +845,7 @@ mod tests {
     #[test]
     fn run_model_reports_the_violation_with_its_trace() {
         let model = RebalanceModelCfg::small(StrategyKind::BrokenOffByOne).into_model();
-        let outcome = super::super::run_model(model, &mut || {});
+        let outcome = super::super::run_model(model, &mut crate::Run::quiet(&mut |_| {}));
         assert!(outcome.result.is_err());
         assert!(
             outcome
@@ -815,7 +872,7 @@ mod tests {
     #[test]
     fn traces_read_as_steps_and_are_shortest() {
         let model = RebalanceModelCfg::default().into_model();
-        let outcome = super::super::run_model(model, &mut || {});
+        let outcome = super::super::run_model(model, &mut crate::Run::quiet(&mut |_| {}));
         assert_eq!(outcome.result, Ok(()));
         assert_eq!(outcome.cases, 15_306);
         let steps = &outcome.notes[1..];

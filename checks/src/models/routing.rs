@@ -75,6 +75,12 @@ pub struct RoutingModelCfg {
     pub tick_ms: Millis,
     /// The clock stops here (ms).
     pub horizon: Millis,
+    /// NameServers; every broker registers with each, on its own schedule.
+    pub namesrvs: u8,
+    /// Broker crashes allowed in a run.
+    pub crashes: u8,
+    /// Whether a crashed broker may restart (same address, registers again).
+    pub restart: bool,
     /// A deliberately broken variant, or none.
     pub broken: Broken,
 }
@@ -90,6 +96,9 @@ impl Default for RoutingModelCfg {
             scan_interval: 10_000,
             tick_ms: 40_000,
             horizon: 200_000,
+            namesrvs: 1,
+            crashes: 1,
+            restart: false,
             broken: Broken::None,
         }
     }
@@ -120,7 +129,44 @@ impl RoutingModelCfg {
         RoutingModel {
             cfg: self,
             processes,
+            stop: Default::default(),
         }
+    }
+
+    /// The larger configuration of `--deep`: two NameServers, restarts, two queues, three sends.
+    pub fn deep() -> Self {
+        RoutingModelCfg {
+            namesrvs: 2,
+            restart: true,
+            queues: 2,
+            sends: 3,
+            ..Default::default()
+        }
+    }
+
+    /// One line on what this configuration covers.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} NameServer{} ({} s expiry, {} s scans), 2 masters{}, {} crash{}{}, {} sends, {} queue{} each, {} s steps to {} s{}",
+            self.namesrvs,
+            if self.namesrvs == 1 { "" } else { "s" },
+            self.expiry / 1000,
+            self.scan_interval / 1000,
+            if self.slave { " + 1 slave" } else { "" },
+            self.crashes,
+            if self.crashes == 1 { "" } else { "es" },
+            if self.restart { " and restarts" } else { "" },
+            self.sends,
+            self.queues,
+            if self.queues == 1 { "" } else { "s" },
+            self.tick_ms / 1000,
+            self.horizon / 1000,
+            if self.fault_tolerance {
+                ", latency fault tolerance"
+            } else {
+                ""
+            },
+        )
     }
 }
 
@@ -141,7 +187,10 @@ pub struct RoutingModel {
     /// The configuration.
     pub cfg: RoutingModelCfg,
     processes: Vec<Process>,
+    stop: super::StopFlag,
 }
+
+super::stoppable!(RoutingModel);
 
 /// What the last send attempt did (observed by the properties).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -167,14 +216,14 @@ pub struct AttemptRecord {
 pub struct RoutingState {
     /// The clock.
     pub now: Millis,
-    /// The NameServer's tables.
-    pub table: RouteTable,
-    /// Per process: alive, and the time of its last successful registration.
+    /// Each NameServer's tables.
+    pub tables: Vec<RouteTable>,
+    /// Per process: alive.
     pub alive: Vec<bool>,
-    /// Last registration time of each process.
-    pub last_seen: Vec<Option<Millis>>,
-    /// Whether a crash already happened.
-    pub crashed: bool,
+    /// Per NameServer, per process: the time of its last successful registration there.
+    pub last_seen: Vec<Vec<Option<Millis>>>,
+    /// Crashes still allowed.
+    pub crashes_left: u8,
     /// The route the producer holds.
     pub route: Option<TopicRouteData>,
     /// The producer's selection state.
@@ -194,14 +243,16 @@ pub struct RoutingState {
 /// What can happen next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// A live broker process registers (first time or heartbeat).
-    Register(usize),
+    /// A live broker process registers with a NameServer (first time or heartbeat).
+    Register(usize, usize),
     /// A broker process crashes silently.
     Crash(usize),
+    /// A crashed broker process starts again.
+    Restart(usize),
     /// Time passes by one step; liveness scans run.
     Tick,
-    /// The producer fetches the route.
-    Refresh,
+    /// The producer fetches the route from a NameServer.
+    Refresh(usize),
     /// The producer makes one send attempt (starting a send if none is in progress).
     Attempt,
 }
@@ -251,16 +302,18 @@ impl Model for RoutingModel {
 
     fn init_states(&self) -> Vec<Self::State> {
         let n = self.processes.len();
+        let namesrvs = usize::from(self.cfg.namesrvs.max(1));
+        let table = RouteTable::new(NamesrvConfig {
+            broker_expiry: self.cfg.expiry,
+            scan_interval: self.cfg.scan_interval,
+            ..Default::default()
+        });
         vec![RoutingState {
             now: 0,
-            table: RouteTable::new(NamesrvConfig {
-                broker_expiry: self.cfg.expiry,
-                scan_interval: self.cfg.scan_interval,
-                ..Default::default()
-            }),
+            tables: vec![table; namesrvs],
             alive: vec![true; n],
-            last_seen: vec![None; n],
-            crashed: false,
+            last_seen: vec![vec![None; n]; namesrvs],
+            crashes_left: self.cfg.crashes,
             route: None,
             strategy: FaultStrategy::new(self.cfg.fault_tolerance),
             index: SendIndex::starting_at(0),
@@ -273,21 +326,30 @@ impl Model for RoutingModel {
 
     fn actions(&self, s: &Self::State, actions: &mut Vec<Self::Action>) {
         for (i, alive) in s.alive.iter().enumerate() {
-            if *alive && s.last_seen[i].is_none_or(|t| t < s.now) {
-                actions.push(Action::Register(i));
+            for (ns, seen) in s.last_seen.iter().enumerate() {
+                if *alive && seen[i].is_none_or(|t| t < s.now) {
+                    actions.push(Action::Register(i, ns));
+                }
             }
-            if *alive && !s.crashed {
+            if *alive && s.crashes_left > 0 {
                 actions.push(Action::Crash(i));
             }
+            if !*alive && self.cfg.restart {
+                actions.push(Action::Restart(i));
+            }
         }
-        let fresh = s.table.route(TOPIC);
-        // The producer polls every 30 s, so within a 40 s step it has seen the current route:
-        // time moves on only once its route is fresh.
-        if fresh == s.route && s.now + self.cfg.tick_ms <= self.cfg.horizon {
+        // The producer polls every 30 s, so within a 40 s step it has seen the current route of
+        // the NameServer it polls: time moves on only once its route is fresh from one of them.
+        let mut fresh_somewhere = false;
+        for (ns, table) in s.tables.iter().enumerate() {
+            if table.route(TOPIC) == s.route {
+                fresh_somewhere = true;
+            } else {
+                actions.push(Action::Refresh(ns));
+            }
+        }
+        if fresh_somewhere && s.now + self.cfg.tick_ms <= self.cfg.horizon {
             actions.push(Action::Tick);
-        }
-        if fresh != s.route {
-            actions.push(Action::Refresh);
         }
         if s.route.is_some() && (s.send.is_some() || s.sends_left > 0) {
             actions.push(Action::Attempt);
@@ -300,32 +362,35 @@ impl Model for RoutingModel {
         // longer would only multiply states.
         s.last_attempt = None;
         match action {
-            Action::Register(i) => {
+            Action::Register(i, ns) => {
                 let p = self.processes[i];
                 let reg = BrokerRegistration::new("C", p.group, p.id, p.addr).with_topics([
                     TopicConfig::new(TOPIC, self.cfg.queues),
                     TopicConfig::new("other", 1),
                 ]);
-                if s.table.register(&reg, s.now).is_ok() {
-                    s.last_seen[i] = Some(s.now);
+                if s.tables[ns].register(&reg, s.now).is_ok() {
+                    s.last_seen[ns][i] = Some(s.now);
                 }
             }
             Action::Crash(i) => {
                 s.alive[i] = false;
-                s.crashed = true;
+                s.crashes_left -= 1;
             }
+            Action::Restart(i) => s.alive[i] = true,
             Action::Tick => {
                 let scan = self.cfg.scan_interval;
                 let mut at = (s.now / scan + 1) * scan;
                 s.now += self.cfg.tick_ms;
                 while at <= s.now {
                     if self.cfg.broken != Broken::NoExpiryScan {
-                        s.table.scan_expired(at);
+                        for table in &mut s.tables {
+                            table.scan_expired(at);
+                        }
                     }
                     at += scan;
                 }
             }
-            Action::Refresh => s.route = s.table.route(TOPIC),
+            Action::Refresh(ns) => s.route = s.tables[ns].route(TOPIC),
             Action::Attempt => {
                 let route = s.route.clone()?;
                 let info = self.publish_info(&route);
@@ -363,7 +428,12 @@ impl Model for RoutingModel {
                     retry_after,
                     other_writable,
                     target_dead: dead,
-                    silent_for: s.last_seen[target].map_or(0, |t| s.now - t),
+                    silent_for: s
+                        .last_seen
+                        .iter()
+                        .filter_map(|seen| seen[target])
+                        .max()
+                        .map_or(0, |t| s.now - t),
                 });
                 let outcome = if dead {
                     AttemptOutcome::Remoting
@@ -379,6 +449,10 @@ impl Model for RoutingModel {
         Some(s)
     }
 
+    fn within_boundary(&self, _: &Self::State) -> bool {
+        !self.stop.is_set()
+    }
+
     fn format_step(&self, last: &Self::State, action: Self::Action) -> Option<String> {
         let next = self.next_state(last, action)?;
         let p = |i: usize| {
@@ -386,10 +460,15 @@ impl Model for RoutingModel {
             format!("{}[{}] at {}", p.group, p.id, p.addr)
         };
         Some(match action {
-            Action::Register(i) => format!("t={}s: {} registers", last.now / 1000, p(i)),
+            Action::Register(i, ns) => format!(
+                "t={}s: {} registers with namesrv-{ns}",
+                last.now / 1000,
+                p(i)
+            ),
             Action::Crash(i) => format!("t={}s: {} crashes silently", last.now / 1000, p(i)),
+            Action::Restart(i) => format!("t={}s: {} restarts", last.now / 1000, p(i)),
             Action::Tick => format!("time passes to t={}s (scans run)", next.now / 1000),
-            Action::Refresh => {
+            Action::Refresh(ns) => {
                 let groups: Vec<String> = next
                     .route
                     .iter()
@@ -403,7 +482,7 @@ impl Model for RoutingModel {
                     })
                     .collect();
                 format!(
-                    "t={}s: producer refreshes its route: {}",
+                    "t={}s: producer refreshes its route from namesrv-{ns}: {}",
                     last.now / 1000,
                     groups.join(" ")
                 )
@@ -433,20 +512,25 @@ impl Model for RoutingModel {
     fn properties(&self) -> Vec<Property<Self>> {
         vec![
             Property::always("route_integrity", |_: &Self, s: &RoutingState| {
-                s.table.topics().iter().all(|t| {
-                    s.table
-                        .route(t)
-                        .is_none_or(|r| route_integrity(&s.table, &r).is_ok())
+                s.tables.iter().all(|table| {
+                    table.topics().iter().all(|t| {
+                        table
+                            .route(t)
+                            .is_none_or(|r| route_integrity(table, &r).is_ok())
+                    })
                 })
             }),
             Property::always("expiry_bounded", |m: &Self, s: &RoutingState| {
-                let seen: BTreeMap<String, Millis> = m
-                    .processes
-                    .iter()
-                    .zip(&s.last_seen)
-                    .filter_map(|(p, t)| t.map(|t| (p.addr.to_owned(), t)))
-                    .collect();
-                expiry_bounded(&s.table, &seen, m.cfg.expiry + m.cfg.scan_interval, s.now).is_ok()
+                s.tables.iter().zip(&s.last_seen).all(|(table, last_seen)| {
+                    let seen: BTreeMap<String, Millis> = m
+                        .processes
+                        .iter()
+                        .zip(last_seen)
+                        .filter_map(|(p, t)| t.map(|t| (p.addr.to_owned(), t)))
+                        .collect();
+                    let bound = m.cfg.expiry + m.cfg.scan_interval;
+                    expiry_bounded(table, &seen, bound, s.now).is_ok()
+                })
             }),
             Property::always("no_send_to_expired_broker", |_: &Self, s: &RoutingState| {
                 s.last_attempt.as_ref().is_none_or(|a| {

@@ -1,13 +1,18 @@
-//! `sextant check`: run every check of `sextant-checks` and print one line per check.
+//! `sextant check`: run the checks of `sextant-checks`, one line per check, then one table of
+//! every model property with its verdict, states, coverage and time.
 
 use std::io::Write;
-use std::time::Instant;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
+use sextant_checks::models::rebalance::StrategyKind;
+use sextant_checks::{Check, ModelOptions, Progress, Run, Search};
+use sextant_model::store::{BrokerRole, FlushDiskType};
 
 /// Arguments of `sextant check`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct Args {
     /// Run only the checks whose name contains this text.
     #[arg(long)]
@@ -15,11 +20,140 @@ pub struct Args {
     /// List the checks without running them.
     #[arg(long)]
     list: bool,
+    /// Run the larger configurations depth-first under a time limit (and the whole-cluster
+    /// model); reports how much each run covered.
+    #[arg(long, conflicts_with = "simulate")]
+    deep: bool,
+    /// Time limit of each model in `--deep`, in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    time_limit: u64,
+    /// Depth bound of `--deep`.
+    #[arg(long, default_value_t = 80)]
+    max_depth: usize,
+    /// Checker threads of `--deep`.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Walk the unsplit whole-cluster model at random for SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    simulate: Option<u64>,
+    /// Seed of the first random walk of `--simulate`.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Serve the chosen model (pick one with --only) in stateright's Explorer, on loopback.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:3000")]
+    explore: Option<SocketAddr>,
+    /// Broker groups (rebalance model).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+    brokers: Option<u8>,
+    /// Queues per broker.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
+    queues: Option<u8>,
+    /// Consumers running at the start (rebalance and cluster models).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
+    consumers: Option<u8>,
+    /// Consumers that join later (rebalance model).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=4))]
+    joiners: Option<u8>,
+    /// Crashes, leaves or machine faults allowed in a run.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=8))]
+    crashes: Option<u8>,
+    /// Check only this allocation strategy.
+    #[arg(long, value_parser = ["averagely", "circle", "consistent-hash", "machine-room-nearby"])]
+    strategy: Option<String>,
+    /// Check only the orderly variants (broker locks) of the consumer models.
+    #[arg(long)]
+    orderly: bool,
+    /// NameServers (routing and cluster models; 1 leaves out the rebalance split-view variant).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+    namesrvs: Option<u8>,
+    /// Slaves per broker group (0 or 1).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=1))]
+    slaves: Option<u8>,
+    /// Check only this flush mode.
+    #[arg(long, value_parser = ["sync", "async"])]
+    flush: Option<String>,
+    /// Check only this replication mode.
+    #[arg(long, value_parser = ["sync", "async"])]
+    replication: Option<String>,
+    /// Messages produced (durability, offset and cluster models).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
+    messages: Option<u8>,
+    /// Sends the producer makes (routing model).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
+    sends: Option<u8>,
+    /// Check only with latency fault tolerance on, or only with it off.
+    #[arg(long, value_parser = ["on", "off"])]
+    fault_tolerance: Option<String>,
+    /// Let crashed brokers restart (routing model).
+    #[arg(long)]
+    restart: bool,
+}
+
+impl Args {
+    fn options(&self) -> ModelOptions {
+        let sync = |v: &Option<String>| v.as_deref().map(|m| m == "sync");
+        ModelOptions {
+            brokers: self.brokers,
+            queues: self.queues,
+            consumers: self.consumers,
+            joiners: self.joiners,
+            crashes: self.crashes,
+            strategy: self.strategy.as_deref().and_then(StrategyKind::from_name),
+            orderly: self.orderly,
+            namesrvs: self.namesrvs,
+            slave: self.slaves.map(|n| n > 0),
+            flush: sync(&self.flush).map(|s| {
+                if s {
+                    FlushDiskType::SyncFlush
+                } else {
+                    FlushDiskType::AsyncFlush
+                }
+            }),
+            replication: sync(&self.replication).map(|s| {
+                if s {
+                    BrokerRole::SyncMaster
+                } else {
+                    BrokerRole::AsyncMaster
+                }
+            }),
+            messages: self.messages,
+            sends: self.sends,
+            fault_tolerance: self.fault_tolerance.as_deref().map(|v| v == "on"),
+            restart: self.restart.then_some(true),
+        }
+    }
+
+    fn search(&self) -> Search {
+        if let Some(secs) = self.simulate {
+            Search::Simulate {
+                time_limit: Duration::from_secs(secs),
+                seed: self.seed,
+            }
+        } else if self.deep {
+            Search::Deep {
+                time_limit: Duration::from_secs(self.time_limit),
+                max_depth: self.max_depth,
+                threads: self.threads,
+            }
+        } else {
+            Search::Exhaustive
+        }
+    }
+}
+
+/// One row of the final table.
+struct Row {
+    check: &'static str,
+    property: &'static str,
+    verdict: String,
+    states: u64,
+    coverage: &'static str,
+    secs: f64,
 }
 
 /// Run `sextant check`. Returns whether every check passed.
 pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
-    let checks: Vec<_> = sextant_checks::all()
+    let checks: Vec<Check> = sextant_checks::checks(&args.options(), args.search())
         .into_iter()
         .filter(|c| args.only.as_deref().is_none_or(|o| c.name.contains(o)))
         .collect();
@@ -35,6 +169,27 @@ pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
         }
         return Ok(true);
     }
+    if let Some(addr) = args.explore {
+        let [check] = &checks[..] else {
+            bail!(
+                "--explore serves one model: choose one with --only (matching now: {})",
+                checks.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+            );
+        };
+        let Some(explore) = &check.explore else {
+            bail!("{} is not a model: nothing to explore", check.name);
+        };
+        explore(addr).map_err(anyhow::Error::msg)?;
+        writeln!(
+            out,
+            "serving {} in stateright's Explorer on http://{addr}/ (Ctrl-C stops)",
+            check.name
+        )?;
+        out.flush()?;
+        loop {
+            std::thread::park();
+        }
+    }
     writeln!(
         out,
         "{:<36} {:<62} {:>10} {:>9}  result",
@@ -45,15 +200,22 @@ pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
     for c in &checks {
         let bar = ProgressBar::new_spinner().with_message(c.name);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} {pos} cases").expect("valid template"),
+            ProgressStyle::with_template(
+                "{spinner} {msg}: {human_pos} states, {per_sec}, {prefix}",
+            )
+            .expect("valid template"),
         );
         let started = Instant::now();
-        let mut n = 0u64;
-        let outcome = (c.run)(&mut || {
-            n += 1;
-            if n % 4096 == 0 {
-                bar.set_position(n);
+        let mut report = |p: Progress| {
+            bar.set_position(p.states);
+            if p.depth > 0 {
+                bar.set_prefix(format!("depth {}", p.depth));
             }
+            bar.tick();
+        };
+        let outcome = (c.run)(&mut Run {
+            search: args.search(),
+            report: &mut report,
         });
         bar.finish_and_clear();
         let secs = started.elapsed().as_secs_f64();
@@ -73,7 +235,18 @@ pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
             c.name, c.invariant, outcome.cases, secs
         )?;
         for (property, verdict) in &outcome.properties {
-            table.push((c.name, *property, verdict.to_string(), outcome.cases, secs));
+            table.push(Row {
+                check: c.name,
+                property,
+                verdict: verdict.to_string(),
+                states: outcome.cases,
+                coverage: if outcome.complete {
+                    "complete"
+                } else {
+                    "partial"
+                },
+                secs,
+            });
         }
         for note in &outcome.notes {
             writeln!(out, "    {note}")?;
@@ -83,13 +256,14 @@ pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
         writeln!(out)?;
         writeln!(
             out,
-            "{:<36} {:<28} {:<10} {:>10} {:>9}",
-            "model", "property", "verdict", "states", "time"
+            "{:<36} {:<28} {:<12} {:>10} {:<9} {:>9}",
+            "model", "property", "verdict", "states", "coverage", "time"
         )?;
-        for (check, property, verdict, states, secs) in &table {
+        for r in &table {
             writeln!(
                 out,
-                "{check:<36} {property:<28} {verdict:<10} {states:>10} {secs:>8.2}s"
+                "{:<36} {:<28} {:<12} {:>10} {:<9} {:>8.2}s",
+                r.check, r.property, r.verdict, r.states, r.coverage, r.secs
             )?;
         }
     }
@@ -100,43 +274,34 @@ pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// Parse `sextant check` arguments as the binary would.
+    fn args(argv: &[&str]) -> Args {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        Cli::try_parse_from(std::iter::once("check").chain(argv.iter().copied()))
+            .expect("valid arguments")
+            .args
+    }
 
     #[test]
     fn list_and_filter() {
         let mut out = Vec::new();
-        assert!(
-            run(
-                &Args {
-                    only: Some("allocation_balance".into()),
-                    list: true
-                },
-                &mut out
-            )
-            .unwrap()
-        );
+        assert!(run(&args(&["--only", "allocation_balance", "--list"]), &mut out).unwrap());
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.lines().count(), 1);
         assert!(text.starts_with("allocation_balance"));
-        assert!(
-            run(
-                &Args {
-                    only: Some("nothing-matches".into()),
-                    list: false
-                },
-                &mut Vec::new()
-            )
-            .is_err()
-        );
+        assert!(run(&args(&["--only", "nothing-matches"]), &mut Vec::new()).is_err());
     }
 
     #[test]
     fn runs_a_check_and_reports_it() {
         let mut out = Vec::new();
-        let args = Args {
-            only: Some("rebalance_model_circle".into()),
-            list: false,
-        };
-        assert!(run(&args, &mut out).unwrap());
+        assert!(run(&args(&["--only", "rebalance_model_circle"]), &mut out).unwrap());
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("rebalance_model_circle"), "{text}");
         assert!(
@@ -152,12 +317,136 @@ mod tests {
                     .eq(["rebalance_model_circle", "transient_double_owner"])
             })
             .expect("the final table has a row per property");
-        assert!(row.contains("discovered"), "{row}");
+        assert!(
+            row.contains("discovered") && row.contains("complete"),
+            "{row}"
+        );
         assert!(
             text.lines()
                 .any(|l| l.contains("queue_owned_once") && l.contains(" held ")),
             "{text}"
         );
         assert!(text.ends_with("1 passed, 0 failed\n"), "{text}");
+    }
+
+    #[test]
+    fn flags_choose_the_configuration() {
+        let mut out = Vec::new();
+        let a = args(&[
+            "--only",
+            "durability",
+            "--flush",
+            "async",
+            "--replication",
+            "sync",
+            "--messages",
+            "2",
+            "--list",
+        ]);
+        assert!(run(&a, &mut out).unwrap());
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("ASYNC_FLUSH + SYNC_MASTER") && text.contains("2 messages"),
+            "{text}"
+        );
+        let mut out = Vec::new();
+        let a = args(&[
+            "--only",
+            "rebalance",
+            "--strategy",
+            "circle",
+            "--consumers",
+            "2",
+            "--list",
+        ]);
+        assert!(run(&a, &mut out).unwrap());
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().all(|l| l.contains("2+1 consumers")), "{text}");
+        assert!(!text.contains("rebalance_model_averagely"), "{text}");
+        assert!(text.contains("rebalance_model_circle"), "{text}");
+    }
+
+    #[test]
+    fn a_violation_fails_the_run() {
+        // Two machine faults break even SYNC_FLUSH + SYNC_MASTER (the slave loses its page cache,
+        // then the master its disk): the always property is reported violated.
+        let mut out = Vec::new();
+        let a = args(&["--only", "durability_sync", "--crashes", "2"]);
+        assert!(!run(&a, &mut out).unwrap());
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("acked_not_lost violated:"), "{text}");
+        assert!(text.contains("VIOLATED"), "{text}");
+        assert!(text.ends_with("0 passed, 1 failed\n"), "{text}");
+    }
+
+    #[test]
+    fn deep_runs_report_coverage() {
+        let mut out = Vec::new();
+        let a = args(&["--deep", "--only", "offsets_orderly", "--time-limit", "5"]);
+        assert!(run(&a, &mut out).unwrap());
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.contains("offsets_monotonic") && l.contains("held")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn simulate_walks_the_whole_cluster() {
+        let mut out = Vec::new();
+        let a = args(&["--simulate", "2"]);
+        assert!(run(&a, &mut out).unwrap());
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("cluster_model"), "{text}");
+        assert!(text.contains("partial"), "{text}");
+        assert!(text.contains("coverage:"), "{text}");
+    }
+
+    #[test]
+    fn explore_needs_one_model_and_loopback() {
+        assert!(run(&args(&["--explore"]), &mut Vec::new()).is_err());
+        let a = args(&["--only", "allocation_balance", "--explore", "127.0.0.1:0"]);
+        assert!(run(&a, &mut Vec::new()).is_err());
+        let checks = sextant_checks::all();
+        let model = checks.iter().find(|c| c.name == "offsets_orderly").unwrap();
+        let explore = model.explore.as_ref().unwrap();
+        assert!(explore("10.1.2.3:3000".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn explorer_serves_the_model_on_loopback() {
+        use std::io::{Read, Write};
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let checks = sextant_checks::all();
+        let model = checks.iter().find(|c| c.name == "durability_sync").unwrap();
+        (model.explore.as_ref().unwrap())(addr).unwrap();
+        // The server binds on its own thread: wait for it.
+        let mut conn = (0..100)
+            .find_map(|_| {
+                std::net::TcpStream::connect(addr)
+                    .inspect_err(|_| std::thread::sleep(Duration::from_millis(50)))
+                    .ok()
+            })
+            .expect("the Explorer listens");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(b"GET /.states HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        conn.read_to_string(&mut body).unwrap();
+        assert!(
+            body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.0 200"),
+            "{body}"
+        );
+        assert!(
+            body.contains("DurabilityState") && body.contains("acked_not_lost"),
+            "{body}"
+        );
     }
 }
