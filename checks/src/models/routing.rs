@@ -1,10 +1,10 @@
 //! # The routing model
 //!
-//! One NameServer (the real `RouteTable`, with its expiry counters), broker groups `broker-a` and
-//! `broker-b` (masters) and optionally a slave of `broker-a`, and one producer that refreshes its
-//! route from the NameServer and sends with the retry loop and queue selection of `sextant-model`.
-//! A broker crashes once; time passes in steps with the NameServer's liveness scan at every scan
-//! instant.
+//! One or more NameServers (the real `RouteTable`, with its expiry counters), broker groups
+//! `broker-a` and `broker-b` (masters) and optionally a slave of `broker-a`, and one producer that
+//! refreshes its route from a NameServer and sends with the retry loop and queue selection of
+//! `sextant-model`. Brokers crash within a budget and, optionally, restart; time passes in steps
+//! with every NameServer's liveness scan at every scan instant.
 //!
 //! ## Abstractions (what this model assumes)
 //! - **Time in coarse steps.** `Tick` advances the clock by `tick_ms` (40 s) and runs every
@@ -12,12 +12,13 @@
 //!   at any point of the interleaving, or not at all (a broker that skips heartbeats is expired —
 //!   false expiry is in the model). The producer polls every 30 s in RocketMQ, so the clock moves on
 //!   only after it has fetched the current route: within a step it may still send on a stale one.
-//! - **One topic, one NameServer.** Two NameServers with different views belong to the rebalance
-//!   model's split-view variant.
+//! - **One topic.** Every broker registers with each NameServer separately; the producer polls any
+//!   one of them and the clock moves on once its route matches one NameServer's.
 //! - **A send attempt is atomic**: selection, delivery and the outcome (ok if the target broker is
 //!   alive, a connection error if it crashed) happen in one step.
-//! - **A crash is permanent** within a run, and silent: the NameServer learns of it only by expiry
-//!   (the slow path; a closed connection would remove it at once).
+//! - **A crash is silent**: the NameServers learn of it only by expiry (the slow path; a closed
+//!   connection would remove it at once). It is permanent unless `restart` is on; a restarted
+//!   broker keeps its address and registers again.
 //!
 //! ## Properties
 //! - `route_integrity` (always): every route the NameServer would answer lists only registered,
