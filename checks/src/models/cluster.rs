@@ -467,6 +467,18 @@ impl ClusterModel {
         })
     }
 
+    /// A send attempt to `mq` ended with a connection error: retry, or give the message up.
+    fn connection_failed(s: &mut ClusterState, mut send: SendAttempts, mq: &MessageQueue) {
+        let step = send.on_outcome(mq, AttemptOutcome::Remoting, 5, &mut s.strategy, s.now);
+        s.send = match step {
+            SendStep::Retry => Some(send),
+            _ => {
+                s.next_msg += 1;
+                None
+            }
+        };
+    }
+
     fn double_owned(&self, s: &ClusterState) -> bool {
         let mut seen = BTreeSet::new();
         s.consumers
@@ -703,19 +715,7 @@ impl Model for ClusterModel {
                     target_dead: dead,
                 });
                 if dead {
-                    s.send = match send.on_outcome(
-                        &mq,
-                        AttemptOutcome::Remoting,
-                        5,
-                        &mut s.strategy,
-                        s.now,
-                    ) {
-                        SendStep::Retry => Some(send),
-                        _ => {
-                            s.next_msg += 1;
-                            None
-                        }
-                    };
+                    Self::connection_failed(&mut s, send, &mq);
                 } else {
                     let msg = s.next_msg;
                     let log = &mut s.procs[target].log;
@@ -735,19 +735,7 @@ impl Model for ClusterModel {
                 let mut send = s.send.take()?;
                 if p.connection_lost {
                     // The connection broke while waiting: a remoting error, retried.
-                    s.send = match send.on_outcome(
-                        &p.mq,
-                        AttemptOutcome::Remoting,
-                        5,
-                        &mut s.strategy,
-                        s.now,
-                    ) {
-                        SendStep::Retry => Some(send),
-                        _ => {
-                            s.next_msg += 1;
-                            None
-                        }
-                    };
+                    Self::connection_failed(&mut s, send, &p.mq);
                     return Some(s);
                 }
                 let verdict = put_verdict(self.cfg.flush, self.cfg.role, self.put_progress(&s, &p));
