@@ -35,8 +35,8 @@ impl LanguageCode {
     pub const RUST: LanguageCode = LanguageCode(12);
 
     const NAMES: [&'static str; 14] = [
-        "JAVA", "CPP", "DOTNET", "PYTHON", "DELPHI", "ERLANG", "RUBY", "OTHER", "HTTP", "GO", "PHP",
-        "OMS", "RUST", "NODE_JS",
+        "JAVA", "CPP", "DOTNET", "PYTHON", "DELPHI", "ERLANG", "RUBY", "OTHER", "HTTP", "GO",
+        "PHP", "OMS", "RUST", "NODE_JS",
     ];
 
     /// The enum name Java writes (`OTHER` for codes it does not know).
@@ -597,7 +597,7 @@ mod tests {
         cmd.encode_binary_header(&mut out).unwrap();
         let expected: &[u8] = &[
             0, 105, // code
-            0, // language JAVA
+            0,   // language JAVA
             1, 223, // version 479
             0, 0, 0, 7, // opaque
             0, 0, 0, 0, // flag
@@ -611,14 +611,21 @@ mod tests {
         let mut bad = out.clone();
         bad[16] = 0x7f;
         assert!(RemotingCommand::decode_binary_header(&bad).is_err());
-        assert!(RemotingCommand::request(200_050, 1).encode_binary_header(&mut Vec::new()).is_err());
+        assert!(
+            RemotingCommand::request(200_050, 1)
+                .encode_binary_header(&mut Vec::new())
+                .is_err()
+        );
     }
 
     #[test]
     fn json_strings_are_escaped() {
         let mut out = Vec::new();
         write_json_str(&mut out, "a\"b\\c\nd\u{1}é");
-        assert_eq!(std::str::from_utf8(&out).unwrap(), "\"a\\\"b\\\\c\\nd\\u0001é\"");
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "\"a\\\"b\\\\c\\nd\\u0001é\""
+        );
         let back: String = serde_json::from_slice(&out).unwrap();
         assert_eq!(back, "a\"b\\c\nd\u{1}é");
     }

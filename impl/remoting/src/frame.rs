@@ -14,7 +14,10 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// Decode one frame from the front of `src`, if a whole one is there. A frame longer than
 /// `max_frame` (prefix included) or with an inconsistent header length is an error; nothing is
 /// allocated for a length that has not arrived.
-pub fn decode_frame(src: &mut BytesMut, max_frame: usize) -> Result<Option<RemotingCommand>, Error> {
+pub fn decode_frame(
+    src: &mut BytesMut,
+    max_frame: usize,
+) -> Result<Option<RemotingCommand>, Error> {
     if src.len() < 4 {
         return Ok(None);
     }
@@ -48,11 +51,18 @@ pub fn decode_frame(src: &mut BytesMut, max_frame: usize) -> Result<Option<Remot
 }
 
 /// Append `cmd` as one frame to `dst`. A frame longer than `max_frame` is refused.
-pub fn encode_frame(cmd: &RemotingCommand, dst: &mut BytesMut, max_frame: usize) -> Result<(), Error> {
+pub fn encode_frame(
+    cmd: &RemotingCommand,
+    dst: &mut BytesMut,
+    max_frame: usize,
+) -> Result<(), Error> {
     let mut header = Vec::with_capacity(256);
     cmd.encode_header(&mut header)?;
     if header.len() > 0x00FF_FFFF {
-        return Err(Error::Malformed(format!("header of {} bytes", header.len())));
+        return Err(Error::Malformed(format!(
+            "header of {} bytes",
+            header.len()
+        )));
     }
     let len = 4 + header.len() + cmd.body.len();
     if len + 4 > max_frame {
@@ -128,7 +138,10 @@ mod tests {
         expected.extend_from_slice(&(header.len() as u32).to_be_bytes());
         expected.extend_from_slice(header);
         assert_eq!(&buf[..], &expected[..]);
-        assert_eq!(decode_frame(&mut buf, DEFAULT_MAX_FRAME).unwrap(), Some(cmd));
+        assert_eq!(
+            decode_frame(&mut buf, DEFAULT_MAX_FRAME).unwrap(),
+            Some(cmd)
+        );
         assert!(buf.is_empty());
     }
 
@@ -136,12 +149,17 @@ mod tests {
     fn binary_frames_carry_the_type_byte() {
         let mut ext = ExtFields::new();
         ext.insert("topic".into(), "T".into());
-        let mut cmd = RemotingCommand::request(105, 9).with_ext(ext).with_body(&b"xyz"[..]);
+        let mut cmd = RemotingCommand::request(105, 9)
+            .with_ext(ext)
+            .with_body(&b"xyz"[..]);
         cmd.serialize_type = SerializeType::RocketMq;
         let mut buf = BytesMut::new();
         encode_frame(&cmd, &mut buf, DEFAULT_MAX_FRAME).unwrap();
         assert_eq!(buf[4], 1, "serialize type ROCKETMQ in the high byte");
-        assert_eq!(decode_frame(&mut buf, DEFAULT_MAX_FRAME).unwrap(), Some(cmd));
+        assert_eq!(
+            decode_frame(&mut buf, DEFAULT_MAX_FRAME).unwrap(),
+            Some(cmd)
+        );
     }
 
     #[test]

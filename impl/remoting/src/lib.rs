@@ -13,12 +13,17 @@
 //! - [`command`] — `RemotingCommand` and its JSON and ROCKETMQ binary headers.
 //! - [`frame`] — length-prefixed frames, sans-IO, and a `tokio_util` codec.
 //! - [`code`] — request and response codes.
+//! - [`ext`], [`header`] — typed custom headers to and from extFields.
+//! - [`route`] — `TopicRouteData` bodies, both key styles, to and from the model's route.
 //! - [`fuzz`] — the bodies of the cargo-fuzz targets, as plain functions the tests replay.
 
 pub mod code;
 pub mod command;
+pub mod ext;
 pub mod frame;
 pub mod fuzz;
+pub mod header;
+pub mod route;
 
 pub use command::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
 pub use frame::{DEFAULT_MAX_FRAME, FrameCodec};
