@@ -14,6 +14,7 @@
 //! - [`frame`] — length-prefixed frames, sans-IO, and a `tokio_util` codec.
 //! - [`code`] — request and response codes.
 //! - [`ext`], [`header`] — typed custom headers to and from extFields.
+//! - [`message`] — stored message records (borrowed decoding), batches, properties, message ids.
 //! - [`route`] — `TopicRouteData` bodies, both key styles, to and from the model's route.
 //! - [`fuzz`] — the bodies of the cargo-fuzz targets, as plain functions the tests replay.
 
@@ -23,6 +24,7 @@ pub mod ext;
 pub mod frame;
 pub mod fuzz;
 pub mod header;
+pub mod message;
 pub mod route;
 
 pub use command::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
