@@ -16,6 +16,8 @@
 //! - [`ext`], [`header`] — typed custom headers to and from extFields.
 //! - [`message`] — stored message records (borrowed decoding), batches, properties, message ids.
 //! - [`route`] — `TopicRouteData` bodies, both key styles, to and from the model's route.
+//! - [`transport`] — a tokio client connection (requests multiplexed by opaque, timeouts,
+//!   oneway) and a server accept loop dispatching to a handler.
 //! - [`fuzz`] — the bodies of the cargo-fuzz targets, as plain functions the tests replay.
 
 pub mod code;
@@ -26,6 +28,7 @@ pub mod fuzz;
 pub mod header;
 pub mod message;
 pub mod route;
+pub mod transport;
 
 pub use command::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
 pub use frame::{DEFAULT_MAX_FRAME, FrameCodec};

@@ -1,0 +1,302 @@
+//! The tokio transport: a client [`Connection`] that multiplexes requests by `opaque` with a
+//! timeout each, and a server ([`serve`]) that dispatches requests to a [`Handler`].
+//!
+//! A peer that sends a broken frame (bad length, unknown serialize type, an unparseable header)
+//! has its connection closed, as RocketMQ's `NettyDecoder` does; every other connection goes on.
+//! A request the handler does not know is answered `REQUEST_CODE_NOT_SUPPORTED` with Java's
+//! remark.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::codec::Framed;
+
+use crate::code::response;
+use crate::command::RemotingCommand;
+use crate::frame::FrameCodec;
+
+/// Commands queued per connection before senders wait.
+const QUEUE: usize = 1024;
+
+/// Process-wide request ids (RocketMQ: a global `AtomicInteger`).
+static NEXT_OPAQUE: AtomicI32 = AtomicI32::new(0);
+
+/// A fresh request id.
+pub fn next_opaque() -> i32 {
+    NEXT_OPAQUE.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What went wrong with a request on a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// No response within the timeout.
+    #[error("no response to request {opaque} within {timeout:?}")]
+    Timeout {
+        /// The request id.
+        opaque: i32,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
+    /// Connecting failed.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>>;
+
+/// A client connection to one server.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    peer: SocketAddr,
+    out: mpsc::Sender<RemotingCommand>,
+    pending: Pending,
+    closed: watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Connect to `addr`. Requests the server sends to this client (e.g.
+    /// NOTIFY_CONSUMER_IDS_CHANGED) go to `inbound`, if given; otherwise they are dropped.
+    pub async fn connect(
+        addr: SocketAddr,
+        codec: FrameCodec,
+        inbound: Option<mpsc::Sender<RemotingCommand>>,
+    ) -> Result<Connection, TransportError> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| TransportError::Connect { addr, source })?;
+        let _ = stream.set_nodelay(true);
+        let (mut sink, mut source) = Framed::new(stream, codec).split();
+        let (out, mut rx) = mpsc::channel::<RemotingCommand>(QUEUE);
+        let pending: Pending = Arc::default();
+        let (closed_tx, closed) = watch::channel(false);
+        let closed_tx = Arc::new(closed_tx);
+        let writer_closed = Arc::clone(&closed_tx);
+        tokio::spawn(async move {
+            while let Some(cmd) = rx.recv().await {
+                if sink.send(cmd).await.is_err() {
+                    break;
+                }
+            }
+            let _ = writer_closed.send(true);
+        });
+        let reader_pending = Arc::clone(&pending);
+        tokio::spawn(async move {
+            while let Some(Ok(cmd)) = source.next().await {
+                if cmd.is_response() {
+                    let waiter = reader_pending
+                        .lock()
+                        .expect("pending table")
+                        .remove(&cmd.opaque);
+                    if let Some(w) = waiter {
+                        let _ = w.send(cmd);
+                    }
+                } else if let Some(inbound) = &inbound {
+                    let _ = inbound.try_send(cmd);
+                }
+            }
+            // Closed or broken: fail every request still waiting.
+            reader_pending.lock().expect("pending table").clear();
+            let _ = closed_tx.send(true);
+        });
+        Ok(Connection {
+            peer: addr,
+            out,
+            pending,
+            closed,
+        })
+    }
+
+    /// The server's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    /// Send `request` (its opaque is replaced by a fresh one) and wait for the response.
+    pub async fn invoke(
+        &self,
+        mut request: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<RemotingCommand, TransportError> {
+        if self.is_closed() {
+            return Err(TransportError::Closed);
+        }
+        let opaque = next_opaque();
+        request.opaque = opaque;
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .expect("pending table")
+            .insert(opaque, tx);
+        let result = tokio::time::timeout(timeout, async {
+            self.out
+                .send(request)
+                .await
+                .map_err(|_| TransportError::Closed)?;
+            rx.await.map_err(|_| TransportError::Closed)
+        })
+        .await;
+        match result {
+            Ok(r) => r,
+            Err(_) => {
+                self.pending.lock().expect("pending table").remove(&opaque);
+                Err(TransportError::Timeout { opaque, timeout })
+            }
+        }
+    }
+
+    /// Send `request` as oneway: no response is expected.
+    pub async fn invoke_oneway(&self, mut request: RemotingCommand) -> Result<(), TransportError> {
+        request.opaque = next_opaque();
+        request = request.oneway();
+        self.out
+            .send(request)
+            .await
+            .map_err(|_| TransportError::Closed)
+    }
+}
+
+/// A server-side connection, as handlers see it: they may keep it to push requests to the client.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// The client's address.
+    pub addr: SocketAddr,
+    out: mpsc::Sender<RemotingCommand>,
+}
+
+impl Peer {
+    /// Send a oneway request to the client (e.g. NOTIFY_CONSUMER_IDS_CHANGED).
+    pub async fn send_oneway(&self, request: RemotingCommand) -> Result<(), TransportError> {
+        let mut request = request.oneway();
+        request.opaque = next_opaque();
+        self.out
+            .send(request)
+            .await
+            .map_err(|_| TransportError::Closed)
+    }
+
+    /// Whether the connection is gone.
+    pub fn is_closed(&self) -> bool {
+        self.out.is_closed()
+    }
+}
+
+/// Serves requests. `None` means the code is not one this handler serves: the server answers
+/// `REQUEST_CODE_NOT_SUPPORTED`.
+pub trait Handler: Send + Sync + 'static {
+    /// Answer one request (the response's opaque and flag are set by the server).
+    fn handle(
+        &self,
+        peer: &Peer,
+        request: RemotingCommand,
+    ) -> impl Future<Output = Option<RemotingCommand>> + Send;
+
+    /// A connection closed (RocketMQ: `channelInactive`).
+    fn closed(&self, _peer: &Peer) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Accept connections on `listener` until `shutdown` turns true, serving each with `handler`.
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    codec: FrameCodec,
+    handler: Arc<H>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, addr) = match accepted {
+                    Ok(a) => a,
+                    // Out of file descriptors and the like: keep serving the others.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(connection(stream, addr, codec, Arc::clone(&handler), shutdown.clone()));
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+async fn connection<H: Handler>(
+    stream: TcpStream,
+    addr: SocketAddr,
+    codec: FrameCodec,
+    handler: Arc<H>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (mut sink, mut source) = Framed::new(stream, codec).split();
+    let (out, mut rx) = mpsc::channel::<RemotingCommand>(QUEUE);
+    let peer = Peer { addr, out };
+    let writer = tokio::spawn(async move {
+        while let Some(cmd) = rx.recv().await {
+            if sink.send(cmd).await.is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let next = tokio::select! {
+            next = source.next() => next,
+            _ = shutdown.changed() => break,
+        };
+        let request = match next {
+            Some(Ok(cmd)) => cmd,
+            // A broken frame or a closed socket: this connection ends, nothing else does.
+            Some(Err(_)) | None => break,
+        };
+        if request.is_response() {
+            continue;
+        }
+        let handler = Arc::clone(&handler);
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            let oneway = request.is_oneway();
+            let code = request.code;
+            let opaque = request.opaque;
+            let response = handler.handle(&peer, request).await;
+            if oneway {
+                return;
+            }
+            let mut response = response.unwrap_or_else(|| {
+                let mut r = RemotingCommand::request(response::REQUEST_CODE_NOT_SUPPORTED, opaque);
+                r.remark = Some(format!(" request type {code} not supported"));
+                r
+            });
+            response.opaque = opaque;
+            response.flag |= crate::command::FLAG_RESPONSE;
+            let _ = peer.out.send(response).await;
+        });
+    }
+    handler.closed(&peer).await;
+    drop(peer);
+    writer.abort();
+}
