@@ -55,3 +55,62 @@ mod tests {
         assert_eq!(consumers(512).len(), 512);
     }
 }
+
+/// The SEND_MESSAGE_V2 request a Java producer sends for a tagged message with keys (13
+/// extFields), with a body of `body_len` bytes.
+pub fn send_request(body_len: usize) -> sextant_remoting::RemotingCommand {
+    use sextant_remoting::ext::CommandHeader;
+    use sextant_remoting::header::SendMessageRequestHeaderV2;
+    let header = SendMessageRequestHeaderV2 {
+        a: "please_rename_unique_group_name".into(),
+        b: "TopicTest".into(),
+        c: "TBW102".into(),
+        d: 4,
+        e: 3,
+        f: 0,
+        g: 1_700_000_000_000,
+        h: 0,
+        i: Some("KEYS\u{1}order-1234\u{2}TAGS\u{1}TagA\u{2}WAIT\u{1}true\u{2}UNIQ_KEY\u{1}7F0000010F2A18B4AAC2720E3A0B0000\u{2}".into()),
+        j: Some(0),
+        k: Some(false),
+        l: None,
+        m: Some(false),
+        n: Some("broker-a".into()),
+    };
+    sextant_remoting::RemotingCommand::request(sextant_remoting::code::request::SEND_MESSAGE_V2, 42)
+        .with_ext(header.to_ext())
+        .with_body(vec![b'x'; body_len])
+}
+
+/// A pull response body: `n` stored records of `body_len`-byte bodies.
+pub fn pull_body(n: usize, body_len: usize) -> Vec<u8> {
+    use sextant_remoting::message::{MessageView, body_crc, encode_properties};
+    let body = vec![b'y'; body_len];
+    let props = encode_properties([
+        ("TAGS", "TagA"),
+        ("UNIQ_KEY", "7F0000010F2A18B4AAC2720E3A0B0000"),
+    ]);
+    let mut out = Vec::with_capacity(n * (body_len + 200));
+    for i in 0..n {
+        MessageView {
+            queue_id: 1,
+            flag: 0,
+            queue_offset: i as i64,
+            physical_offset: (i * (body_len + 200)) as i64,
+            sys_flag: 0,
+            born_timestamp: 1_700_000_000_000,
+            born_host: "10.0.0.5:54321".parse().expect("address"),
+            store_timestamp: 1_700_000_000_001,
+            store_host: "10.0.0.1:10911".parse().expect("address"),
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+            body_crc: body_crc(&body),
+            body: &body,
+            topic: "TopicTest",
+            properties: &props,
+        }
+        .encode(&mut out)
+        .expect("a valid record");
+    }
+    out
+}
