@@ -14,12 +14,15 @@
 //! - [`frame`] — length-prefixed frames, sans-IO, and a `tokio_util` codec.
 //! - [`code`] — request and response codes.
 //! - [`ext`], [`header`] — typed custom headers to and from extFields.
+//! - [`body`] — register-broker (plain and compressed), heartbeat, cluster info, lock batch,
+//!   consumer list and topic list bodies.
 //! - [`message`] — stored message records (borrowed decoding), batches, properties, message ids.
 //! - [`route`] — `TopicRouteData` bodies, both key styles, to and from the model's route.
 //! - [`transport`] — a tokio client connection (requests multiplexed by opaque, timeouts,
 //!   oneway) and a server accept loop dispatching to a handler.
 //! - [`fuzz`] — the bodies of the cargo-fuzz targets, as plain functions the tests replay.
 
+pub mod body;
 pub mod code;
 pub mod command;
 pub mod ext;

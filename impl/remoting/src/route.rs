@@ -349,6 +349,11 @@ pub(crate) mod lenient {
         }
     }
 
+    /// An `i64` from a number or a numeric string.
+    pub(crate) fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        d.deserialize_any(Num)
+    }
+
     /// A `u32` from a number or a numeric string.
     pub(crate) fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
         let v = d.deserialize_any(Num)?;
