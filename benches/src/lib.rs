@@ -40,22 +40,6 @@ pub fn consumers(n: usize) -> Vec<String> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fixtures_have_the_requested_sizes() {
-        assert_eq!(route(3, 4).queue_datas.len(), 3);
-        assert_eq!(queues(1024).len(), 1024);
-        let mut q = queues(64);
-        q.sort();
-        q.dedup();
-        assert_eq!(q.len(), 64, "queues are distinct");
-        assert_eq!(consumers(512).len(), 512);
-    }
-}
-
 /// The SEND_MESSAGE_V2 request a Java producer sends for a tagged message with keys (13
 /// extFields), with a body of `body_len` bytes.
 pub fn send_request(body_len: usize) -> sextant_remoting::RemotingCommand {
@@ -113,4 +97,20 @@ pub fn pull_body(n: usize, body_len: usize) -> Vec<u8> {
         .expect("a valid record");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixtures_have_the_requested_sizes() {
+        assert_eq!(route(3, 4).queue_datas.len(), 3);
+        assert_eq!(queues(1024).len(), 1024);
+        let mut q = queues(64);
+        q.sort();
+        q.dedup();
+        assert_eq!(q.len(), 64, "queues are distinct");
+        assert_eq!(consumers(512).len(), 512);
+    }
 }
