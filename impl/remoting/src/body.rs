@@ -12,7 +12,7 @@ use sextant_model::route::Perm;
 
 use crate::Error;
 use crate::command::{Reader, write_json_str};
-use crate::route::{BrokerJson, KeyStyle, encode_broker_data, lenient, quote_numeric_keys};
+use crate::route::{BrokerJson, KeyStyle, encode_broker_data, lenient, parse_lenient};
 
 /// Largest inflated register body accepted (a compressed body is inflated up to this, no further).
 pub const MAX_INFLATED: u64 = 64 * 1024 * 1024;
@@ -141,8 +141,7 @@ impl RegisterBrokerBody {
     }
 
     fn decode_json(body: &[u8]) -> Result<Self, Error> {
-        let text = quote_numeric_keys(utf8("register body", body)?).into_owned();
-        let j: RegisterJson = json("register body", &text)?;
+        let j: RegisterJson = parse_lenient("register body", utf8("register body", body)?)?;
         Ok(RegisterBrokerBody {
             data_version: data_version(j.topic_config_serialize_wrapper.data_version),
             topic_configs: j
@@ -282,8 +281,7 @@ pub fn decode_cluster_info(body: &[u8]) -> Result<ClusterInfo, Error> {
         #[serde(default)]
         cluster_addr_table: BTreeMap<String, BTreeSet<String>>,
     }
-    let text = quote_numeric_keys(utf8("cluster info", body)?).into_owned();
-    let j: Json = json("cluster info", &text)?;
+    let j: Json = parse_lenient("cluster info", utf8("cluster info", body)?)?;
     Ok(ClusterInfo {
         broker_addr_table: j
             .broker_addr_table
@@ -494,8 +492,7 @@ pub struct HeartbeatData {
 
 /// Decode one of the JSON bodies of this module.
 pub fn decode<T: for<'a> Deserialize<'a>>(what: &str, body: &[u8]) -> Result<T, Error> {
-    let text = quote_numeric_keys(utf8(what, body)?).into_owned();
-    json(what, &text)
+    parse_lenient(what, utf8(what, body)?)
 }
 
 /// Encode one of the JSON bodies of this module (fields in fastjson's sorted order).

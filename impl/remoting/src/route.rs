@@ -36,109 +36,186 @@ impl KeyStyle {
 }
 
 /// Quote bare integer object keys (`{0:"a"}` → `{"0":"a"}`) outside strings, so that a standard
-/// JSON parser reads fastjson's output. Text that needs no change is borrowed.
+/// JSON parser reads fastjson's output. A key is a run of digits (optionally negative) right after
+/// `{` or `,` and followed by `:`; strings are skipped whole. Text that needs no change is
+/// borrowed.
 pub fn quote_numeric_keys(text: &str) -> Cow<'_, str> {
     let b = text.as_bytes();
-    // Fast path: a bare key needs `{` or `,` then optional space then a digit or `-`.
-    let mut needs = false;
-    let (mut in_str, mut esc) = (false, false);
-    for (i, &c) in b.iter().enumerate() {
-        if in_str {
-            match (esc, c) {
-                (true, _) => esc = false,
-                (false, b'\\') => esc = true,
-                (false, b'"') => in_str = false,
-                _ => {}
+    let mut keys: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while let Some(off) = memchr::memchr3(b'"', b'{', b',', &b[i..]) {
+        let at = i + off;
+        if b[at] == b'"' {
+            // Skip the string: to the next quote not escaped.
+            let mut j = at + 1;
+            loop {
+                match memchr::memchr2(b'"', b'\\', &b[j..]) {
+                    Some(o) if b[j + o] == b'\\' => j += o + 2,
+                    Some(o) => {
+                        j += o + 1;
+                        break;
+                    }
+                    None => return finish(text, &keys),
+                }
+                if j >= b.len() {
+                    return finish(text, &keys);
+                }
             }
+            i = j;
             continue;
         }
-        match c {
-            b'"' => in_str = true,
-            b'{' | b',' => {
-                let rest = &b[i + 1..];
-                let skip = rest.iter().take_while(|c| c.is_ascii_whitespace()).count();
-                if rest
-                    .get(skip)
-                    .is_some_and(|c| c.is_ascii_digit() || *c == b'-')
-                {
-                    needs = true;
-                    break;
-                }
-            }
-            _ => {}
+        let mut k = at + 1;
+        while k < b.len() && b[k].is_ascii_whitespace() {
+            k += 1;
         }
-    }
-    if !needs {
-        return Cow::Borrowed(text);
-    }
-    let mut out: Vec<u8> = Vec::with_capacity(text.len() + 16);
-    // Stack of containers: true for an object (where keys appear).
-    let mut stack: Vec<bool> = Vec::new();
-    let (mut in_str, mut esc) = (false, false);
-    let mut expect_key = false;
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if in_str {
-            match (esc, c) {
-                (true, _) => esc = false,
-                (false, b'\\') => esc = true,
-                (false, b'"') => in_str = false,
-                _ => {}
+        let start = k;
+        if k < b.len() && b[k] == b'-' {
+            k += 1;
+        }
+        let digits = k;
+        while k < b.len() && b[k].is_ascii_digit() {
+            k += 1;
+        }
+        if k > digits {
+            let end = k;
+            while k < b.len() && b[k].is_ascii_whitespace() {
+                k += 1;
             }
-        } else {
-            match c {
-                b'"' => {
-                    in_str = true;
-                    expect_key = false;
-                }
-                b'{' => {
-                    stack.push(true);
-                    expect_key = true;
-                }
-                b'[' => {
-                    stack.push(false);
-                    expect_key = false;
-                }
-                b'}' | b']' => {
-                    stack.pop();
-                    expect_key = false;
-                }
-                b',' => expect_key = stack.last() == Some(&true),
-                b':' => expect_key = false,
-                c if expect_key && (c.is_ascii_digit() || c == b'-') => {
-                    let mut end = i + 1;
-                    while end < b.len() && b[end].is_ascii_digit() {
-                        end += 1;
-                    }
-                    out.push(b'"');
-                    out.extend_from_slice(&b[i..end]);
-                    out.push(b'"');
-                    expect_key = false;
-                    i = end;
-                    continue;
-                }
-                c if c.is_ascii_whitespace() => {}
-                _ => expect_key = false,
+            if k < b.len() && b[k] == b':' {
+                keys.push((start, end));
             }
         }
-        out.push(c);
+        i = at + 1;
+    }
+    finish(text, &keys)
+}
+
+/// The integer-keyed maps of route and cluster bodies (`brokerAddrs`, and `currIdMap` of static
+/// topics): quote their keys only, found by substring search. A needle that starts with an
+/// unescaped quote and ends with `":{` cannot lie inside a JSON string, so every match is a map in
+/// key-value position.
+pub fn quote_known_maps(text: &str) -> Cow<'_, str> {
+    let b = text.as_bytes();
+    let mut keys: Vec<(usize, usize)> = Vec::new();
+    static FINDERS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
+        std::sync::LazyLock::new(|| {
+            [
+                memchr::memmem::Finder::new(b"\"brokerAddrs\":{"),
+                memchr::memmem::Finder::new(b"\"currIdMap\":{"),
+            ]
+        });
+    for finder in FINDERS.iter() {
+        let len = finder.needle().len();
+        for at in finder.find_iter(b) {
+            quote_object(b, at + len, &mut keys);
+        }
+    }
+    keys.sort_unstable();
+    finish(text, &keys)
+}
+
+/// Record the bare integer keys of the flat object whose body starts at `i` (just past `{`).
+fn quote_object(b: &[u8], mut i: usize, keys: &mut Vec<(usize, usize)>) {
+    let skip_ws = |i: &mut usize| {
+        while *i < b.len() && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    loop {
+        skip_ws(&mut i);
+        let start = i;
+        if i < b.len() && b[i] == b'-' {
+            i += 1;
+        }
+        let digits = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i > digits {
+            keys.push((start, i));
+        }
+        // To the value, then past it.
+        while i < b.len() && b[i] != b':' && b[i] != b'}' {
+            if b[i] == b'"' {
+                i = skip_string(b, i);
+            } else {
+                i += 1;
+            }
+        }
+        while i < b.len() && b[i] != b',' && b[i] != b'}' {
+            if b[i] == b'"' {
+                i = skip_string(b, i);
+            } else if b[i] == b'{' || b[i] == b'[' {
+                // Not a flat map: leave the rest to the general pass.
+                return;
+            } else {
+                i += 1;
+            }
+        }
+        if i >= b.len() || b[i] == b'}' {
+            return;
+        }
         i += 1;
     }
-    // Quotes were only inserted around ASCII digits, so the text is still UTF-8.
-    Cow::Owned(
-        String::from_utf8(out)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    )
+}
+
+/// The index just past the string starting at `i` (a quote).
+fn skip_string(b: &[u8], i: usize) -> usize {
+    let mut j = i + 1;
+    while j < b.len() {
+        match memchr::memchr2(b'"', b'\\', &b[j..]) {
+            Some(o) if b[j + o] == b'\\' => j += o + 2,
+            Some(o) => return j + o + 1,
+            None => break,
+        }
+    }
+    b.len()
+}
+
+/// `text` with quotes around each `(start, end)` range.
+fn finish<'a>(text: &'a str, keys: &[(usize, usize)]) -> Cow<'a, str> {
+    if keys.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 2 * keys.len());
+    let mut from = 0;
+    for &(start, end) in keys {
+        out.push_str(&text[from..start]);
+        out.push('"');
+        out.push_str(&text[start..end]);
+        out.push('"');
+        from = end;
+    }
+    out.push_str(&text[from..]);
+    Cow::Owned(out)
+}
+
+/// Parse fastjson output, whichever key style: quote the keys of the known integer-keyed maps
+/// (nothing to do for clients with version ≥ 401), and if the text still does not parse, every
+/// bare integer key.
+pub(crate) fn parse_lenient<T: serde::de::DeserializeOwned>(
+    what: &str,
+    text: &str,
+) -> Result<T, Error> {
+    // The known integer-keyed maps first (a substring search), then, if the text still does not
+    // parse, every bare key (a full scan).
+    let known = quote_known_maps(text);
+    let first = match serde_json::from_str(&known) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    match quote_numeric_keys(&known) {
+        Cow::Borrowed(_) => Err(Error::Malformed(format!("{what}: {first}"))),
+        Cow::Owned(quoted) => {
+            serde_json::from_str(&quoted).map_err(|e| Error::Malformed(format!("{what}: {e}")))
+        }
+    }
 }
 
 /// Decode a route body (either key style) into the model's route.
 pub fn decode_route(body: &[u8]) -> Result<TopicRouteData, Error> {
     let text = std::str::from_utf8(body).map_err(|e| Error::Malformed(format!("route: {e}")))?;
-    let text = quote_numeric_keys(text);
-    let json: RouteJson =
-        serde_json::from_str(&text).map_err(|e| Error::Malformed(format!("route: {e}")))?;
-    json.into_model()
+    parse_lenient::<RouteJson>("route", text)?.into_model()
 }
 
 /// Encode a route as a NameServer answers it, in `style`.
@@ -262,7 +339,7 @@ pub(crate) struct BrokerJson {
     #[serde(default)]
     broker_name: String,
     #[serde(default)]
-    broker_addrs: Option<BTreeMap<String, String>>,
+    broker_addrs: Option<BTreeMap<u64, String>>,
     #[serde(default)]
     zone_name: Option<String>,
     #[serde(default, deserialize_with = "lenient::bool")]
@@ -271,17 +348,10 @@ pub(crate) struct BrokerJson {
 
 impl BrokerJson {
     pub(crate) fn into_model(self) -> Result<BrokerData, Error> {
-        let mut broker_addrs = BTreeMap::new();
-        for (id, addr) in self.broker_addrs.unwrap_or_default() {
-            let id: u64 = id.trim().parse().map_err(|_| {
-                Error::Malformed(format!("broker id {id:?} of {}", self.broker_name))
-            })?;
-            broker_addrs.insert(id, addr);
-        }
         Ok(BrokerData {
             cluster: self.cluster.unwrap_or_default(),
             broker_name: self.broker_name,
-            broker_addrs,
+            broker_addrs: self.broker_addrs.unwrap_or_default(),
             zone_name: self.zone_name,
             enable_acting_master: self.enable_acting_master,
         })
@@ -461,5 +531,12 @@ mod tests {
             quote_numeric_keys(r#"{"é":{ 5 :"ü"}}"#),
             r#"{"é":{ "5" :"ü"}}"#
         );
+        let known =
+            r#"{"x":"\"brokerAddrs\":{0:","brokerAddrs":{0:"a:1", 1 :"b:2"},"currIdMap":{-1:2}}"#;
+        assert_eq!(
+            quote_known_maps(known),
+            r#"{"x":"\"brokerAddrs\":{0:","brokerAddrs":{"0":"a:1", "1" :"b:2"},"currIdMap":{"-1":2}}"#
+        );
+        assert!(matches!(quote_known_maps(QUOTED), Cow::Borrowed(_)));
     }
 }
