@@ -2,7 +2,6 @@
 //! and the compact ROCKETMQ binary form (protocol.md §1.3-1.5).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 
 use bytes::{BufMut, Bytes};
@@ -95,9 +94,7 @@ impl SerializeType {
     }
 }
 
-/// The custom header fields of a command: string keys to string values, kept sorted so that an
-/// encoded header is deterministic.
-pub type ExtFields = BTreeMap<String, String>;
+pub use crate::fields::ExtFields;
 
 /// One request or response.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,7 +180,7 @@ impl RemotingCommand {
 
     /// A custom header field.
     pub fn ext(&self, key: &str) -> Option<&str> {
-        self.ext_fields.as_ref()?.get(key).map(String::as_str)
+        self.ext_fields.as_ref()?.get(key)
     }
 
     /// Append the header in its serialize type to `out`.
@@ -199,8 +196,8 @@ impl RemotingCommand {
 
     /// The JSON header exactly as fastjson writes it: keys sorted, nulls left out, enums by name.
     pub fn encode_json_header(&self, out: &mut Vec<u8>) {
-        use std::io::Write as _;
-        let _ = write!(out, "{{\"code\":{}", self.code);
+        out.extend_from_slice(b"{\"code\":");
+        push_int(out, self.code.into());
         if let Some(ext) = &self.ext_fields {
             out.extend_from_slice(b",\"extFields\":{");
             for (i, (k, v)) in ext.iter().enumerate() {
@@ -213,23 +210,21 @@ impl RemotingCommand {
             }
             out.push(b'}');
         }
-        let _ = write!(
-            out,
-            ",\"flag\":{},\"language\":\"{}\",\"opaque\":{}",
-            self.flag,
-            self.language.name(),
-            self.opaque
-        );
+        out.extend_from_slice(b",\"flag\":");
+        push_int(out, self.flag.into());
+        out.extend_from_slice(b",\"language\":\"");
+        out.extend_from_slice(self.language.name().as_bytes());
+        out.extend_from_slice(b"\",\"opaque\":");
+        push_int(out, self.opaque.into());
         if let Some(remark) = &self.remark {
             out.extend_from_slice(b",\"remark\":");
             write_json_str(out, remark);
         }
-        let _ = write!(
-            out,
-            ",\"serializeTypeCurrentRPC\":\"{}\",\"version\":{}}}",
-            self.serialize_type.name(),
-            self.version
-        );
+        out.extend_from_slice(b",\"serializeTypeCurrentRPC\":\"");
+        out.extend_from_slice(self.serialize_type.name().as_bytes());
+        out.extend_from_slice(b"\",\"version\":");
+        push_int(out, self.version.into());
+        out.push(b'}');
     }
 
     /// The ROCKETMQ binary header (`RocketMQSerializable.rocketMQProtocolEncode`).
@@ -255,7 +250,7 @@ impl RemotingCommand {
         let len_at = out.len();
         out.put_i32(0);
         if let Some(ext) = &self.ext_fields {
-            for (k, v) in ext {
+            for (k, v) in ext.iter() {
                 let klen = i16::try_from(k.len())
                     .map_err(|_| Error::Malformed(format!("extFields key of {} bytes", k.len())))?;
                 out.put_i16(klen);
@@ -287,7 +282,10 @@ impl RemotingCommand {
     /// unknown keys are ignored, `language` may be a name or a number, and extFields values may be
     /// strings, numbers or booleans.
     pub fn decode_json_header(header: &[u8]) -> Result<Self, Error> {
-        let h: JsonHeader<'_> = serde_json::from_slice(header)
+        // One UTF-8 check for the whole header; parsing a `str` then skips it per string.
+        let text = std::str::from_utf8(header)
+            .map_err(|e| Error::Malformed(format!("JSON header: {e}")))?;
+        let h: JsonHeader<'_> = serde_json::from_str(text)
             .map_err(|e| Error::Malformed(format!("JSON header: {e}")))?;
         Ok(RemotingCommand {
             code: h.code,
@@ -320,18 +318,7 @@ impl RemotingCommand {
         let ext_fields = if ext_len == 0 {
             None
         } else {
-            let mut ext = Reader(r.take(ext_len)?);
-            let mut map = ExtFields::new();
-            while !ext.0.is_empty() {
-                let klen = ext.i16()?;
-                let klen = usize::try_from(klen)
-                    .map_err(|_| Error::Malformed(format!("negative key length {klen}")))?;
-                let key = ext.utf8(klen)?.to_owned();
-                let vlen = ext.len32()?;
-                let value = ext.utf8(vlen)?.to_owned();
-                map.insert(key, value);
-            }
-            Some(map)
+            Some(decode_binary_ext(r.take(ext_len)?)?)
         };
         Ok(RemotingCommand {
             code,
@@ -345,6 +332,63 @@ impl RemotingCommand {
             serialize_type: SerializeType::RocketMq,
         })
     }
+}
+
+/// The extFields blob of a binary header: `(int16 keyLen, key, int32 valueLen, value)*`. When
+/// the whole blob is UTF-8 (as it is whenever every length is below 128 and the strings are
+/// UTF-8), the map keeps a copy of the blob and ranges into it; otherwise each string is checked.
+fn decode_binary_ext(blob: &[u8]) -> Result<ExtFields, Error> {
+    let mut ranges = Vec::with_capacity(16);
+    let mut r = Reader(blob);
+    let at = |r: &Reader<'_>| blob.len() - r.0.len();
+    while !r.0.is_empty() {
+        let klen = r.i16()?;
+        let klen = usize::try_from(klen)
+            .map_err(|_| Error::Malformed(format!("negative key length {klen}")))?;
+        let k = at(&r);
+        r.take(klen)?;
+        let vlen = r.len32()?;
+        let v = at(&r);
+        r.take(vlen)?;
+        ranges.push((k..k + klen, v..v + vlen));
+    }
+    if let Ok(text) = std::str::from_utf8(blob)
+        && ranges.iter().all(|(k, v)| {
+            [k.start, k.end, v.start, v.end]
+                .into_iter()
+                .all(|i| text.is_char_boundary(i))
+        })
+    {
+        return Ok(ExtFields::from_ranges(text.to_owned(), ranges));
+    }
+    let mut map = ExtFields::with_capacity(ranges.len(), blob.len());
+    for (k, v) in ranges {
+        map.insert(utf8_str(&blob[k])?, utf8_str(&blob[v])?);
+    }
+    Ok(map)
+}
+
+fn utf8_str(b: &[u8]) -> Result<&str, Error> {
+    std::str::from_utf8(b).map_err(|e| Error::Malformed(format!("not UTF-8: {e}")))
+}
+
+/// Append the decimal form of `n` (without going through `fmt`).
+pub(crate) fn push_int(out: &mut Vec<u8>, n: i64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// Write `s` as a JSON string (the escapes fastjson writes).
@@ -362,8 +406,16 @@ pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
             0x08 => b"\\b",
             0x0c => b"\\f",
             0..=0x1f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.extend_from_slice(&bytes[start..i]);
-                let _ = std::io::Write::write_fmt(out, format_args!("\\u{:04x}", b));
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(b >> 4) as usize],
+                    HEX[(b & 15) as usize],
+                ]);
                 start = i + 1;
                 continue;
             }
@@ -495,12 +547,13 @@ impl<'de> serde::Deserialize<'de> for LenientMap {
                 f.write_str("an object of scalar values")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LenientMap, A::Error> {
-                let mut out = ExtFields::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    if let LenientValue(Some(v)) = map.next_value::<LenientValue>()? {
-                        out.insert(key, v);
+                let mut out = ExtFields::with_capacity(16, 256);
+                while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+                    if let LenientValue(Some(v)) = map.next_value::<LenientValue<'de>>()? {
+                        out.push_unsorted(&key, &v);
                     }
                 }
+                out.sort_dedup();
                 Ok(LenientMap(out))
             }
         }
@@ -508,36 +561,69 @@ impl<'de> serde::Deserialize<'de> for LenientMap {
     }
 }
 
-/// A scalar as Java's `toString` would give it; `None` for null.
-pub(crate) struct LenientValue(pub(crate) Option<String>);
+/// A string, borrowed from the input when it has no escapes.
+struct Text<'de>(Cow<'de, str>);
 
-impl<'de> serde::Deserialize<'de> for LenientValue {
+impl<'de> serde::Deserialize<'de> for Text<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
-        impl Visitor<'_> for V {
-            type Value = LenientValue;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A scalar as Java's `toString` would give it (borrowed when it is a plain string); `None` for
+/// null.
+pub(crate) struct LenientValue<'de>(pub(crate) Option<Cow<'de, str>>);
+
+impl<'de> serde::Deserialize<'de> for LenientValue<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LenientValue<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string, number, boolean or null")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<LenientValue, E> {
-                Ok(LenientValue(Some(v.to_owned())))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<LenientValue<'de>, E> {
+                Ok(LenientValue(Some(Cow::Borrowed(v))))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<LenientValue, E> {
-                Ok(LenientValue(Some(v)))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<LenientValue<'de>, E> {
+                Ok(LenientValue(Some(Cow::Owned(v.to_owned()))))
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<LenientValue, E> {
-                Ok(LenientValue(Some(v.to_string())))
+            fn visit_string<E: de::Error>(self, v: String) -> Result<LenientValue<'de>, E> {
+                Ok(LenientValue(Some(Cow::Owned(v))))
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<LenientValue, E> {
-                Ok(LenientValue(Some(v.to_string())))
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<LenientValue<'de>, E> {
+                Ok(LenientValue(Some(Cow::Owned(v.to_string()))))
             }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<LenientValue, E> {
-                Ok(LenientValue(Some(v.to_string())))
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<LenientValue<'de>, E> {
+                Ok(LenientValue(Some(Cow::Owned(v.to_string()))))
             }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<LenientValue, E> {
-                Ok(LenientValue(Some(v.to_string())))
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<LenientValue<'de>, E> {
+                Ok(LenientValue(Some(Cow::Owned(v.to_string()))))
             }
-            fn visit_unit<E: de::Error>(self) -> Result<LenientValue, E> {
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<LenientValue<'de>, E> {
+                Ok(LenientValue(Some(Cow::Borrowed(if v {
+                    "true"
+                } else {
+                    "false"
+                }))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<LenientValue<'de>, E> {
                 Ok(LenientValue(None))
             }
         }
@@ -553,7 +639,7 @@ mod tests {
     fn json_header_is_fastjsons() {
         // protocol.md §1.4's example, as a Java client writes it.
         let mut ext = ExtFields::new();
-        ext.insert("topic".into(), "TopicTest".into());
+        ext.insert("topic", "TopicTest");
         let mut cmd = RemotingCommand::request(105, 7).with_ext(ext);
         cmd.language = LanguageCode::JAVA;
         let mut out = Vec::new();
@@ -588,7 +674,7 @@ mod tests {
         // RocketMQSerializable.rocketMQProtocolEncode: code i16, language u8, version i16,
         // opaque i32, flag i32, remark (len i32 + bytes), ext (len i32 + (i16 klen, key, i32 vlen, value)*).
         let mut ext = ExtFields::new();
-        ext.insert("a".into(), "bc".into());
+        ext.insert("a", "bc");
         let mut cmd = RemotingCommand::request(105, 7).with_ext(ext);
         cmd.language = LanguageCode::JAVA;
         cmd.serialize_type = SerializeType::RocketMq;

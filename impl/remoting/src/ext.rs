@@ -64,13 +64,13 @@ pub fn required<T: ExtValue>(ext: &ExtFields, key: &'static str) -> Result<T, Er
     let v = ext.get(key).ok_or(Error::MissingField(key))?;
     T::parse_ext(v).ok_or_else(|| Error::InvalidField {
         field: key,
-        value: v.clone(),
+        value: v.to_owned(),
     })
 }
 
 /// An optional field: missing or unparseable → `None` (Java logs and skips a bad value).
 pub fn optional<T: ExtValue>(ext: &ExtFields, key: &str) -> Option<T> {
-    ext.get(key).and_then(|v| T::parse_ext(v))
+    ext.get(key).and_then(T::parse_ext)
 }
 
 /// Define a header struct and its [`CommandHeader`] impl. Required fields (`@CFNotNull`) must be
@@ -99,11 +99,11 @@ macro_rules! header {
             fn to_ext(&self) -> $crate::command::ExtFields {
                 #[allow(unused_mut)]
                 let mut ext = $crate::command::ExtFields::new();
-                $( ext.insert($rkey.to_owned(), $crate::ext::ExtValue::to_ext(&self.$rfield)); )*
-                $( ext.insert($dkey.to_owned(), $crate::ext::ExtValue::to_ext(&self.$dfield)); )*
+                $( ext.insert($rkey, $crate::ext::ExtValue::to_ext(&self.$rfield)); )*
+                $( ext.insert($dkey, $crate::ext::ExtValue::to_ext(&self.$dfield)); )*
                 $(
                     if let Some(v) = &self.$ofield {
-                        ext.insert($okey.to_owned(), $crate::ext::ExtValue::to_ext(v));
+                        ext.insert($okey, $crate::ext::ExtValue::to_ext(v));
                     }
                 )*
                 ext
@@ -139,8 +139,8 @@ mod tests {
     #[test]
     fn required_and_optional_fields() {
         let mut ext = ExtFields::new();
-        ext.insert("n".into(), " 42".into());
-        ext.insert("bad".into(), "x".into());
+        ext.insert("n", " 42");
+        ext.insert("bad", "x");
         assert_eq!(required::<i32>(&ext, "n").unwrap(), 42);
         assert!(matches!(
             required::<i32>(&ext, "missing"),

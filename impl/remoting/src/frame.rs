@@ -148,7 +148,7 @@ mod tests {
     #[test]
     fn binary_frames_carry_the_type_byte() {
         let mut ext = ExtFields::new();
-        ext.insert("topic".into(), "T".into());
+        ext.insert("topic", "T");
         let mut cmd = RemotingCommand::request(105, 9)
             .with_ext(ext)
             .with_body(&b"xyz"[..]);

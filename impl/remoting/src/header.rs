@@ -459,8 +459,8 @@ mod tests {
         assert_eq!(v1.queue_id, 3);
         assert!(!v1.batch);
         let v1_wire = v1.to_ext();
-        assert_eq!(v1_wire["producerGroup"], "pg");
-        assert_eq!(v1_wire["unitMode"], "false");
+        assert_eq!(&v1_wire["producerGroup"], "pg");
+        assert_eq!(&v1_wire["unitMode"], "false");
         assert_eq!(SendMessageRequestHeader::from_ext(&v1_wire).unwrap(), v1);
     }
 
@@ -493,8 +493,8 @@ mod tests {
         assert_eq!(q.set_zero_if_not_found, Some(true));
         // Java primitives are always written.
         let reg = RegisterBrokerRequestHeader::default().to_ext();
-        assert_eq!(reg["compressed"], "false");
-        assert_eq!(reg["bodyCrc32"], "0");
+        assert_eq!(&reg["compressed"], "false");
+        assert_eq!(&reg["bodyCrc32"], "0");
         assert!(!reg.contains_key("heartbeatTimeoutMillis"));
     }
 }

@@ -26,6 +26,7 @@ pub mod body;
 pub mod code;
 pub mod command;
 pub mod ext;
+pub mod fields;
 pub mod frame;
 pub mod fuzz;
 pub mod header;

@@ -24,7 +24,9 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn ext() -> impl Strategy<Value = Option<ExtFields>> {
-    prop::option::of(prop::collection::btree_map(text(), text(), 0..6))
+    prop::option::of(
+        prop::collection::btree_map(text(), text(), 0..6).prop_map(|m| m.into_iter().collect()),
+    )
 }
 
 fn command() -> impl Strategy<Value = RemotingCommand> {
