@@ -180,6 +180,11 @@ fn finish<'a>(text: &'a str, keys: &[(usize, usize)]) -> Cow<'a, str> {
     let mut out = String::with_capacity(text.len() + 2 * keys.len());
     let mut from = 0;
     for &(start, end) in keys {
+        // Matches found from two needles may cover the same key (in text that is not JSON
+        // anyway); quote each place once.
+        if start < from {
+            continue;
+        }
         out.push_str(&text[from..start]);
         out.push('"');
         out.push_str(&text[start..end]);
@@ -538,5 +543,9 @@ mod tests {
             r#"{"x":"\"brokerAddrs\":{0:","brokerAddrs":{"0":"a:1", "1" :"b:2"},"currIdMap":{"-1":2}}"#
         );
         assert!(matches!(quote_known_maps(QUOTED), Cow::Borrowed(_)));
+        // Found by cargo-fuzz: two matches whose scans cover the same key.
+        let overlapping = r#""brokerAddrs":{:""brokerAddrs":{:\"",0"#;
+        let _ = quote_known_maps(overlapping);
+        assert!(decode_route(overlapping.as_bytes()).is_err());
     }
 }
