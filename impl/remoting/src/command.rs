@@ -285,6 +285,14 @@ impl RemotingCommand {
         // One UTF-8 check for the whole header; parsing a `str` then skips it per string.
         let text = std::str::from_utf8(header)
             .map_err(|e| Error::Malformed(format!("JSON header: {e}")))?;
+        match crate::json_fast::decode(text) {
+            Some(cmd) => Ok(cmd),
+            None => Self::decode_json_header_general(text),
+        }
+    }
+
+    /// The general JSON header decoder (serde), for every shape the fast path leaves to it.
+    pub(crate) fn decode_json_header_general(text: &str) -> Result<Self, Error> {
         let h: JsonHeader<'_> = serde_json::from_str(text)
             .map_err(|e| Error::Malformed(format!("JSON header: {e}")))?;
         Ok(RemotingCommand {

@@ -9,6 +9,14 @@ use crate::frame::{DEFAULT_MAX_FRAME, decode_frame, encode_frame};
 /// Decode frames from arbitrary bytes until they run out or one fails; every decoded command
 /// must encode again and decode to itself.
 pub fn frame_decode(data: &[u8]) {
+    // The JSON header fast path must agree with the general decoder whenever it answers.
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Some(fast) = crate::json_fast::decode(text)
+    {
+        let general = crate::command::RemotingCommand::decode_json_header_general(text)
+            .expect("the general decoder accepts what the fast path accepts");
+        assert_eq!(fast, general, "JSON header fast path");
+    }
     let mut buf = BytesMut::from(data);
     while let Ok(Some(cmd)) = decode_frame(&mut buf, DEFAULT_MAX_FRAME) {
         let mut again = BytesMut::new();

@@ -30,6 +30,7 @@ pub mod fields;
 pub mod frame;
 pub mod fuzz;
 pub mod header;
+mod json_fast;
 pub mod message;
 pub mod route;
 pub mod transport;
