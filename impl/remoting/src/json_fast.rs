@@ -45,14 +45,15 @@ impl<'a> P<'a> {
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let start = self.i;
-        let off = memchr::memchr2(b'"', b'\\', &self.b[start..])?;
+        let off = special(&self.b[start..])?;
         let end = start + off;
-        if self.b[end] == b'"' {
-            if self.b[start..end].iter().any(|c| *c < 0x20) {
-                return None;
+        match self.b[end] {
+            b'"' => {
+                self.i = end + 1;
+                return Some(Cow::Borrowed(&self.s[start..end]));
             }
-            self.i = end + 1;
-            return Some(Cow::Borrowed(&self.s[start..end]));
+            b'\\' => {}
+            _ => return None,
         }
         let mut out = String::with_capacity(end - start + 16);
         out.push_str(&self.s[start..end]);
@@ -95,12 +96,8 @@ impl<'a> P<'a> {
                 }
                 c if c < 0x20 => return None,
                 _ => {
-                    // Copy the run up to the next quote or backslash.
-                    let off = memchr::memchr2(b'"', b'\\', &self.b[self.i..])?;
-                    let run = &self.b[self.i..self.i + off];
-                    if run.iter().any(|c| *c < 0x20) {
-                        return None;
-                    }
+                    // Copy the run up to the next quote, backslash or control character.
+                    let off = special(&self.b[self.i..])?;
                     out.push_str(&self.s[self.i..self.i + off]);
                     self.i += off;
                 }
@@ -111,8 +108,15 @@ impl<'a> P<'a> {
     fn hex4(&mut self) -> Option<u32> {
         let h = self.b.get(self.i..self.i + 4)?;
         self.i += 4;
-        let s = std::str::from_utf8(h).ok()?;
-        u32::from_str_radix(s, 16).ok()
+        h.iter().try_fold(0u32, |acc, c| {
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                b'A'..=b'F' => c - b'A' + 10,
+                _ => return None,
+            };
+            Some(acc << 4 | u32::from(d))
+        })
     }
 
     /// A plain integer that fits an i32.
@@ -144,6 +148,12 @@ impl<'a> P<'a> {
         }
         text.parse().ok()
     }
+}
+
+/// The offset of the first quote, backslash or control character (what ends a plain run of a
+/// JSON string). A byte loop: header strings are short.
+fn special(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)
 }
 
 /// Decode a JSON header in the common shape, or `None` to let the general decoder decide.
@@ -219,7 +229,8 @@ fn ext_fields(p: &mut P<'_>) -> Option<Option<ExtFields>> {
         return Some(None);
     }
     p.eat(b'{')?;
-    let mut out = ExtFields::with_capacity(16, 256);
+    // The rest of the header bounds the fields' text: no reallocation.
+    let mut out = ExtFields::with_capacity(16, p.b.len() - p.i);
     if p.peek()? != b'}' {
         loop {
             let key = p.string()?;
