@@ -6,10 +6,14 @@
 //! - `select` — show where a producer's sends go when one broker fails, with and without
 //!   latency fault tolerance.
 //!
-//! Later issues add `namesrv`, `broker`, `standalone` and the client commands.
+//! - `namesrv` — run a NameServer (RocketMQ's route registry) until Ctrl-C or SIGTERM.
+//!
+//! Later issues add `broker`, `standalone` and the client commands. Logs go through `tracing`
+//! (`RUST_LOG`, default `info`).
 
 mod allocate;
 mod check;
+mod namesrv;
 mod select;
 
 use clap::{Parser, Subcommand};
@@ -30,10 +34,20 @@ enum Command {
     Allocate(allocate::Args),
     /// Print where sends go when a broker fails, with and without fault tolerance.
     Select(select::Args),
+    /// Run a NameServer until Ctrl-C or SIGTERM.
+    Namesrv(namesrv::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Check(args) => {
@@ -44,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Allocate(args) => allocate::run(&args, &mut out),
         Command::Select(args) => select::run(&args, &mut out),
+        Command::Namesrv(args) => namesrv::run(&args),
     }
 }
 

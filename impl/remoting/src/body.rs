@@ -214,6 +214,21 @@ impl RegisterBrokerBody {
     }
 }
 
+/// Decode a `DataVersion` body (QUERY_DATA_VERSION).
+pub fn decode_data_version(body: &[u8]) -> Result<DataVersion, Error> {
+    let j: DataVersionJson = parse_lenient("data version", utf8("data version", body)?)?;
+    Ok(data_version(j))
+}
+
+/// Encode a `DataVersion` body.
+pub fn encode_data_version(v: &DataVersion) -> Vec<u8> {
+    encode(&DataVersionJson {
+        counter: v.counter,
+        state_version: v.state_version,
+        timestamp: v.timestamp,
+    })
+}
+
 /// `TopicConfig.decode`: `topicName readQueueNums writeQueueNums perm topicFilterType [attrs]`.
 fn parse_topic_config(s: &str) -> Result<TopicConfig, Error> {
     let mut parts = s.splitn(6, ' ');
