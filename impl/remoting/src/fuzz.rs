@@ -19,6 +19,7 @@ pub fn frame_decode(data: &[u8]) {
     }
     let mut buf = BytesMut::from(data);
     while let Ok(Some(cmd)) = decode_frame(&mut buf, DEFAULT_MAX_FRAME) {
+        typed_headers(&cmd);
         let mut again = BytesMut::new();
         if encode_frame(&cmd, &mut again, DEFAULT_MAX_FRAME).is_ok() {
             let back = decode_frame(&mut again, DEFAULT_MAX_FRAME)
@@ -29,10 +30,75 @@ pub fn frame_decode(data: &[u8]) {
     }
 }
 
-/// Decode a route body from arbitrary bytes; a decoded route must encode (both key styles) and
-/// decode to itself.
+/// Decode the typed headers a server would read from `cmd`; each that decodes must encode to
+/// fields that decode to it again.
+fn typed_headers(cmd: &crate::command::RemotingCommand) {
+    use crate::ext::CommandHeader;
+    use crate::header::*;
+    fn check<H: CommandHeader + PartialEq + std::fmt::Debug>(ext: &crate::ExtFields) {
+        if let Ok(h) = H::from_ext(ext) {
+            assert_eq!(H::from_ext(&h.to_ext()).ok(), Some(h), "header round trip");
+        }
+    }
+    let Some(ext) = &cmd.ext_fields else {
+        return;
+    };
+    check::<SendMessageRequestHeader>(ext);
+    check::<SendMessageRequestHeaderV2>(ext);
+    check::<PullMessageRequestHeader>(ext);
+    check::<RegisterBrokerRequestHeader>(ext);
+    check::<GetRouteInfoRequestHeader>(ext);
+    check::<QueryConsumerOffsetRequestHeader>(ext);
+    check::<CreateTopicRequestHeader>(ext);
+    check::<ConsumerSendMsgBackRequestHeader>(ext);
+}
+
+/// Decode the other JSON bodies (register-broker, heartbeat, cluster info, lock batch, data
+/// version) from the same bytes; those that decode must round-trip.
+fn other_bodies(data: &[u8]) {
+    use crate::body::*;
+    if let Ok(b) = RegisterBrokerBody::decode(data) {
+        assert_eq!(
+            RegisterBrokerBody::decode(&b.encode()).ok(),
+            Some(b),
+            "register body round trip"
+        );
+    }
+    if let Ok(h) = decode::<HeartbeatData>("heartbeat", data) {
+        assert_eq!(
+            decode::<HeartbeatData>("heartbeat", &encode(&h)).ok(),
+            Some(h),
+            "heartbeat round trip"
+        );
+    }
+    if let Ok(c) = decode_cluster_info(data) {
+        assert_eq!(
+            decode_cluster_info(&encode_cluster_info(&c)).ok(),
+            Some(c),
+            "cluster info round trip"
+        );
+    }
+    if let Ok(l) = decode::<LockBatchRequestBody>("lock", data) {
+        assert_eq!(
+            decode::<LockBatchRequestBody>("lock", &encode(&l)).ok(),
+            Some(l),
+            "lock round trip"
+        );
+    }
+    if let Ok(v) = decode_data_version(data) {
+        assert_eq!(
+            decode_data_version(&encode_data_version(&v)).ok(),
+            Some(v),
+            "data version round trip"
+        );
+    }
+}
+
+/// Decode a route body (and the other JSON bodies) from arbitrary bytes; a decoded route must
+/// encode (both key styles) and decode to itself.
 pub fn route_decode(data: &[u8]) {
     use crate::route::{KeyStyle, decode_route, encode_route};
+    other_bodies(data);
     if let Ok(route) = decode_route(data) {
         for style in [KeyStyle::Quoted, KeyStyle::Unquoted] {
             let again =
