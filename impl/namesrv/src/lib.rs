@@ -136,15 +136,20 @@ impl NameServer {
         drop(table);
         match result {
             Ok(r) => {
-                self.channels
-                    .lock()
-                    .expect("channels")
-                    .entry(peer.addr)
-                    .or_default()
-                    .insert(BrokerAddrInfo {
-                        cluster: header.cluster_name.clone(),
-                        addr: header.broker_addr.clone(),
-                    });
+                // The broker is bound to the connection it last registered over (RocketMQ keeps
+                // the channel in its BrokerLiveInfo): an older connection closing later must not
+                // drop it.
+                let key = BrokerAddrInfo {
+                    cluster: header.cluster_name.clone(),
+                    addr: header.broker_addr.clone(),
+                };
+                let mut channels = self.channels.lock().expect("channels");
+                for set in channels.values_mut() {
+                    set.remove(&key);
+                }
+                channels.retain(|_, set| !set.is_empty());
+                channels.entry(peer.addr).or_default().insert(key);
+                drop(channels);
                 let resp = RegisterBrokerResponseHeader {
                     ha_server_addr: r.ha_server_addr,
                     master_addr: r.master_addr,

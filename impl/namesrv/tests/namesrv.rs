@@ -191,6 +191,20 @@ async fn a_silent_broker_expires_and_a_closed_one_leaves_at_once() {
             .await,
         "a closed connection unregisters its broker"
     );
+    // A broker that re-registers over a new connection is not dropped when its old one closes.
+    let old = connect(ns.local_addr).await;
+    let new = connect(ns.local_addr).await;
+    let reg = || register_request("broker-m", 0, "127.0.0.1:50911", &[("Moving", 1)]);
+    old.invoke(reg(), T).await.unwrap();
+    new.invoke(reg(), T).await.unwrap();
+    drop(old);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(route(&client, "Moving", 479).await.code, response::SUCCESS);
+    drop(new);
+    assert!(
+        eventually(async || route(&client, "Moving", 479).await.code == response::TOPIC_NOT_EXIST)
+            .await
+    );
     ns.shutdown().await;
 }
 

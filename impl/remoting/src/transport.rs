@@ -25,6 +25,9 @@ use crate::frame::FrameCodec;
 /// Commands queued per connection before senders wait.
 const QUEUE: usize = 1024;
 
+/// Requests of one server-side connection handled at once.
+const IN_FLIGHT: usize = 1024;
+
 /// Process-wide request ids (RocketMQ: a global `AtomicInteger`).
 static NEXT_OPAQUE: AtomicI32 = AtomicI32::new(0);
 
@@ -256,6 +259,7 @@ async fn connection<H: Handler>(
     let (mut sink, mut source) = Framed::new(stream, codec).split();
     let (out, mut rx) = mpsc::channel::<RemotingCommand>(QUEUE);
     let peer = Peer { addr, out };
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let writer = tokio::spawn(async move {
         while let Some(cmd) = rx.recv().await {
             if sink.send(cmd).await.is_err() {
@@ -276,9 +280,15 @@ async fn connection<H: Handler>(
         if request.is_response() {
             continue;
         }
+        // At most IN_FLIGHT requests of one connection are handled at once; reading waits for a
+        // slot, so a peer that floods requests is slowed down, not buffered without bound.
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            break;
+        };
         let handler = Arc::clone(&handler);
         let peer = peer.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let oneway = request.is_oneway();
             let code = request.code;
             let opaque = request.opaque;
