@@ -1,0 +1,347 @@
+//! The CommitLog: segment files of `segment_size` bytes each, named by their 20-digit start
+//! offset, holding stored-message records back to back. A record that does not fit the rest of a
+//! segment starts the next one; the rest is marked with a blank record (`int32 remaining | int32
+//! BLANK_MAGIC`) when at least 8 bytes remain, as RocketMQ's `END_FILE_MIN_BLANK_LENGTH` rule.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use sextant_remoting::message::{BLANK_MAGIC, MAX_RECORD, MessageView, body_crc};
+
+use crate::Error;
+
+/// RocketMQ's default segment size (`mappedFileSizeCommitLog`): 1 GiB.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 1 << 30;
+
+/// Bytes a blank end-of-segment record takes.
+const BLANK_LEN: u64 = 8;
+/// Where a record keeps its own commit-log offset.
+const PHYSICAL_OFFSET_AT: usize = 28;
+
+/// What opening the log found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// Segment files kept.
+    pub segments: usize,
+    /// Valid records found.
+    pub records: u64,
+    /// The offset the next record goes to.
+    pub end: u64,
+    /// Where the log was cut, and why, if a record failed its checks (a torn tail after a crash,
+    /// or corruption).
+    pub truncated: Option<(u64, String)>,
+}
+
+struct Segment {
+    start: u64,
+    path: PathBuf,
+    file: File,
+    /// Bytes written (the logical end within the segment; a blank record ends it early).
+    len: u64,
+    /// Closed by a blank record or by being full.
+    sealed: bool,
+}
+
+/// RocketMQ's commit log on disk: see the module documentation.
+pub struct CommitLog {
+    dir: PathBuf,
+    segment_size: u64,
+    segments: Vec<Segment>,
+    /// Segments written since the last flush (indexes into `segments`).
+    dirty_from: Option<usize>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn segment_name(start: u64) -> String {
+    format!("{start:020}")
+}
+
+impl CommitLog {
+    /// Open (creating if needed) the log in `dir` and recover it.
+    pub fn open(dir: impl AsRef<Path>, segment_size: u64) -> Result<(CommitLog, Recovery), Error> {
+        let dir = dir.as_ref().to_owned();
+        if segment_size < 1024 {
+            return Err(Error::Corrupt(format!(
+                "segment size {segment_size} is below 1 KiB"
+            )));
+        }
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let mut starts = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
+            let entry = entry.map_err(io(&dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
+                starts.push(
+                    name.parse::<u64>()
+                        .map_err(|e| Error::Corrupt(e.to_string()))?,
+                );
+            }
+        }
+        starts.sort_unstable();
+        for w in starts.windows(2) {
+            if w[1] != w[0] + segment_size {
+                return Err(Error::Corrupt(format!(
+                    "segments {} and {} are not {segment_size} bytes apart",
+                    segment_name(w[0]),
+                    segment_name(w[1])
+                )));
+            }
+        }
+        if let Some(first) = starts.first()
+            && first % segment_size != 0
+        {
+            return Err(Error::Corrupt(format!(
+                "segment {} does not start at a multiple of {segment_size}",
+                segment_name(*first)
+            )));
+        }
+        let mut log = CommitLog {
+            dir,
+            segment_size,
+            segments: Vec::new(),
+            dirty_from: None,
+        };
+        let mut recovery = Recovery {
+            segments: 0,
+            records: 0,
+            end: starts.first().copied().unwrap_or(0),
+            truncated: None,
+        };
+        for (i, start) in starts.iter().copied().enumerate() {
+            let path = log.dir.join(segment_name(start));
+            if recovery.truncated.is_some() {
+                // Everything after a cut goes: RocketMQ keeps only a valid prefix.
+                fs::remove_file(&path).map_err(io(&path))?;
+                continue;
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(io(&path))?;
+            let (len, sealed, records, cut) = scan(&file, start, segment_size, &path)?;
+            recovery.records += records;
+            if let Some(why) = cut {
+                file.set_len(len).map_err(io(&path))?;
+                recovery.truncated = Some((start + len, why));
+            } else if !sealed && i + 1 < starts.len() {
+                // A later segment exists, so this one must have been sealed.
+                recovery.truncated =
+                    Some((start + len, "segment ends without its blank record".into()));
+            }
+            recovery.end = if sealed {
+                start + segment_size
+            } else {
+                start + len
+            };
+            log.segments.push(Segment {
+                start,
+                path,
+                file,
+                len,
+                sealed,
+            });
+        }
+        recovery.segments = log.segments.len();
+        if let Some((at, why)) = &recovery.truncated {
+            tracing::warn!(offset = at, reason = %why, "commit log truncated on recovery");
+        }
+        Ok((log, recovery))
+    }
+
+    /// The offset the next record goes to.
+    pub fn end(&self) -> u64 {
+        match self.segments.last() {
+            Some(s) if s.sealed => s.start + self.segment_size,
+            Some(s) => s.start + s.len,
+            None => 0,
+        }
+    }
+
+    /// The oldest offset still stored.
+    pub fn start(&self) -> u64 {
+        self.segments.first().map_or(0, |s| s.start)
+    }
+
+    /// Append one stored-message record (as `MessageView::encode` writes it); its physical
+    /// offset field is set to where it lands. Returns that offset. The record is in the page
+    /// cache, not yet on disk: see [`CommitLog::flush`].
+    pub fn append(&mut self, record: &mut [u8]) -> Result<u64, Error> {
+        MessageView::decode(record).map_err(|e| Error::BadRecord(e.to_string()))?;
+        let len = record.len() as u64;
+        if len + BLANK_LEN > self.segment_size {
+            return Err(Error::TooLarge {
+                len: record.len(),
+                segment: self.segment_size,
+            });
+        }
+        let need_new = match self.segments.last() {
+            None => true,
+            Some(s) => s.sealed || s.len + len > self.segment_size,
+        };
+        if need_new {
+            self.roll()?;
+        }
+        let i = self.segments.len() - 1;
+        let seg = &mut self.segments[i];
+        let offset = seg.start + seg.len;
+        record[PHYSICAL_OFFSET_AT..PHYSICAL_OFFSET_AT + 8].copy_from_slice(&offset.to_be_bytes());
+        seg.file
+            .write_all_at(record, seg.len)
+            .map_err(io(&seg.path))?;
+        seg.len += len;
+        self.dirty_from = Some(self.dirty_from.map_or(i, |d| d.min(i)));
+        Ok(offset)
+    }
+
+    /// Seal the active segment (blank record if 8 bytes remain) and start the next one.
+    fn roll(&mut self) -> Result<(), Error> {
+        let next = match self.segments.last_mut() {
+            None => 0,
+            Some(s) => {
+                if !s.sealed {
+                    let remaining = self.segment_size - s.len;
+                    if remaining >= BLANK_LEN {
+                        let mut blank = [0u8; 8];
+                        blank[..4].copy_from_slice(&(remaining as i32).to_be_bytes());
+                        blank[4..].copy_from_slice(&BLANK_MAGIC.to_be_bytes());
+                        s.file.write_all_at(&blank, s.len).map_err(io(&s.path))?;
+                    }
+                    s.sealed = true;
+                }
+                s.start + self.segment_size
+            }
+        };
+        let path = self.dir.join(segment_name(next));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        self.segments.push(Segment {
+            start: next,
+            path,
+            file,
+            len: 0,
+            sealed: false,
+        });
+        Ok(())
+    }
+
+    /// fsync every segment written since the last flush (the sealed ones first), and the
+    /// directory when segments were created, so that every record appended so far survives a
+    /// machine crash.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        let Some(from) = self.dirty_from.take() else {
+            return Ok(());
+        };
+        for s in &self.segments[from..] {
+            s.file.sync_data().map_err(io(&s.path))?;
+        }
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.dir))?;
+        Ok(())
+    }
+
+    /// `len` bytes at `offset` (within one segment).
+    pub fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| s.start <= offset && offset < s.start + self.segment_size)
+            .ok_or_else(|| Error::Corrupt(format!("offset {offset} is not stored")))?;
+        let at = offset - seg.start;
+        if at + len as u64 > seg.len {
+            return Err(Error::Corrupt(format!(
+                "{len} bytes at {offset} run past the stored {}",
+                seg.start + seg.len
+            )));
+        }
+        let mut buf = vec![0u8; len];
+        seg.file
+            .read_exact_at(&mut buf, at)
+            .map_err(io(&seg.path))?;
+        Ok(buf)
+    }
+
+    /// The record stored at `offset`.
+    pub fn read_record(&self, offset: u64) -> Result<Vec<u8>, Error> {
+        let head = self.read(offset, 4)?;
+        let total = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let total = usize::try_from(total)
+            .ok()
+            .filter(|t| (4..=MAX_RECORD).contains(t))
+            .ok_or_else(|| Error::Corrupt(format!("record size {total} at {offset}")))?;
+        self.read(offset, total)
+    }
+}
+
+/// Scan one segment file: returns the valid length, whether a blank record sealed it, the number
+/// of valid records, and why the scan stopped early (a record failed its checks).
+fn scan(
+    file: &File,
+    start: u64,
+    segment_size: u64,
+    path: &Path,
+) -> Result<(u64, bool, u64, Option<String>), Error> {
+    let file_len = file.metadata().map_err(io(path))?.len();
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    r.seek(SeekFrom::Start(0)).map_err(io(path))?;
+    let mut pos = 0u64;
+    let mut records = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        if pos >= file_len {
+            // The end of the data: a segment with too little room left for a blank record was
+            // sealed without one.
+            return Ok((pos, segment_size - pos < BLANK_LEN, records, None));
+        }
+        if pos + 4 > file_len {
+            return Ok((pos, false, records, Some("a partial record header".into())));
+        }
+        let mut head = [0u8; 8];
+        let avail = (file_len - pos).min(8) as usize;
+        r.read_exact(&mut head[..avail]).map_err(io(path))?;
+        let total = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let magic = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        if avail == 8 && magic == BLANK_MAGIC && total as u64 == segment_size - pos {
+            return Ok((pos, true, records, None));
+        }
+        let Some(total) = usize::try_from(total)
+            .ok()
+            .filter(|t| (8..=MAX_RECORD).contains(t) && pos + *t as u64 <= file_len)
+        else {
+            return Ok((pos, false, records, Some(format!("record size {total}"))));
+        };
+        buf.clear();
+        buf.extend_from_slice(&head[..avail]);
+        buf.resize(total, 0);
+        r.read_exact(&mut buf[avail..]).map_err(io(path))?;
+        let why = match MessageView::decode(&buf) {
+            Err(e) => Some(e.to_string()),
+            Ok((m, _)) if m.body_crc != body_crc(m.body) => Some("body CRC mismatch".into()),
+            Ok((m, _)) if m.physical_offset != (start + pos) as i64 => Some(format!(
+                "record says offset {}, found at {}",
+                m.physical_offset,
+                start + pos
+            )),
+            Ok(_) => None,
+        };
+        if let Some(why) = why {
+            return Ok((pos, false, records, Some(why)));
+        }
+        records += 1;
+        pos += total as u64;
+    }
+}
