@@ -1,10 +1,10 @@
 //! CommitLog appends of 1 KiB records: into the page cache only (what ASYNC_FLUSH acknowledges),
 //! with an fsync per record (SYNC_FLUSH without group commit), and with one fsync per 32 records
-//! (a group commit of 32).
+//! (a group commit of 32); and a ConsumeQueue lookup by queue offset.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sextant_benches::pull_body;
-use sextant_store::CommitLog;
+use sextant_store::{CommitLog, ConsumeQueue, CqEntry};
 
 fn appends(c: &mut Criterion) {
     // One 1 KiB record as the store receives it.
@@ -39,5 +39,29 @@ fn appends(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, appends);
+fn lookups(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut q = ConsumeQueue::open(dir.path(), 300_000).expect("opens");
+    let n = 100_000u64;
+    for i in 0..n {
+        let e = CqEntry {
+            commitlog_offset: i * 1155,
+            size: 1155,
+            tags_code: 0,
+        };
+        q.append(i, e).expect("appends");
+    }
+    let mut g = c.benchmark_group("consumequeue");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0u64;
+    g.bench_function("get_100k_entries", |b| {
+        b.iter(|| {
+            i = (i + 7919) % n;
+            q.get(i).expect("reads").expect("an entry")
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, appends, lookups);
 criterion_main!(benches);

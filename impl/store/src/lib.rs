@@ -1,17 +1,21 @@
 //! # sextant-store — the broker's storage
 //!
-//! So far: the [`CommitLog`], RocketMQ's append-only message log. Records are stored in RocketMQ's
+//! So far: the [`CommitLog`], RocketMQ's append-only message log, and the [`ConsumeQueue`], the
+//! 20-byte-entry index of one topic queue into it. Records are stored in RocketMQ's
 //! own layout (`sextant_remoting::message`), in segment files named by their 20-digit start
 //! offset, so that a pull answers with bytes copied straight from disk. On open the log is
 //! recovered: every record is checked (size, magic code, body CRC, its own physical offset), and
 //! the log is truncated at the first one that fails — the torn tail a crash leaves.
 //!
-//! ConsumeQueues, consumer offsets, flush modes with group commit, and the broker that drives
-//! them come next (issue 5).
+//! A ConsumeQueue recovers to its last valid entry and can be cut back to a recovered CommitLog's
+//! end. Dispatching (building queues from the log), consumer offsets, flush modes with group
+//! commit, and the broker that drives them come next (issue 5).
 
 mod commitlog;
+mod consumequeue;
 
 pub use commitlog::{CommitLog, DEFAULT_SEGMENT_SIZE, Recovery};
+pub use consumequeue::{ConsumeQueue, CqEntry, DEFAULT_ENTRIES_PER_FILE, ENTRY_SIZE};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

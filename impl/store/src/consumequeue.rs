@@ -1,0 +1,331 @@
+//! A ConsumeQueue: the index of one topic queue into the CommitLog. Entry `n` (the message at
+//! queue offset `n`) is 20 bytes — `int64 commitLogOffset | int32 size | int64 tagsCode` — at
+//! byte `20 n`, in files of `entries_per_file` entries named by their 20-digit start byte offset
+//! (RocketMQ: 300 000 entries, 6 000 000-byte files).
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+
+/// Bytes per entry (`CQ_STORE_UNIT_SIZE`).
+pub const ENTRY_SIZE: u64 = 20;
+/// RocketMQ's entries per file (`mappedFileSizeConsumeQueue / 20`).
+pub const DEFAULT_ENTRIES_PER_FILE: u64 = 300_000;
+
+/// One entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CqEntry {
+    /// Where the message's record starts in the CommitLog.
+    pub commitlog_offset: u64,
+    /// The record's size.
+    pub size: u32,
+    /// The hash of the message's tag (Java `String.hashCode`), 0 without a tag.
+    pub tags_code: i64,
+}
+
+impl CqEntry {
+    fn encode(&self) -> [u8; ENTRY_SIZE as usize] {
+        let mut b = [0u8; ENTRY_SIZE as usize];
+        b[..8].copy_from_slice(&self.commitlog_offset.to_be_bytes());
+        b[8..12].copy_from_slice(&self.size.to_be_bytes());
+        b[12..].copy_from_slice(&self.tags_code.to_be_bytes());
+        b
+    }
+
+    /// `None` for what RocketMQ treats as the end of valid entries (offset < 0 or size ≤ 0).
+    fn decode(b: &[u8]) -> Option<CqEntry> {
+        let offset = i64::from_be_bytes(b[..8].try_into().ok()?);
+        let size = i32::from_be_bytes(b[8..12].try_into().ok()?);
+        let tags_code = i64::from_be_bytes(b[12..20].try_into().ok()?);
+        Some(CqEntry {
+            commitlog_offset: u64::try_from(offset).ok()?,
+            size: u32::try_from(size).ok().filter(|s| *s > 0)?,
+            tags_code,
+        })
+    }
+}
+
+struct CqFile {
+    /// Queue offset of its first entry.
+    first: u64,
+    path: PathBuf,
+    file: File,
+    /// Entries written.
+    entries: u64,
+}
+
+/// One topic queue's index: see the module documentation.
+pub struct ConsumeQueue {
+    dir: PathBuf,
+    per_file: u64,
+    files: Vec<CqFile>,
+    dirty: bool,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl ConsumeQueue {
+    /// Open (creating if needed) the queue in `dir` and recover it: the queue ends at the first
+    /// invalid or partial entry, and later files are removed.
+    pub fn open(dir: impl AsRef<Path>, entries_per_file: u64) -> Result<ConsumeQueue, Error> {
+        let dir = dir.as_ref().to_owned();
+        if entries_per_file == 0 {
+            return Err(Error::Corrupt(
+                "a ConsumeQueue file holds at least one entry".into(),
+            ));
+        }
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let file_bytes = entries_per_file * ENTRY_SIZE;
+        let mut starts = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
+            let entry = entry.map_err(io(&dir))?;
+            if let Some(name) = entry.file_name().to_str()
+                && name.len() == 20
+                && name.bytes().all(|b| b.is_ascii_digit())
+            {
+                let start: u64 = name.parse().map_err(|_| Error::Corrupt(name.to_owned()))?;
+                if start % file_bytes != 0 {
+                    return Err(Error::Corrupt(format!(
+                        "ConsumeQueue file {name} is not at a multiple of {file_bytes}"
+                    )));
+                }
+                starts.push(start);
+            }
+        }
+        starts.sort_unstable();
+        let mut q = ConsumeQueue {
+            dir,
+            per_file: entries_per_file,
+            files: Vec::new(),
+            dirty: false,
+        };
+        let mut ended = false;
+        for (i, start) in starts.iter().copied().enumerate() {
+            let path = q.dir.join(format!("{start:020}"));
+            let contiguous = i == 0 || start == starts[i - 1] + file_bytes;
+            if ended || !contiguous {
+                fs::remove_file(&path).map_err(io(&path))?;
+                ended = true;
+                continue;
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(io(&path))?;
+            let len = file.metadata().map_err(io(&path))?.len().min(file_bytes);
+            let mut bytes = vec![0u8; len as usize];
+            file.read_exact_at(&mut bytes, 0).map_err(io(&path))?;
+            let valid = bytes
+                .chunks_exact(ENTRY_SIZE as usize)
+                .take_while(|c| CqEntry::decode(c).is_some())
+                .count() as u64;
+            if valid * ENTRY_SIZE != file.metadata().map_err(io(&path))?.len() {
+                file.set_len(valid * ENTRY_SIZE).map_err(io(&path))?;
+            }
+            if valid < entries_per_file {
+                ended = true;
+            }
+            q.files.push(CqFile {
+                first: start / ENTRY_SIZE,
+                path,
+                file,
+                entries: valid,
+            });
+        }
+        Ok(q)
+    }
+
+    /// The queue offset the next entry gets (RocketMQ's max offset).
+    pub fn max_offset(&self) -> u64 {
+        self.files.last().map_or(0, |f| f.first + f.entries)
+    }
+
+    /// The first queue offset still indexed.
+    pub fn min_offset(&self) -> u64 {
+        self.files.first().map_or(0, |f| f.first)
+    }
+
+    /// Append the entry for queue offset `offset`, which must be [`ConsumeQueue::max_offset`].
+    pub fn append(&mut self, offset: u64, entry: CqEntry) -> Result<(), Error> {
+        if offset != self.max_offset() {
+            return Err(Error::Corrupt(format!(
+                "entry for offset {offset}, but the queue ends at {}",
+                self.max_offset()
+            )));
+        }
+        if i32::try_from(entry.size).is_err() || i64::try_from(entry.commitlog_offset).is_err() {
+            return Err(Error::BadRecord(format!("entry {entry:?} out of range")));
+        }
+        if self.files.last().is_none_or(|f| f.entries == self.per_file) {
+            let first = self.max_offset();
+            let path = self.dir.join(format!("{:020}", first * ENTRY_SIZE));
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(io(&path))?;
+            self.files.push(CqFile {
+                first,
+                path,
+                file,
+                entries: 0,
+            });
+        }
+        let f = self.files.last_mut().expect("a file");
+        f.file
+            .write_all_at(&entry.encode(), f.entries * ENTRY_SIZE)
+            .map_err(io(&f.path))?;
+        f.entries += 1;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// The entry at queue offset `offset`, if indexed.
+    pub fn get(&self, offset: u64) -> Result<Option<CqEntry>, Error> {
+        let Some(f) = self
+            .files
+            .iter()
+            .find(|f| f.first <= offset && offset < f.first + f.entries)
+        else {
+            return Ok(None);
+        };
+        let mut b = [0u8; ENTRY_SIZE as usize];
+        f.file
+            .read_exact_at(&mut b, (offset - f.first) * ENTRY_SIZE)
+            .map_err(io(&f.path))?;
+        Ok(CqEntry::decode(&b))
+    }
+
+    /// Drop every entry that points at or past `commitlog_end` (after the CommitLog was cut on
+    /// recovery).
+    pub fn truncate_to(&mut self, commitlog_end: u64) -> Result<(), Error> {
+        loop {
+            let many = self.files.len() > 1;
+            let Some(f) = self.files.last_mut() else {
+                break;
+            };
+            let mut keep = f.entries;
+            while keep > 0 {
+                let mut b = [0u8; ENTRY_SIZE as usize];
+                f.file
+                    .read_exact_at(&mut b, (keep - 1) * ENTRY_SIZE)
+                    .map_err(io(&f.path))?;
+                match CqEntry::decode(&b) {
+                    Some(e) if e.commitlog_offset + u64::from(e.size) <= commitlog_end => break,
+                    _ => keep -= 1,
+                }
+            }
+            if keep == 0 && many {
+                let f = self.files.pop().expect("a file");
+                fs::remove_file(&f.path).map_err(io(&f.path))?;
+                continue;
+            }
+            f.file.set_len(keep * ENTRY_SIZE).map_err(io(&f.path))?;
+            f.entries = keep;
+            break;
+        }
+        Ok(())
+    }
+
+    /// fsync the files written since the last flush.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        if std::mem::take(&mut self.dirty) {
+            for f in &self.files {
+                f.file.sync_data().map_err(io(&f.path))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(i: u64) -> CqEntry {
+        CqEntry {
+            commitlog_offset: i * 100,
+            size: 100,
+            tags_code: i as i64 - 3,
+        }
+    }
+
+    #[test]
+    fn append_get_roll_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = ConsumeQueue::open(dir.path(), 4).unwrap();
+        for i in 0..10 {
+            q.append(i, e(i)).unwrap();
+        }
+        assert!(q.append(3, e(3)).is_err());
+        assert_eq!(q.max_offset(), 10);
+        assert_eq!(q.get(7).unwrap(), Some(e(7)));
+        assert_eq!(q.get(10).unwrap(), None);
+        q.flush().unwrap();
+        drop(q);
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|d| d.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "00000000000000000000",
+                "00000000000000000080",
+                "00000000000000000160"
+            ]
+        );
+        let q = ConsumeQueue::open(dir.path(), 4).unwrap();
+        assert_eq!(q.max_offset(), 10);
+        assert_eq!(q.get(9).unwrap(), Some(e(9)));
+    }
+
+    #[test]
+    fn recovery_cuts_partial_and_invalid_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = ConsumeQueue::open(dir.path(), 100).unwrap();
+        for i in 0..5 {
+            q.append(i, e(i)).unwrap();
+        }
+        drop(q);
+        let path = dir.path().join("00000000000000000000");
+        let mut bytes = fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7]);
+        fs::write(&path, &bytes).unwrap();
+        let q = ConsumeQueue::open(dir.path(), 100).unwrap();
+        assert_eq!(q.max_offset(), 5);
+        drop(q);
+        // A zero entry (size 0) ends the valid entries.
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[3 * 20 + 8..3 * 20 + 12].copy_from_slice(&0i32.to_be_bytes());
+        fs::write(&path, &bytes).unwrap();
+        let q = ConsumeQueue::open(dir.path(), 100).unwrap();
+        assert_eq!(q.max_offset(), 3);
+    }
+
+    #[test]
+    fn truncate_to_a_cut_commitlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = ConsumeQueue::open(dir.path(), 3).unwrap();
+        for i in 0..8 {
+            q.append(i, e(i)).unwrap();
+        }
+        // The CommitLog now ends at 450: entries 0..=3 end by 400 and stay.
+        q.truncate_to(450).unwrap();
+        assert_eq!(q.max_offset(), 4);
+        assert_eq!(q.get(4).unwrap(), None);
+        q.append(4, e(4)).unwrap();
+        q.truncate_to(0).unwrap();
+        assert_eq!(q.max_offset(), 0);
+    }
+}
