@@ -3,7 +3,7 @@
 //! segment starts the next one; the rest is marked with a blank record (`int32 remaining | int32
 //! BLANK_MAGIC`) when at least 8 bytes remain, as RocketMQ's `END_FILE_MIN_BLANK_LENGTH` rule.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use sextant_remoting::message::{BLANK_MAGIC, MAX_RECORD, MessageView, body_crc};
 
 use crate::Error;
+use crate::files::{self, io};
 
 /// RocketMQ's default segment size (`mappedFileSizeCommitLog`): 1 GiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 1 << 30;
@@ -53,17 +54,6 @@ pub struct CommitLog {
     dirty_from: Option<usize>,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-fn segment_name(start: u64) -> String {
-    format!("{start:020}")
-}
-
 impl CommitLog {
     /// Open (creating if needed) the log in `dir` and recover it.
     pub fn open(dir: impl AsRef<Path>, segment_size: u64) -> Result<(CommitLog, Recovery), Error> {
@@ -73,36 +63,15 @@ impl CommitLog {
                 "segment size {segment_size} is below 1 KiB"
             )));
         }
-        fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let mut starts = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
-            let entry = entry.map_err(io(&dir))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
-                starts.push(
-                    name.parse::<u64>()
-                        .map_err(|e| Error::Corrupt(e.to_string()))?,
-                );
-            }
-        }
-        starts.sort_unstable();
+        let starts = files::starts(&dir, segment_size)?;
         for w in starts.windows(2) {
             if w[1] != w[0] + segment_size {
                 return Err(Error::Corrupt(format!(
                     "segments {} and {} are not {segment_size} bytes apart",
-                    segment_name(w[0]),
-                    segment_name(w[1])
+                    files::name(w[0]),
+                    files::name(w[1])
                 )));
             }
-        }
-        if let Some(first) = starts.first()
-            && first % segment_size != 0
-        {
-            return Err(Error::Corrupt(format!(
-                "segment {} does not start at a multiple of {segment_size}",
-                segment_name(*first)
-            )));
         }
         let mut log = CommitLog {
             dir,
@@ -117,17 +86,13 @@ impl CommitLog {
             truncated: None,
         };
         for (i, start) in starts.iter().copied().enumerate() {
-            let path = log.dir.join(segment_name(start));
+            let path = log.dir.join(files::name(start));
             if recovery.truncated.is_some() {
                 // Everything after a cut goes: RocketMQ keeps only a valid prefix.
                 fs::remove_file(&path).map_err(io(&path))?;
                 continue;
             }
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(io(&path))?;
+            let file = files::open(&path, false)?;
             let (len, sealed, records, cut) = scan(&file, start, segment_size, &path)?;
             recovery.records += records;
             if let Some(why) = cut {
@@ -221,13 +186,8 @@ impl CommitLog {
                 s.start + self.segment_size
             }
         };
-        let path = self.dir.join(segment_name(next));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io(&path))?;
+        let path = self.dir.join(files::name(next));
+        let file = files::open(&path, true)?;
         self.segments.push(Segment {
             start: next,
             path,

@@ -3,11 +3,12 @@
 //! byte `20 n`, in files of `entries_per_file` entries named by their 20-digit start byte offset
 //! (RocketMQ: 300 000 entries, 6 000 000-byte files).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::Error;
+use crate::files::{self, io};
 
 /// Bytes per entry (`CQ_STORE_UNIT_SIZE`).
 pub const ENTRY_SIZE: u64 = 20;
@@ -64,13 +65,6 @@ pub struct ConsumeQueue {
     dirty: bool,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 impl ConsumeQueue {
     /// Open (creating if needed) the queue in `dir` and recover it: the queue ends at the first
     /// invalid or partial entry, and later files are removed.
@@ -81,25 +75,8 @@ impl ConsumeQueue {
                 "a ConsumeQueue file holds at least one entry".into(),
             ));
         }
-        fs::create_dir_all(&dir).map_err(io(&dir))?;
         let file_bytes = entries_per_file * ENTRY_SIZE;
-        let mut starts = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
-            let entry = entry.map_err(io(&dir))?;
-            if let Some(name) = entry.file_name().to_str()
-                && name.len() == 20
-                && name.bytes().all(|b| b.is_ascii_digit())
-            {
-                let start: u64 = name.parse().map_err(|_| Error::Corrupt(name.to_owned()))?;
-                if start % file_bytes != 0 {
-                    return Err(Error::Corrupt(format!(
-                        "ConsumeQueue file {name} is not at a multiple of {file_bytes}"
-                    )));
-                }
-                starts.push(start);
-            }
-        }
-        starts.sort_unstable();
+        let starts = files::starts(&dir, file_bytes)?;
         let mut q = ConsumeQueue {
             dir,
             per_file: entries_per_file,
@@ -108,18 +85,14 @@ impl ConsumeQueue {
         };
         let mut ended = false;
         for (i, start) in starts.iter().copied().enumerate() {
-            let path = q.dir.join(format!("{start:020}"));
+            let path = q.dir.join(files::name(start));
             let contiguous = i == 0 || start == starts[i - 1] + file_bytes;
             if ended || !contiguous {
                 fs::remove_file(&path).map_err(io(&path))?;
                 ended = true;
                 continue;
             }
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(io(&path))?;
+            let file = files::open(&path, false)?;
             let len = file.metadata().map_err(io(&path))?.len().min(file_bytes);
             let mut bytes = vec![0u8; len as usize];
             file.read_exact_at(&mut bytes, 0).map_err(io(&path))?;
@@ -166,13 +139,8 @@ impl ConsumeQueue {
         }
         if self.files.last().is_none_or(|f| f.entries == self.per_file) {
             let first = self.max_offset();
-            let path = self.dir.join(format!("{:020}", first * ENTRY_SIZE));
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(io(&path))?;
+            let path = self.dir.join(files::name(first * ENTRY_SIZE));
+            let file = files::open(&path, true)?;
             self.files.push(CqFile {
                 first,
                 path,

@@ -13,6 +13,7 @@
 
 mod commitlog;
 mod consumequeue;
+mod files;
 
 pub use commitlog::{CommitLog, DEFAULT_SEGMENT_SIZE, Recovery};
 pub use consumequeue::{ConsumeQueue, CqEntry, DEFAULT_ENTRIES_PER_FILE, ENTRY_SIZE};
