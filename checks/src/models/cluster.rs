@@ -36,7 +36,7 @@ use std::sync::Arc;
 use sextant_model::Millis;
 use sextant_model::consumer::{AllocateStrategy, GroupView, ProcessQueue, RebalancePlan};
 use sextant_model::invariants::{
-    acked_not_lost, expiry_bounded, offset_not_past_unconsumed, queue_owned_once, route_integrity,
+    acked_not_lost, offset_not_past_unconsumed, queue_owned_once, route_integrity,
 };
 use sextant_model::namesrv::{BrokerRegistration, NamesrvConfig, RouteTable, TopicConfig};
 use sextant_model::producer::{
@@ -633,17 +633,13 @@ impl Model for ClusterModel {
         s.last_attempt = None;
         s.slave_read = false;
         match action {
-            Tick => {
-                let scan = self.cfg.scan_interval;
-                let mut at = (s.now / scan + 1) * scan;
-                s.now += self.cfg.tick_ms;
-                while at <= s.now {
-                    for t in &mut s.tables {
-                        t.scan_expired(at);
-                    }
-                    at += scan;
-                }
-            }
+            Tick => super::step_clock(
+                &mut s.tables,
+                &mut s.now,
+                self.cfg.tick_ms,
+                self.cfg.scan_interval,
+                true,
+            ),
             Register(i, ns) => {
                 let (g, id, addr) = self.procs[i];
                 let reg = BrokerRegistration::new("C", GROUPS[g as usize], id, addr)
@@ -923,15 +919,13 @@ impl Model for ClusterModel {
                 })
             }),
             Property::always("expiry_bounded", |m: &Self, s: &ClusterState| {
-                s.tables.iter().zip(&s.last_seen).all(|(table, seen)| {
-                    let seen: BTreeMap<String, Millis> = m
-                        .procs
-                        .iter()
-                        .zip(seen)
-                        .filter_map(|(p, t)| t.map(|t| (p.2.to_owned(), t)))
-                        .collect();
-                    expiry_bounded(table, &seen, m.cfg.expiry + m.cfg.scan_interval, s.now).is_ok()
-                })
+                super::expiry_bounded_everywhere(
+                    &s.tables,
+                    &s.last_seen,
+                    m.procs.iter().map(|p| p.2),
+                    m.cfg.expiry + m.cfg.scan_interval,
+                    s.now,
+                )
             }),
             Property::always("no_send_to_expired_broker", |_: &Self, s: &ClusterState| {
                 s.last_attempt

@@ -76,6 +76,47 @@ macro_rules! stoppable {
 }
 pub(crate) use stoppable;
 
+/// Move the clock of NameServer `tables` from `*now` by `step`, running every liveness scan
+/// whose instant (a multiple of `scan`) falls in the step, unless `scans` is false (a broken
+/// NameServer).
+pub(crate) fn step_clock(
+    tables: &mut [sextant_model::namesrv::RouteTable],
+    now: &mut sextant_model::Millis,
+    step: sextant_model::Millis,
+    scan: sextant_model::Millis,
+    scans: bool,
+) {
+    let mut at = (*now / scan + 1) * scan;
+    *now += step;
+    while at <= *now {
+        if scans {
+            for table in tables.iter_mut() {
+                table.scan_expired(at);
+            }
+        }
+        at += scan;
+    }
+}
+
+/// `expiry_bounded` on every NameServer: `last_seen[ns][i]` is when process `addrs[i]` last
+/// registered with NameServer `ns`.
+pub(crate) fn expiry_bounded_everywhere(
+    tables: &[sextant_model::namesrv::RouteTable],
+    last_seen: &[Vec<Option<sextant_model::Millis>>],
+    addrs: impl Iterator<Item = &'static str> + Clone,
+    bound: sextant_model::Millis,
+    now: sextant_model::Millis,
+) -> bool {
+    tables.iter().zip(last_seen).all(|(table, seen)| {
+        let seen: std::collections::BTreeMap<String, sextant_model::Millis> = addrs
+            .clone()
+            .zip(seen)
+            .filter_map(|(addr, t)| t.map(|t| (addr.to_owned(), t)))
+            .collect();
+        sextant_model::invariants::expiry_bounded(table, &seen, bound, now).is_ok()
+    })
+}
+
 /// A discovery path as readable steps, one per action (`Model::format_step`).
 pub fn describe<M: Model>(model: &M, path: Path<M::State, M::Action>) -> Vec<String>
 where

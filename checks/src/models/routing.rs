@@ -31,10 +31,8 @@
 //! - `dead_broker_send_window` (sometimes): the producer sends to a crashed broker that its route
 //!   still lists — the window between a crash and the next route refresh after expiry.
 
-use std::collections::BTreeMap;
-
 use sextant_model::Millis;
-use sextant_model::invariants::{expiry_bounded, route_integrity};
+use sextant_model::invariants::route_integrity;
 use sextant_model::namesrv::{BrokerRegistration, NamesrvConfig, RouteTable, TopicConfig};
 use sextant_model::producer::{
     AttemptOutcome, FaultStrategy, SendAttempts, SendIndex, SendPolicy, SendStep, TopicPublishInfo,
@@ -378,19 +376,13 @@ impl Model for RoutingModel {
                 s.crashes_left -= 1;
             }
             Action::Restart(i) => s.alive[i] = true,
-            Action::Tick => {
-                let scan = self.cfg.scan_interval;
-                let mut at = (s.now / scan + 1) * scan;
-                s.now += self.cfg.tick_ms;
-                while at <= s.now {
-                    if self.cfg.broken != Broken::NoExpiryScan {
-                        for table in &mut s.tables {
-                            table.scan_expired(at);
-                        }
-                    }
-                    at += scan;
-                }
-            }
+            Action::Tick => super::step_clock(
+                &mut s.tables,
+                &mut s.now,
+                self.cfg.tick_ms,
+                self.cfg.scan_interval,
+                self.cfg.broken != Broken::NoExpiryScan,
+            ),
             Action::Refresh(ns) => s.route = s.tables[ns].route(TOPIC),
             Action::Attempt => {
                 let route = s.route.clone()?;
@@ -522,16 +514,13 @@ impl Model for RoutingModel {
                 })
             }),
             Property::always("expiry_bounded", |m: &Self, s: &RoutingState| {
-                s.tables.iter().zip(&s.last_seen).all(|(table, last_seen)| {
-                    let seen: BTreeMap<String, Millis> = m
-                        .processes
-                        .iter()
-                        .zip(last_seen)
-                        .filter_map(|(p, t)| t.map(|t| (p.addr.to_owned(), t)))
-                        .collect();
-                    let bound = m.cfg.expiry + m.cfg.scan_interval;
-                    expiry_bounded(table, &seen, bound, s.now).is_ok()
-                })
+                super::expiry_bounded_everywhere(
+                    &s.tables,
+                    &s.last_seen,
+                    m.processes.iter().map(|p| p.addr),
+                    m.cfg.expiry + m.cfg.scan_interval,
+                    s.now,
+                )
             }),
             Property::always("no_send_to_expired_broker", |_: &Self, s: &RoutingState| {
                 s.last_attempt.as_ref().is_none_or(|a| {
