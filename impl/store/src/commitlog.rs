@@ -7,6 +7,7 @@ use std::fs::{self, File};
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sextant_remoting::message::{BLANK_MAGIC, MAX_RECORD, MessageView, body_crc};
 
@@ -38,7 +39,7 @@ pub struct Recovery {
 struct Segment {
     start: u64,
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     /// Bytes written (the logical end within the segment; a blank record ends it early).
     len: u64,
     /// Closed by a blank record or by being full.
@@ -52,6 +53,36 @@ pub struct CommitLog {
     segments: Vec<Segment>,
     /// Segments written since the last flush (indexes into `segments`).
     dirty_from: Option<usize>,
+    /// A segment was created since the last flush: the directory needs an fsync too.
+    dir_dirty: bool,
+}
+
+/// The fsyncs that make everything appended so far durable, taken from the log so that they can
+/// run without holding it (appends go on meanwhile: the next job takes them — group commit).
+pub struct FlushJob {
+    files: Vec<(PathBuf, Arc<File>)>,
+    dir: Option<PathBuf>,
+    end: u64,
+}
+
+impl FlushJob {
+    /// The log offset that is durable once the job has run.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Run the fsyncs; returns the durable end.
+    pub fn run(self) -> Result<u64, Error> {
+        for (path, f) in &self.files {
+            f.sync_data().map_err(io(path))?;
+        }
+        if let Some(dir) = &self.dir {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(dir))?;
+        }
+        Ok(self.end)
+    }
 }
 
 impl CommitLog {
@@ -78,6 +109,7 @@ impl CommitLog {
             segment_size,
             segments: Vec::new(),
             dirty_from: None,
+            dir_dirty: false,
         };
         let mut recovery = Recovery {
             segments: 0,
@@ -111,7 +143,7 @@ impl CommitLog {
             log.segments.push(Segment {
                 start,
                 path,
-                file,
+                file: Arc::new(file),
                 len,
                 sealed,
             });
@@ -130,6 +162,11 @@ impl CommitLog {
             Some(s) => s.start + s.len,
             None => 0,
         }
+    }
+
+    /// The segment size.
+    pub fn segment_size(&self) -> u64 {
+        self.segment_size
     }
 
     /// The oldest offset still stored.
@@ -188,10 +225,11 @@ impl CommitLog {
         };
         let path = self.dir.join(files::name(next));
         let file = files::open(&path, true)?;
+        self.dir_dirty = true;
         self.segments.push(Segment {
             start: next,
             path,
-            file,
+            file: Arc::new(file),
             len: 0,
             sealed: false,
         });
@@ -202,20 +240,27 @@ impl CommitLog {
     /// directory when segments were created, so that every record appended so far survives a
     /// machine crash.
     pub fn flush(&mut self) -> Result<(), Error> {
-        let Some(from) = self.dirty_from.take() else {
-            return Ok(());
-        };
-        for s in &self.segments[from..] {
-            s.file.sync_data().map_err(io(&s.path))?;
-        }
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.dir))?;
-        Ok(())
+        self.flush_job().run().map(|_| ())
     }
 
-    /// `len` bytes at `offset` (within one segment).
-    pub fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
+    /// What [`CommitLog::flush`] would do, to run outside a lock around the log.
+    pub fn flush_job(&mut self) -> FlushJob {
+        let files = match self.dirty_from.take() {
+            Some(from) => self.segments[from..]
+                .iter()
+                .map(|s| (s.path.clone(), Arc::clone(&s.file)))
+                .collect(),
+            None => Vec::new(),
+        };
+        FlushJob {
+            files,
+            dir: std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone()),
+            end: self.end(),
+        }
+    }
+
+    /// Append `len` bytes at `offset` (within one segment) to `out`.
+    pub fn read_into(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), Error> {
         let seg = self
             .segments
             .iter()
@@ -228,10 +273,30 @@ impl CommitLog {
                 seg.start + seg.len
             )));
         }
-        let mut buf = vec![0u8; len];
+        let from = out.len();
+        out.resize(from + len, 0);
         seg.file
-            .read_exact_at(&mut buf, at)
-            .map_err(io(&seg.path))?;
+            .read_exact_at(&mut out[from..], at)
+            .map_err(io(&seg.path))
+    }
+
+    /// The offset of the record after the one at `offset` of `len` bytes: the start of the next
+    /// segment when the rest of this one is blank.
+    pub fn next_record(&self, offset: u64, len: u64) -> u64 {
+        let next = offset + len;
+        let seg_start = offset - offset % self.segment_size;
+        let seg_end = seg_start + self.segment_size;
+        match self.segments.iter().find(|s| s.start == seg_start) {
+            Some(s) if s.sealed && next >= s.start + s.len => seg_end,
+            _ if seg_end - next < BLANK_LEN => seg_end,
+            _ => next,
+        }
+    }
+
+    /// `len` bytes at `offset` (within one segment).
+    pub fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
+        let mut buf = Vec::with_capacity(len);
+        self.read_into(offset, len, &mut buf)?;
         Ok(buf)
     }
 

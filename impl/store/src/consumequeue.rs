@@ -173,6 +173,37 @@ impl ConsumeQueue {
         Ok(CqEntry::decode(&b))
     }
 
+    /// Up to `max` entries from queue offset `offset` on, appended to `out` (fewer at the end of
+    /// a file or of the queue; a read stops at the first invalid entry).
+    pub fn get_range(&self, offset: u64, max: usize, out: &mut Vec<CqEntry>) -> Result<(), Error> {
+        let Some(f) = self
+            .files
+            .iter()
+            .find(|f| f.first <= offset && offset < f.first + f.entries)
+        else {
+            return Ok(());
+        };
+        let n = (f.first + f.entries - offset).min(max as u64) as usize;
+        let mut b = vec![0u8; n * ENTRY_SIZE as usize];
+        f.file
+            .read_exact_at(&mut b, (offset - f.first) * ENTRY_SIZE)
+            .map_err(io(&f.path))?;
+        out.extend(
+            b.chunks_exact(ENTRY_SIZE as usize)
+                .map_while(CqEntry::decode),
+        );
+        Ok(())
+    }
+
+    /// The entry of the last message (for recovery checks).
+    pub fn last(&self) -> Result<Option<CqEntry>, Error> {
+        match self.max_offset() {
+            0 => Ok(None),
+            m if m == self.min_offset() => Ok(None),
+            m => self.get(m - 1),
+        }
+    }
+
     /// Drop every entry that points at or past `commitlog_end` (after the CommitLog was cut on
     /// recovery).
     pub fn truncate_to(&mut self, commitlog_end: u64) -> Result<(), Error> {

@@ -1,22 +1,31 @@
 //! # sextant-store — the broker's storage
 //!
-//! So far: the [`CommitLog`], RocketMQ's append-only message log, and the [`ConsumeQueue`], the
-//! 20-byte-entry index of one topic queue into it. Records are stored in RocketMQ's
-//! own layout (`sextant_remoting::message`), in segment files named by their 20-digit start
-//! offset, so that a pull answers with bytes copied straight from disk. On open the log is
-//! recovered: every record is checked (size, magic code, body CRC, its own physical offset), and
-//! the log is truncated at the first one that fails — the torn tail a crash leaves.
+//! The [`MessageStore`]: RocketMQ's append-only [`CommitLog`] and, dispatched from it, a
+//! [`ConsumeQueue`] (20-byte entries) per topic queue; a flush thread for `SYNC_FLUSH` (group
+//! commit: every put waiting when an fsync starts is covered by the next one) and `ASYNC_FLUSH`
+//! (an interval); and recovery. Records are stored in RocketMQ's own layout
+//! (`sextant_remoting::message`), in segment files named by their 20-digit start offset, so that
+//! a pull answers with bytes copied straight from disk.
 //!
-//! A ConsumeQueue recovers to its last valid entry and can be cut back to a recovered CommitLog's
-//! end. Dispatching (building queues from the log), consumer offsets, flush modes with group
-//! commit, and the broker that drives them come next (issue 5).
+//! On open the log is recovered — every record is checked (size, magic code, body CRC, its own
+//! physical offset) and the log is cut at the first that fails, the torn tail a crash leaves —
+//! the ConsumeQueues are cut back to it and the records past the last checkpoint are dispatched
+//! again (verified where an entry exists). Without a checkpoint every queue is rebuilt.
+//!
+//! [`config`] keeps the small JSON files beside the logs (consumer offsets, topics), written
+//! atomically. Which status a read answers is `sextant_model::broker::locate`'s decision.
 
 mod commitlog;
+pub mod config;
 mod consumequeue;
 mod files;
+mod store;
 
-pub use commitlog::{CommitLog, DEFAULT_SEGMENT_SIZE, Recovery};
+pub use commitlog::{CommitLog, DEFAULT_SEGMENT_SIZE, FlushJob, Recovery};
 pub use consumequeue::{ConsumeQueue, CqEntry, DEFAULT_ENTRIES_PER_FILE, ENTRY_SIZE};
+pub use store::{
+    Get, GetResult, MessageStore, Put, PutResult, StoreConfig, StoreRecovery, Stored, tags_code_of,
+};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,118 @@
+//! Small JSON files the broker keeps beside its logs — consumer offsets, topic configs, delay
+//! offsets — written atomically (a temporary file, fsync, rename, fsync of the directory), so a
+//! crash leaves either the old or the new content, never a torn one.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+use crate::files::io;
+
+/// Largest config file read (a guard against a wrong path, not a real limit: 64 MiB).
+const MAX_CONFIG: u64 = 64 * 1024 * 1024;
+
+/// Read `path` as JSON, `None` when it does not exist.
+pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
+    let len = match fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(path)(e)),
+    };
+    if len > MAX_CONFIG {
+        return Err(Error::Corrupt(format!(
+            "{} is {len} bytes, more than a config file holds",
+            path.display()
+        )));
+    }
+    let bytes = fs::read(path).map_err(io(path))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))
+}
+
+/// Write `value` to `path` as JSON, atomically and durably.
+pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(&bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(())
+}
+
+/// Committed consumer offsets (`ConsumerOffsetManager`): `topic@group` → queue → offset, kept
+/// in `consumerOffset.json` as RocketMQ names it (with quoted keys: standard JSON).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerOffsets {
+    /// `topic@group` → queue id → next offset to consume.
+    pub offset_table: BTreeMap<String, BTreeMap<u32, u64>>,
+}
+
+impl ConsumerOffsets {
+    fn key(topic: &str, group: &str) -> String {
+        format!("{topic}@{group}")
+    }
+
+    /// The committed offset of `group` on `topic` queue `queue_id`.
+    pub fn get(&self, topic: &str, group: &str, queue_id: u32) -> Option<u64> {
+        self.offset_table
+            .get(&Self::key(topic, group))?
+            .get(&queue_id)
+            .copied()
+    }
+
+    /// Commit `offset` (RocketMQ accepts any value, also a lower one).
+    pub fn commit(&mut self, topic: &str, group: &str, queue_id: u32, offset: u64) {
+        self.offset_table
+            .entry(Self::key(topic, group))
+            .or_default()
+            .insert(queue_id, offset);
+    }
+
+    /// The groups with an offset on `topic`.
+    pub fn groups_of(&self, topic: &str) -> Vec<&str> {
+        self.offset_table
+            .keys()
+            .filter_map(|k| k.split_once('@'))
+            .filter(|(t, _)| *t == topic)
+            .map(|(_, g)| g)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_round_trip_through_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config/consumerOffset.json");
+        assert_eq!(load_json::<ConsumerOffsets>(&path).expect("load"), None);
+        let mut o = ConsumerOffsets::default();
+        o.commit("T", "G", 3, 42);
+        o.commit("T", "H", 0, 7);
+        save_json(&path, &o).expect("save");
+        let back: ConsumerOffsets = load_json(&path).expect("load").expect("present");
+        assert_eq!(back.get("T", "G", 3), Some(42));
+        assert_eq!(back.groups_of("T"), ["G", "H"]);
+        fs::write(&path, b"{not json").expect("write");
+        assert!(matches!(
+            load_json::<ConsumerOffsets>(&path),
+            Err(Error::Corrupt(_))
+        ));
+    }
+}

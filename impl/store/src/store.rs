@@ -1,0 +1,654 @@
+//! The message store: one CommitLog, a ConsumeQueue per topic queue dispatched from it, a flush
+//! thread, and recovery.
+//!
+//! Layout under the store directory: `commitlog/` (segments), `consumequeue/<topic>/<queueId>/`
+//! (as RocketMQ), and `checkpoint` — the CommitLog offset below which every ConsumeQueue entry
+//! is on disk. On open the CommitLog is recovered, every ConsumeQueue is cut back to it, and the
+//! records from the checkpoint on are dispatched again (entries already present are verified,
+//! missing ones appended). Without a checkpoint or a `consumequeue/` directory, every queue is
+//! rebuilt from the whole log.
+//!
+//! Flushing runs on its own thread: with `SYNC_FLUSH` it wakes when a put asks, takes every
+//! record appended so far into one set of fsyncs (group commit) and publishes the durable offset;
+//! with `ASYNC_FLUSH` it flushes at an interval. ConsumeQueues and the checkpoint are flushed
+//! every `cq_flush_interval`. Putters wait for the durable offset through [`MessageStore::wait_flushed`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sextant_model::broker::{DelayLevels, GetStatus, invalid_topic, locate};
+use sextant_model::store::FlushDiskType;
+use sextant_remoting::message::{BLANK_MAGIC, MessageView};
+use tokio::sync::watch;
+
+use crate::files::io;
+use crate::{
+    CommitLog, ConsumeQueue, CqEntry, DEFAULT_ENTRIES_PER_FILE, DEFAULT_SEGMENT_SIZE, Error,
+};
+
+/// How a store is laid out and flushed (RocketMQ's `MessageStoreConfig` names in brackets).
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// The store directory (`storePathRootDir`).
+    pub dir: PathBuf,
+    /// CommitLog segment size (`mappedFileSizeCommitLog`, 1 GiB).
+    pub segment_size: u64,
+    /// Entries per ConsumeQueue file (`mappedFileSizeConsumeQueue / 20`, 300 000).
+    pub cq_entries_per_file: u64,
+    /// `flushDiskType`.
+    pub flush: FlushDiskType,
+    /// How often ASYNC_FLUSH flushes the CommitLog (`flushIntervalCommitLog`, 500 ms).
+    pub flush_interval: Duration,
+    /// How often the ConsumeQueues are flushed (`flushIntervalConsumeQueue`, 1 s).
+    pub cq_flush_interval: Duration,
+    /// How long a SYNC_FLUSH put waits for its fsync (`syncFlushTimeout`, 5 s).
+    pub sync_flush_timeout: Duration,
+    /// The delay levels (`messageDelayLevel`), for the delivery time of delayed messages.
+    pub delay_levels: DelayLevels,
+}
+
+impl StoreConfig {
+    /// RocketMQ's defaults, in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            dir: dir.into(),
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            cq_entries_per_file: DEFAULT_ENTRIES_PER_FILE,
+            flush: FlushDiskType::AsyncFlush,
+            flush_interval: Duration::from_millis(500),
+            cq_flush_interval: Duration::from_secs(1),
+            sync_flush_timeout: Duration::from_secs(5),
+            delay_levels: DelayLevels::default(),
+        }
+    }
+}
+
+/// One message to put, and the tags code its ConsumeQueue entry gets (the tag's hash, or for a
+/// delayed message its delivery time). The store sets the queue offset and the physical offset.
+pub struct Put<'a> {
+    /// The message, with its store timestamp set by the caller.
+    pub msg: MessageView<'a>,
+    /// The ConsumeQueue tags code.
+    pub tags_code: i64,
+}
+
+/// Where a put message landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// Its CommitLog offset.
+    pub physical_offset: u64,
+    /// Its queue offset.
+    pub queue_offset: u64,
+    /// Its record size.
+    pub size: u32,
+}
+
+/// What a put stored, and the CommitLog end just past it (what must be durable to ack it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutResult {
+    /// Each message, in order.
+    pub stored: Vec<Stored>,
+    /// The log end after the last one.
+    pub end: u64,
+}
+
+/// A read of one queue.
+#[derive(Clone, Copy, Debug)]
+pub struct Get<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The queue.
+    pub queue_id: u32,
+    /// The first queue offset wanted.
+    pub offset: u64,
+    /// At most this many messages.
+    pub max_msgs: usize,
+    /// About this many bytes at most (one message is always returned if found).
+    pub max_bytes: usize,
+    /// Whether an offset outside the queue may be corrected (see
+    /// `sextant_model::broker::locate`): a master, or a slave with `offsetCheckInSlave`.
+    pub correct: bool,
+}
+
+/// What a read found (`GetMessageResult`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GetResult {
+    /// The store's status.
+    pub status: GetStatus,
+    /// Where the consumer pulls next.
+    pub next_begin: u64,
+    /// The queue's first offset.
+    pub min: u64,
+    /// The queue's end.
+    pub max: u64,
+    /// The records found, back to back, as stored.
+    pub records: Vec<u8>,
+    /// How many records.
+    pub count: usize,
+}
+
+/// What [`MessageStore::open`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreRecovery {
+    /// The CommitLog's recovery.
+    pub commitlog: crate::Recovery,
+    /// ConsumeQueues opened.
+    pub queues: usize,
+    /// Records dispatched again from the checkpoint on.
+    pub redispatched: u64,
+    /// Whether every queue was rebuilt from the whole log (no checkpoint).
+    pub rebuilt: bool,
+}
+
+struct Inner {
+    log: CommitLog,
+    queues: HashMap<String, BTreeMap<u32, ConsumeQueue>>,
+    buf: Vec<u8>,
+    cq_root: PathBuf,
+    per_file: u64,
+    delay_levels: DelayLevels,
+}
+
+#[derive(Default)]
+struct Signal {
+    requested: bool,
+    stop: bool,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    flushed: watch::Sender<u64>,
+    signal: Mutex<Signal>,
+    wake: Condvar,
+    config: StoreConfig,
+    checkpoint: PathBuf,
+    /// The last checkpoint written.
+    covered: Mutex<Option<u64>>,
+}
+
+/// The broker's message store: see the module documentation.
+pub struct MessageStore {
+    shared: Arc<Shared>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the data as consistent as an I/O error would (every
+    // step is append-only), so a poisoned lock is used as is.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl MessageStore {
+    /// Open (creating if needed) the store and recover it; starts the flush thread.
+    pub fn open(config: StoreConfig) -> Result<(MessageStore, StoreRecovery), Error> {
+        let (log, commitlog) = CommitLog::open(config.dir.join("commitlog"), config.segment_size)?;
+        let cq_root = config.dir.join("consumequeue");
+        let checkpoint = config.dir.join("checkpoint");
+        let saved = read_checkpoint(&checkpoint)?;
+        let rebuilt = saved.is_none() || !cq_root.exists();
+        if rebuilt && cq_root.exists() {
+            fs::remove_dir_all(&cq_root).map_err(io(&cq_root))?;
+        }
+        let mut inner = Inner {
+            log,
+            queues: HashMap::new(),
+            buf: Vec::new(),
+            cq_root,
+            per_file: config.cq_entries_per_file,
+            delay_levels: config.delay_levels.clone(),
+        };
+        inner.open_queues()?;
+        let end = inner.log.end();
+        for q in inner.queues.values_mut().flat_map(|m| m.values_mut()) {
+            q.truncate_to(end)?;
+        }
+        let from = if rebuilt {
+            inner.log.start()
+        } else {
+            saved.unwrap_or(0).min(end).max(inner.log.start())
+        };
+        let redispatched = inner.redispatch(from)?;
+        let queues = inner.queues.values().map(BTreeMap::len).sum();
+        let recovery = StoreRecovery {
+            commitlog,
+            queues,
+            redispatched,
+            rebuilt,
+        };
+        let (flushed, _) = watch::channel(end);
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(inner),
+            flushed,
+            signal: Mutex::default(),
+            wake: Condvar::new(),
+            config,
+            checkpoint,
+            covered: Mutex::new(None),
+        });
+        shared.flush_queues()?;
+        let s = Arc::clone(&shared);
+        let flusher = std::thread::Builder::new()
+            .name("sextant-flush".into())
+            .spawn(move || s.flush_loop())
+            .map_err(io(&shared.config.dir))?;
+        Ok((
+            MessageStore {
+                shared,
+                flusher: Mutex::new(Some(flusher)),
+            },
+            recovery,
+        ))
+    }
+
+    /// The store's configuration.
+    pub fn config(&self) -> &StoreConfig {
+        &self.shared.config
+    }
+
+    /// Append `msgs` (one send, or the messages of a batch) and dispatch them to their queues.
+    pub fn put(&self, msgs: &mut [Put<'_>]) -> Result<PutResult, Error> {
+        let mut inner = lock(&self.shared.inner);
+        let inner = &mut *inner;
+        let mut stored = Vec::with_capacity(msgs.len());
+        for p in msgs.iter_mut() {
+            let qid = u32::try_from(p.msg.queue_id)
+                .map_err(|_| Error::BadRecord(format!("queue id {}", p.msg.queue_id)))?;
+            let cq = inner.queue(p.msg.topic, qid)?;
+            let queue_offset = cq.max_offset();
+            p.msg.queue_offset = queue_offset as i64;
+            inner.buf.clear();
+            p.msg
+                .encode(&mut inner.buf)
+                .map_err(|e| Error::BadRecord(e.to_string()))?;
+            let physical_offset = inner.log.append(&mut inner.buf)?;
+            let size = inner.buf.len() as u32;
+            let cq = inner.queue(p.msg.topic, qid)?;
+            cq.append(
+                queue_offset,
+                CqEntry {
+                    commitlog_offset: physical_offset,
+                    size,
+                    tags_code: p.tags_code,
+                },
+            )?;
+            p.msg.physical_offset = physical_offset as i64;
+            stored.push(Stored {
+                physical_offset,
+                queue_offset,
+                size,
+            });
+        }
+        let end = inner.log.end();
+        if self.shared.config.flush == FlushDiskType::SyncFlush {
+            lock(&self.shared.signal).requested = true;
+            self.shared.wake.notify_one();
+        }
+        Ok(PutResult { stored, end })
+    }
+
+    /// The CommitLog offset that is on disk.
+    pub fn flushed(&self) -> u64 {
+        *self.shared.flushed.borrow()
+    }
+
+    /// Wait until the log is durable up to `end`, at most `timeout`; whether it is.
+    pub async fn wait_flushed(&self, end: u64, timeout: Duration) -> bool {
+        let mut rx = self.shared.flushed.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|f| *f >= end))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Read what `req` asks for, keeping the messages whose tags code passes `filter`.
+    pub fn get(&self, req: &Get<'_>, filter: &dyn Fn(i64) -> bool) -> Result<GetResult, Error> {
+        let Get {
+            topic,
+            queue_id,
+            offset,
+            max_msgs,
+            max_bytes,
+            correct,
+        } = *req;
+        let inner = lock(&self.shared.inner);
+        let cq = inner.queues.get(topic).and_then(|m| m.get(&queue_id));
+        let (min, max) = cq.map_or((0, 0), |q| (q.min_offset(), q.max_offset()));
+        let mut result = GetResult {
+            status: GetStatus::Found,
+            next_begin: offset,
+            min,
+            max,
+            records: Vec::new(),
+            count: 0,
+        };
+        if let Err((status, next)) = locate(offset, min, max, correct) {
+            result.status = status;
+            result.next_begin = next;
+            return Ok(result);
+        }
+        let cq = cq.expect("a queue with messages exists");
+        // Entries scanned at most (RocketMQ: maxFilterMessageCount / 20).
+        let scan_limit = 800.max(max_msgs as u64);
+        let mut pos = offset;
+        let mut entries = Vec::with_capacity(max_msgs.min(64));
+        'scan: while pos < max && pos - offset < scan_limit {
+            entries.clear();
+            cq.get_range(pos, max_msgs.clamp(1, 64), &mut entries)?;
+            if entries.is_empty() {
+                break;
+            }
+            for e in &entries {
+                if result.count > 0 && result.records.len() + e.size as usize > max_bytes {
+                    break 'scan;
+                }
+                pos += 1;
+                if filter(e.tags_code) {
+                    inner.log.read_into(
+                        e.commitlog_offset,
+                        e.size as usize,
+                        &mut result.records,
+                    )?;
+                    result.count += 1;
+                    if result.count >= max_msgs {
+                        break 'scan;
+                    }
+                }
+            }
+        }
+        result.next_begin = pos;
+        if result.count == 0 {
+            result.status = GetStatus::NoMatchedMessage;
+        }
+        Ok(result)
+    }
+
+    /// The queue's `[min, max)` offsets (`(0, 0)` for a queue never written).
+    pub fn offsets(&self, topic: &str, queue_id: u32) -> (u64, u64) {
+        let inner = lock(&self.shared.inner);
+        inner
+            .queues
+            .get(topic)
+            .and_then(|m| m.get(&queue_id))
+            .map_or((0, 0), |q| (q.min_offset(), q.max_offset()))
+    }
+
+    /// The first queue offset whose message was stored at or after `timestamp` (ms); the queue's
+    /// end when none was.
+    pub fn offset_by_time(&self, topic: &str, queue_id: u32, timestamp: i64) -> Result<u64, Error> {
+        let inner = lock(&self.shared.inner);
+        let Some(cq) = inner.queues.get(topic).and_then(|m| m.get(&queue_id)) else {
+            return Ok(0);
+        };
+        let (mut lo, mut hi) = (cq.min_offset(), cq.max_offset());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let e = cq
+                .get(mid)?
+                .ok_or_else(|| Error::Corrupt(format!("{topic}/{queue_id}: no entry {mid}")))?;
+            let record = inner.log.read(e.commitlog_offset, e.size as usize)?;
+            let (m, _) = MessageView::decode(&record).map_err(|e| Error::Corrupt(e.to_string()))?;
+            if m.store_timestamp < timestamp {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// The record at `physical_offset` (e.g. a message a consumer sends back).
+    pub fn read_record(&self, physical_offset: u64) -> Result<Vec<u8>, Error> {
+        lock(&self.shared.inner).log.read_record(physical_offset)
+    }
+
+    /// Every topic with a queue, and its queue ids.
+    pub fn topics(&self) -> BTreeMap<String, Vec<u32>> {
+        lock(&self.shared.inner)
+            .queues
+            .iter()
+            .map(|(t, m)| (t.clone(), m.keys().copied().collect()))
+            .collect()
+    }
+
+    /// Flush everything now: the CommitLog, the ConsumeQueues, the checkpoint.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.shared.flush_log()?;
+        self.shared.flush_queues()
+    }
+
+    /// Stop the flush thread after a last flush of everything. Idempotent; also run on drop.
+    pub fn close(&self) {
+        lock(&self.shared.signal).stop = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = lock(&self.flusher).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for MessageStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Shared {
+    fn flush_loop(&self) {
+        let mut last_cq = Instant::now();
+        let sync = self.config.flush == FlushDiskType::SyncFlush;
+        loop {
+            let stop = {
+                let mut s = lock(&self.signal);
+                if !s.requested && !s.stop {
+                    let cq_left = self
+                        .config
+                        .cq_flush_interval
+                        .saturating_sub(last_cq.elapsed());
+                    let wait = if sync {
+                        cq_left
+                    } else {
+                        cq_left.min(self.config.flush_interval)
+                    };
+                    s = self
+                        .wake
+                        .wait_timeout(s, wait.max(Duration::from_millis(1)))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                s.requested = false;
+                s.stop
+            };
+            if let Err(e) = self.flush_log() {
+                tracing::error!(error = %e, "commit log flush failed");
+            }
+            if stop || last_cq.elapsed() >= self.config.cq_flush_interval {
+                if let Err(e) = self.flush_queues() {
+                    tracing::error!(error = %e, "consume queue flush failed");
+                }
+                last_cq = Instant::now();
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// fsync the CommitLog outside the lock (group commit) and publish the durable offset.
+    fn flush_log(&self) -> Result<(), Error> {
+        let job = lock(&self.inner).log.flush_job();
+        let end = job.run()?;
+        self.flushed.send_if_modified(|f| {
+            let newer = end > *f;
+            if newer {
+                *f = end;
+            }
+            newer
+        });
+        Ok(())
+    }
+
+    /// fsync the ConsumeQueues, then record in the checkpoint how far they cover the log.
+    fn flush_queues(&self) -> Result<(), Error> {
+        let covered = {
+            let mut inner = lock(&self.inner);
+            let end = inner.log.end();
+            for q in inner.queues.values_mut().flat_map(|m| m.values_mut()) {
+                q.flush()?;
+            }
+            end
+        };
+        let mut last = lock(&self.covered);
+        if *last != Some(covered) {
+            write_checkpoint(&self.checkpoint, covered)?;
+            *last = Some(covered);
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn queue(&mut self, topic: &str, qid: u32) -> Result<&mut ConsumeQueue, Error> {
+        if !self.queues.get(topic).is_some_and(|m| m.contains_key(&qid)) {
+            if let Some(why) = invalid_topic(topic) {
+                return Err(Error::BadRecord(format!("topic {topic:?}: {why}")));
+            }
+            let dir = self.cq_root.join(topic).join(qid.to_string());
+            let q = ConsumeQueue::open(&dir, self.per_file)?;
+            self.queues
+                .entry(topic.to_owned())
+                .or_default()
+                .insert(qid, q);
+        }
+        Ok(self
+            .queues
+            .get_mut(topic)
+            .and_then(|m| m.get_mut(&qid))
+            .expect("just inserted"))
+    }
+
+    fn open_queues(&mut self) -> Result<(), Error> {
+        let root = self.cq_root.clone();
+        fs::create_dir_all(&root).map_err(io(&root))?;
+        for t in fs::read_dir(&root).map_err(io(&root))? {
+            let t = t.map_err(io(&root))?;
+            let Some(topic) = t.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if invalid_topic(&topic).is_some() || !t.path().is_dir() {
+                continue;
+            }
+            for q in fs::read_dir(t.path()).map_err(io(&t.path()))? {
+                let q = q.map_err(io(&t.path()))?;
+                if let Some(qid) = q.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
+                    let cq = ConsumeQueue::open(q.path(), self.per_file)?;
+                    self.queues
+                        .entry(topic.clone())
+                        .or_default()
+                        .insert(qid, cq);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Dispatch every record from `from` to the log's end again.
+    fn redispatch(&mut self, from: u64) -> Result<u64, Error> {
+        let end = self.log.end();
+        let seg = self.log.segment_size();
+        let mut at = from;
+        let mut n = 0;
+        while at < end {
+            let seg_end = at - at % seg + seg;
+            if seg_end - at < 8 {
+                at = seg_end;
+                continue;
+            }
+            let head = self.log.read(at, 8)?;
+            if i32::from_be_bytes([head[4], head[5], head[6], head[7]]) == BLANK_MAGIC {
+                at = seg_end;
+                continue;
+            }
+            let record = self.log.read_record(at)?;
+            let (m, size) = MessageView::decode(&record)
+                .map_err(|e| Error::Corrupt(format!("at {at}: {e}")))?;
+            let qid = u32::try_from(m.queue_id)
+                .map_err(|_| Error::Corrupt(format!("at {at}: queue id {}", m.queue_id)))?;
+            let qo = u64::try_from(m.queue_offset)
+                .map_err(|_| Error::Corrupt(format!("at {at}: queue offset {}", m.queue_offset)))?;
+            let tags_code = tags_code_of(&m, &self.delay_levels);
+            let cq = self.queue(m.topic, qid)?;
+            let max = cq.max_offset();
+            if qo < max {
+                let e = cq.get(qo)?;
+                if e.map(|e| e.commitlog_offset) != Some(at) {
+                    return Err(Error::Corrupt(format!(
+                        "{}/{qid} offset {qo} points at {e:?}, the log has it at {at}",
+                        m.topic
+                    )));
+                }
+            } else if qo == max {
+                cq.append(
+                    qo,
+                    CqEntry {
+                        commitlog_offset: at,
+                        size: size as u32,
+                        tags_code,
+                    },
+                )?;
+                n += 1;
+            } else {
+                return Err(Error::Corrupt(format!(
+                    "{}/{qid} ends at {max} but the log holds offset {qo} at {at}; \
+                     remove {} to rebuild the queues",
+                    m.topic,
+                    self.cq_root.display()
+                )));
+            }
+            at = self.log.next_record(at, size as u64);
+        }
+        Ok(n)
+    }
+}
+
+/// The ConsumeQueue tags code of a stored message: the delivery time of a delayed message in
+/// the schedule topic, otherwise the hash of its tag (0 without one).
+pub fn tags_code_of(m: &MessageView<'_>, delay_levels: &DelayLevels) -> i64 {
+    use sextant_remoting::message::property;
+    if m.topic == sextant_model::broker::SCHEDULE_TOPIC {
+        let level: i32 = m
+            .property(property::DELAY)
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        let delay = delay_levels.delay(level).unwrap_or(0);
+        return m.store_timestamp.saturating_add(delay as i64);
+    }
+    m.property(property::TAGS)
+        .map_or(0, |t| i64::from(sextant_remoting::body::java_hash(t)))
+}
+
+fn read_checkpoint(path: &Path) -> Result<Option<u64>, Error> {
+    match fs::read(path) {
+        Ok(b) if b.len() == 8 => Ok(Some(u64::from_be_bytes(b.try_into().expect("8 bytes")))),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+fn write_checkpoint(path: &Path, covered: u64) -> Result<(), Error> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(&covered.to_be_bytes()).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+    }
+    Ok(())
+}
