@@ -95,6 +95,9 @@ impl Connection {
                     break;
                 }
             }
+            // Every handle is gone (or the socket broke): shut the socket's write side so the
+            // server sees the connection end, as a Java client closing its channel.
+            let _ = sink.close().await;
             let _ = writer_closed.send(true);
         });
         let reader_pending = Arc::clone(&pending);

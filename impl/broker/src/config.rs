@@ -1,0 +1,287 @@
+//! The broker's configuration, with RocketMQ's key names (`BrokerConfig`, `MessageStoreConfig`)
+//! and defaults, read from TOML.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sextant_model::broker::{
+    CHANNEL_EXPIRED_MS, DEFAULT_TOPIC_QUEUE_NUMS, DelayLevels, LOCK_MAX_LIVE_MS,
+};
+use sextant_model::store::{BrokerRole, FlushDiskType};
+use sextant_store::StoreConfig;
+
+use crate::Error;
+
+/// RocketMQ's default broker port.
+pub const DEFAULT_PORT: u16 = 10911;
+
+/// A broker's configuration. Keys follow RocketMQ's names (camelCase in TOML); every one has
+/// RocketMQ's default, except that everything listens on 127.0.0.1.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BrokerConfig {
+    /// `brokerClusterName`.
+    pub broker_cluster_name: String,
+    /// `brokerName`: the master/slave group.
+    pub broker_name: String,
+    /// `brokerId`: 0 = master.
+    pub broker_id: i64,
+    /// `brokerIP1`: the address to listen on and to advertise.
+    #[serde(rename = "brokerIP1")]
+    pub broker_ip1: IpAddr,
+    /// `listenPort` (0: any free port).
+    pub listen_port: u16,
+    /// `namesrvAddr`: NameServers separated by `;`.
+    pub namesrv_addr: String,
+    /// `storePathRootDir`.
+    pub store_path_root_dir: PathBuf,
+    /// `flushDiskType`: `ASYNC_FLUSH` or `SYNC_FLUSH`.
+    pub flush_disk_type: String,
+    /// `brokerRole`: `ASYNC_MASTER`, `SYNC_MASTER` or `SLAVE`.
+    pub broker_role: String,
+    /// `autoCreateTopicEnable`: create a missing topic on its first send from TBW102.
+    pub auto_create_topic_enable: bool,
+    /// `defaultTopicQueueNums`: queues of TBW102 (and so the most an auto-created topic gets).
+    pub default_topic_queue_nums: u32,
+    /// `brokerPermission`: 6 = read and write.
+    pub broker_permission: u32,
+    /// `registerNameServerPeriod` (ms).
+    pub register_name_server_period: u64,
+    /// `registerBrokerTimeoutMills` (ms).
+    pub register_broker_timeout_mills: u64,
+    /// `mappedFileSizeCommitLog` (bytes).
+    pub mapped_file_size_commit_log: u64,
+    /// `mappedFileSizeConsumeQueue` (bytes; a multiple of 20).
+    pub mapped_file_size_consume_queue: u64,
+    /// `flushIntervalCommitLog` (ms, ASYNC_FLUSH).
+    pub flush_interval_commit_log: u64,
+    /// `flushIntervalConsumeQueue` (ms).
+    pub flush_interval_consume_queue: u64,
+    /// `syncFlushTimeout` (ms).
+    pub sync_flush_timeout: u64,
+    /// `flushConsumerOffsetInterval` (ms).
+    pub flush_consumer_offset_interval: u64,
+    /// `maxMessageSize` (bytes of body).
+    pub max_message_size: usize,
+    /// `messageDelayLevel`.
+    pub message_delay_level: String,
+    /// `longPollingEnable`: hold a pull that finds nothing until a message arrives.
+    pub long_polling_enable: bool,
+    /// `shortPollingTimeMills`: how long a pull is held without long polling (ms).
+    pub short_polling_time_mills: u64,
+    /// `channelExpiredTimeout`: drop a client silent for this long (ms).
+    pub channel_expired_timeout: u64,
+    /// `rocketmq.broker.rebalance.lockMaxLiveTime`: an orderly queue lock not renewed for this
+    /// long is free (ms).
+    pub lock_max_live_time: u64,
+    /// `offsetCheckInSlave`: whether a slave corrects a consumer's bad offset.
+    pub offset_check_in_slave: bool,
+    /// `regionId`, answered in send responses as `MSG_REGION`.
+    pub region_id: String,
+    /// `traceOn`, answered in send responses as `TRACE_ON`.
+    pub trace_on: bool,
+    /// Keys this broker does not know (RocketMQ has many): warned about, not fatal.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, toml::Value>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            broker_cluster_name: "DefaultCluster".into(),
+            broker_name: "broker-a".into(),
+            broker_id: 0,
+            broker_ip1: IpAddr::from([127, 0, 0, 1]),
+            listen_port: DEFAULT_PORT,
+            namesrv_addr: "127.0.0.1:9876".into(),
+            store_path_root_dir: PathBuf::from("sextant-data/broker-a"),
+            flush_disk_type: FlushDiskType::AsyncFlush.name().into(),
+            broker_role: BrokerRole::AsyncMaster.name().into(),
+            auto_create_topic_enable: true,
+            default_topic_queue_nums: DEFAULT_TOPIC_QUEUE_NUMS,
+            broker_permission: 6,
+            register_name_server_period: 30_000,
+            register_broker_timeout_mills: 24_000,
+            mapped_file_size_commit_log: sextant_store::DEFAULT_SEGMENT_SIZE,
+            mapped_file_size_consume_queue: sextant_store::DEFAULT_ENTRIES_PER_FILE
+                * sextant_store::ENTRY_SIZE,
+            flush_interval_commit_log: 500,
+            flush_interval_consume_queue: 1_000,
+            sync_flush_timeout: 5_000,
+            flush_consumer_offset_interval: 5_000,
+            max_message_size: 4 * 1024 * 1024,
+            message_delay_level: sextant_model::broker::DEFAULT_DELAY_LEVELS.into(),
+            long_polling_enable: true,
+            short_polling_time_mills: 1_000,
+            channel_expired_timeout: CHANNEL_EXPIRED_MS,
+            lock_max_live_time: LOCK_MAX_LIVE_MS,
+            offset_check_in_slave: false,
+            region_id: "DefaultRegion".into(),
+            trace_on: true,
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+/// A configuration checked and turned into the types the broker uses.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The flush mode.
+    pub flush: FlushDiskType,
+    /// The role.
+    pub role: BrokerRole,
+    /// The delay levels.
+    pub delay_levels: DelayLevels,
+    /// The NameServers.
+    pub namesrvs: Vec<SocketAddr>,
+    /// Where to listen.
+    pub listen: SocketAddr,
+}
+
+impl BrokerConfig {
+    /// Parse a TOML file's text; unknown keys are kept in `unknown`.
+    pub fn from_toml(text: &str) -> Result<BrokerConfig, Error> {
+        toml::from_str(text).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Check the values and turn them into [`Settings`].
+    pub fn settings(&self) -> Result<Settings, Error> {
+        let bad = |key: &str, why: String| Error::Config(format!("{key}: {why}"));
+        let flush = match self.flush_disk_type.as_str() {
+            "ASYNC_FLUSH" => FlushDiskType::AsyncFlush,
+            "SYNC_FLUSH" => FlushDiskType::SyncFlush,
+            other => {
+                return Err(bad(
+                    "flushDiskType",
+                    format!("{other:?} is not ASYNC_FLUSH or SYNC_FLUSH"),
+                ));
+            }
+        };
+        let role = match self.broker_role.as_str() {
+            "ASYNC_MASTER" => BrokerRole::AsyncMaster,
+            "SYNC_MASTER" => BrokerRole::SyncMaster,
+            "SLAVE" => BrokerRole::Slave,
+            other => {
+                return Err(bad(
+                    "brokerRole",
+                    format!("{other:?} is not ASYNC_MASTER, SYNC_MASTER or SLAVE"),
+                ));
+            }
+        };
+        if (role == BrokerRole::Slave) != (self.broker_id != 0) || self.broker_id < 0 {
+            return Err(bad(
+                "brokerId",
+                format!("{} does not fit the role {}", self.broker_id, role.name()),
+            ));
+        }
+        let delay_levels = DelayLevels::parse(&self.message_delay_level)
+            .map_err(|e| bad("messageDelayLevel", e))?;
+        let namesrvs = self
+            .namesrv_addr
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<SocketAddr>()
+                    .map_err(|e| bad("namesrvAddr", format!("{s:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.mapped_file_size_consume_queue == 0
+            || self.mapped_file_size_consume_queue % sextant_store::ENTRY_SIZE != 0
+        {
+            return Err(bad(
+                "mappedFileSizeConsumeQueue",
+                "must be a positive multiple of 20".into(),
+            ));
+        }
+        if self.default_topic_queue_nums == 0 || self.default_topic_queue_nums > 1024 {
+            return Err(bad("defaultTopicQueueNums", "must be 1..=1024".into()));
+        }
+        if self.max_message_size == 0 || self.max_message_size > 4 * 1024 * 1024 {
+            return Err(bad(
+                "maxMessageSize",
+                "must be 1..=4194304 (the frame and record limits)".into(),
+            ));
+        }
+        Ok(Settings {
+            flush,
+            role,
+            delay_levels,
+            namesrvs,
+            listen: SocketAddr::new(self.broker_ip1, self.listen_port),
+        })
+    }
+
+    /// The store's configuration.
+    pub fn store_config(&self, settings: &Settings) -> StoreConfig {
+        let mut c = StoreConfig::new(&self.store_path_root_dir);
+        c.segment_size = self.mapped_file_size_commit_log;
+        c.cq_entries_per_file = self.mapped_file_size_consume_queue / sextant_store::ENTRY_SIZE;
+        c.flush = settings.flush;
+        c.flush_interval = Duration::from_millis(self.flush_interval_commit_log.max(1));
+        c.cq_flush_interval = Duration::from_millis(self.flush_interval_consume_queue.max(1));
+        c.sync_flush_timeout = Duration::from_millis(self.sync_flush_timeout.max(1));
+        c.delay_levels = settings.delay_levels.clone();
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_with_rocketmq_names() {
+        let c = BrokerConfig::from_toml(
+            r#"
+            brokerClusterName = "C"
+            brokerName = "broker-b"
+            brokerId = 1
+            brokerRole = "SLAVE"
+            flushDiskType = "SYNC_FLUSH"
+            autoCreateTopicEnable = false
+            namesrvAddr = "127.0.0.1:9876;127.0.0.1:9877"
+            brokerIP1 = "127.0.0.1"
+            listenPort = 10921
+            deleteWhen = "04"
+            "#,
+        )
+        .expect("parses");
+        assert_eq!(c.broker_name, "broker-b");
+        assert!(!c.auto_create_topic_enable);
+        assert!(c.unknown.contains_key("deleteWhen"));
+        let s = c.settings().expect("valid");
+        assert_eq!(s.role, BrokerRole::Slave);
+        assert_eq!(s.flush, FlushDiskType::SyncFlush);
+        assert_eq!(s.namesrvs.len(), 2);
+        assert_eq!(s.listen.port(), 10921);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut c = BrokerConfig {
+            flush_disk_type: "SOMETIMES".into(),
+            ..Default::default()
+        };
+        assert!(
+            c.settings()
+                .unwrap_err()
+                .to_string()
+                .contains("flushDiskType")
+        );
+        c.flush_disk_type = "ASYNC_FLUSH".into();
+        c.broker_id = 1;
+        assert!(c.settings().unwrap_err().to_string().contains("brokerId"));
+        c.broker_id = 0;
+        c.namesrv_addr = "nowhere".into();
+        assert!(
+            c.settings()
+                .unwrap_err()
+                .to_string()
+                .contains("namesrvAddr")
+        );
+        assert!(BrokerConfig::from_toml("brokerId = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! # sextant-broker — the RocketMQ broker on tokio
+//!
+//! One process is one broker: a cluster name, a broker name, an id (0 = master) and a role. It
+//! serves, wire-compatible with Apache RocketMQ: topic creation and auto-creation from `TBW102`,
+//! SEND_MESSAGE (v1, v2, batch) with RocketMQ's send response, PULL_MESSAGE with long polling
+//! and its statuses, consumer offsets (query, update, persisted), max/min offset and search by
+//! time, client heartbeats with group membership, channel expiry and NOTIFY_CONSUMER_IDS_CHANGED,
+//! consumer lists, orderly queue locks with expiry, consumer send-back into `%RETRY%<group>` with
+//! delay levels and `%DLQ%<group>` past the maximum reconsume times, and delayed delivery. It
+//! registers all its topics with every NameServer at the configured period and unregisters on a
+//! clean stop.
+//!
+//! Every decision — the send queue, auto-creation, the pull status and whether to hold the pull,
+//! the send-back target, locks, group membership, when a put may be acknowledged — is
+//! `sextant_model`'s (`broker` and `store` modules). This crate owns the sockets, the timers and
+//! the files (through `sextant_store`).
+
+mod broker;
+pub mod config;
+mod register;
+mod schedule;
+mod topics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use broker::{Broker, BrokerHandler, mq_of, wall_ms};
+pub use config::{BrokerConfig, DEFAULT_PORT, Settings};
+pub use schedule::Schedule;
+use sextant_remoting::FrameCodec;
+use sextant_remoting::transport::serve;
+use sextant_store::{MessageStore, StoreRecovery};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What can go wrong starting or stopping a broker.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error("invalid broker configuration: {0}")]
+    Config(String),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] sextant_store::Error),
+}
+
+/// How often client channels are checked for expiry (RocketMQ's `ClientHousekeepingService`).
+const CHANNEL_SCAN: Duration = Duration::from_secs(10);
+/// How often due delayed messages are delivered.
+const SCHEDULE_TICK: Duration = Duration::from_millis(100);
+
+/// A running broker.
+pub struct Running {
+    /// Where it listens (and what it advertises).
+    pub local_addr: SocketAddr,
+    /// Its state.
+    pub broker: Arc<Broker>,
+    /// What opening the store found.
+    pub recovery: StoreRecovery,
+    schedule: Arc<Schedule>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    registrar: Arc<tokio::sync::Mutex<register::Registrar>>,
+}
+
+impl Running {
+    /// Register with every NameServer now; returns how many accepted.
+    pub async fn register_now(&self) -> usize {
+        self.registrar.lock().await.register_all(&self.broker).await
+    }
+
+    /// Stop cleanly: stop accepting and the timers, unregister from the NameServers, persist
+    /// offsets and delay cursors, flush and close the store.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.registrar
+            .lock()
+            .await
+            .unregister_all(&self.broker)
+            .await;
+        if let Err(e) = self.broker.persist_offsets() {
+            tracing::error!(error = %e, "persisting consumer offsets failed");
+        }
+        if let Err(e) = self.schedule.persist() {
+            tracing::error!(error = %e, "persisting delay offsets failed");
+        }
+        if let Err(e) = self.broker.store().flush() {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        self.broker.store().close();
+        tracing::info!(addr = %self.local_addr, "broker stopped");
+    }
+}
+
+/// Open the store, listen, register with the NameServers and serve until [`Running::shutdown`].
+pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
+    for key in config.unknown.keys() {
+        tracing::warn!(key = %key, "unknown broker configuration key ignored");
+    }
+    let settings = config.settings()?;
+    let addr = settings.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    let store_config = config.store_config(&settings);
+    let (store, recovery) = tokio::task::spawn_blocking(move || MessageStore::open(store_config))
+        .await
+        .map_err(|e| Error::Config(format!("store open task: {e}")))??;
+    tracing::info!(?recovery, "store opened");
+    let schedule = Arc::new(Schedule::load(
+        config.store_path_root_dir.join("config/delayOffset.json"),
+    )?);
+    let offsets_every = Duration::from_millis(config.flush_consumer_offset_interval.max(1));
+    let register_every = Duration::from_millis(config.register_name_server_period.max(1));
+    let broker = Arc::new(Broker::new(config, settings, local_addr, store)?);
+    let (stop, stopped) = watch::channel(false);
+    let registrar = Arc::new(tokio::sync::Mutex::new(register::Registrar::default()));
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn({
+        let handler = Arc::new(BrokerHandler(Arc::clone(&broker)));
+        let stopped = stopped.clone();
+        async move {
+            if let Err(e) = serve(listener, FrameCodec::default(), handler, stopped).await {
+                tracing::error!(error = %e, "accept loop ended");
+            }
+        }
+    }));
+    tasks.push(tokio::spawn({
+        let broker = Arc::clone(&broker);
+        let registrar = Arc::clone(&registrar);
+        let mut stopped = stopped.clone();
+        async move {
+            let mut tick = tokio::time::interval(register_every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = broker.register_now.notified() => {}
+                    _ = stopped.changed() => return,
+                }
+                registrar.lock().await.register_all(&broker).await;
+            }
+        }
+    }));
+    tasks.push(tokio::spawn({
+        let broker = Arc::clone(&broker);
+        let schedule = Arc::clone(&schedule);
+        let mut stopped = stopped.clone();
+        async move {
+            let mut offsets = tokio::time::interval(offsets_every);
+            let mut channels = tokio::time::interval(CHANNEL_SCAN);
+            let mut delays = tokio::time::interval(SCHEDULE_TICK);
+            delays.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = offsets.tick() => {
+                        if let Err(e) = broker.persist_offsets() {
+                            tracing::error!(error = %e, "persisting consumer offsets failed");
+                        }
+                        if let Err(e) = schedule.persist() {
+                            tracing::error!(error = %e, "persisting delay offsets failed");
+                        }
+                    }
+                    _ = channels.tick() => broker.scan_channels().await,
+                    _ = delays.tick() => {
+                        let b = Arc::clone(&broker);
+                        let s = Arc::clone(&schedule);
+                        let _ = tokio::task::spawn_blocking(move || s.deliver_due(&b)).await;
+                    }
+                    _ = stopped.changed() => return,
+                }
+            }
+        }
+    }));
+    tracing::info!(
+        %local_addr,
+        cluster = %broker.config.broker_cluster_name,
+        name = %broker.config.broker_name,
+        id = broker.config.broker_id,
+        "broker listening"
+    );
+    Ok(Running {
+        local_addr,
+        broker,
+        recovery,
+        schedule,
+        stop,
+        tasks,
+        registrar,
+    })
+}

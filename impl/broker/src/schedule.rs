@@ -1,0 +1,152 @@
+//! Delayed delivery (`ScheduleMessageService`): a message sent with a delay level waits in
+//! `SCHEDULE_TOPIC_XXXX`, queue `level − 1`, its ConsumeQueue tags code being its delivery time.
+//! Each level's cursor moves over due messages and puts each back into its real topic and queue
+//! (the `DELAY` property removed). Cursors are kept in `config/delayOffset.json`; after a crash a
+//! message may be delivered twice, never lost.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use sextant_model::broker::SCHEDULE_TOPIC;
+use sextant_remoting::message::{MessageView, encode_properties, parse_properties, property};
+use sextant_store::config::{load_json, save_json};
+use sextant_store::{Get, tags_code_of};
+
+use crate::Error;
+use crate::broker::{Broker, NewMessage, wall_ms};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DelayOffsets {
+    /// Delay level → next schedule-queue offset to look at.
+    offset_table: BTreeMap<i32, u64>,
+}
+
+/// The cursors of the delay levels.
+pub struct Schedule {
+    path: PathBuf,
+    cursors: Mutex<DelayOffsets>,
+    dirty: Mutex<bool>,
+}
+
+impl Schedule {
+    /// Load the cursors from `path`.
+    pub fn load(path: PathBuf) -> Result<Schedule, Error> {
+        let cursors = load_json(&path)?.unwrap_or_default();
+        Ok(Schedule {
+            path,
+            cursors: Mutex::new(cursors),
+            dirty: Mutex::new(false),
+        })
+    }
+
+    /// Write the cursors if they moved.
+    pub fn persist(&self) -> Result<(), Error> {
+        let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        if *dirty {
+            let snapshot = self
+                .cursors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            save_json(&self.path, &snapshot)?;
+            *dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Deliver every due message of every level; returns how many were delivered.
+    pub fn deliver_due(&self, broker: &Broker) -> usize {
+        let levels = broker.delay_levels().clone();
+        let now = wall_ms();
+        let mut delivered = 0;
+        for level in 1..=levels.max_level() {
+            let q = (level - 1) as u32;
+            let mut cursor = self
+                .cursors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .offset_table
+                .get(&level)
+                .copied()
+                .unwrap_or(0);
+            let start = cursor;
+            'level: loop {
+                let get = Get {
+                    topic: SCHEDULE_TOPIC,
+                    queue_id: q,
+                    offset: cursor,
+                    max_msgs: 32,
+                    max_bytes: 1 << 20,
+                    correct: true,
+                };
+                let r = match broker.store().get(&get, &|_| true) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(level, error = %e, "reading the schedule queue failed");
+                        break;
+                    }
+                };
+                if r.count == 0 {
+                    cursor = r.next_begin;
+                    break;
+                }
+                let mut at = 0;
+                while at < r.records.len() {
+                    let Ok((m, size)) = MessageView::decode(&r.records[at..]) else {
+                        break 'level;
+                    };
+                    at += size;
+                    if tags_code_of(&m, &levels) > now {
+                        break 'level;
+                    }
+                    if let Err(why) = redeliver(broker, &m) {
+                        tracing::error!(level, error = %why, "delayed delivery failed");
+                        break 'level;
+                    }
+                    delivered += 1;
+                    cursor = m.queue_offset as u64 + 1;
+                }
+            }
+            if cursor != start {
+                self.cursors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .offset_table
+                    .insert(level, cursor);
+                *self.dirty.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            }
+        }
+        delivered
+    }
+}
+
+/// Put a due message back into its real topic and queue.
+fn redeliver(broker: &Broker, m: &MessageView<'_>) -> Result<(), String> {
+    let mut props = parse_properties(m.properties);
+    let topic = props
+        .get(property::REAL_TOPIC)
+        .map(|t| (*t).to_owned())
+        .ok_or("no REAL_TOPIC")?;
+    let queue_id: u32 = props
+        .get(property::REAL_QID)
+        .and_then(|q| q.parse().ok())
+        .ok_or("no REAL_QID")?;
+    props.remove(property::DELAY);
+    let properties = encode_properties(props);
+    broker
+        .put_messages(vec![NewMessage {
+            topic,
+            queue_id,
+            flag: m.flag,
+            sys_flag: m.sys_flag,
+            born_timestamp: m.born_timestamp,
+            born_host: m.born_host,
+            reconsume_times: m.reconsume_times,
+            body: m.body,
+            properties,
+        }])
+        .map(|_| ())
+        .map_err(|r| format!("the store refused the message: {}", r.1))
+}
