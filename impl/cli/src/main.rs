@@ -7,11 +7,15 @@
 //!   latency fault tolerance.
 //!
 //! - `namesrv` — run a NameServer (RocketMQ's route registry) until Ctrl-C or SIGTERM.
+//! - `broker` — run one broker (TOML config with RocketMQ's key names, flags override it).
+//! - `standalone` — a NameServer on 127.0.0.1:9876 and broker-a on 127.0.0.1:10911 in one
+//!   process, topic auto-creation on: any RocketMQ client can produce and consume at once.
 //!
-//! Later issues add `broker`, `standalone` and the client commands. Logs go through `tracing`
+//! Later issues add the client commands. Logs go through `tracing`
 //! (`RUST_LOG`, default `info`).
 
 mod allocate;
+mod broker;
 mod check;
 mod namesrv;
 mod select;
@@ -36,6 +40,10 @@ enum Command {
     Select(select::Args),
     /// Run a NameServer until Ctrl-C or SIGTERM.
     Namesrv(namesrv::Args),
+    /// Run a broker until Ctrl-C or SIGTERM.
+    Broker(broker::Args),
+    /// Run a NameServer and broker-a in one process until Ctrl-C or SIGTERM.
+    Standalone(broker::StandaloneArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +67,8 @@ fn main() -> anyhow::Result<()> {
         Command::Allocate(args) => allocate::run(&args, &mut out),
         Command::Select(args) => select::run(&args, &mut out),
         Command::Namesrv(args) => namesrv::run(&args),
+        Command::Broker(args) => broker::run(&args),
+        Command::Standalone(args) => broker::run_standalone(&args),
     }
 }
 

@@ -1,0 +1,187 @@
+//! `sextant broker` (one broker until Ctrl-C or SIGTERM) and `sextant standalone` (a NameServer
+//! and broker `broker-a` in one process, the embedded default a new user starts with).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use sextant_broker::BrokerConfig;
+use sextant_model::namesrv::NamesrvConfig;
+
+use crate::namesrv::shutdown_signal;
+
+/// Arguments of `sextant broker`. Flags override the config file.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// NameServers, separated by `;` (RocketMQ's `namesrvAddr`).
+    #[arg(long)]
+    namesrv: Option<String>,
+    /// Where to listen (and what to advertise); port 0 picks a free one.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The broker name (`brokerName`).
+    #[arg(long)]
+    name: Option<String>,
+    /// The cluster (`brokerClusterName`).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// The broker id (`brokerId`): 0 = master.
+    #[arg(long)]
+    id: Option<i64>,
+    /// The store directory (`storePathRootDir`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// `flushDiskType`: ASYNC_FLUSH or SYNC_FLUSH.
+    #[arg(long)]
+    flush: Option<String>,
+    /// `brokerRole`: ASYNC_MASTER, SYNC_MASTER or SLAVE.
+    #[arg(long)]
+    role: Option<String>,
+    /// A TOML file with RocketMQ's key names (flushDiskType, brokerRole, autoCreateTopicEnable, ...).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl Args {
+    /// The configuration: the file's (or the defaults), then the flags.
+    pub fn broker_config(&self) -> anyhow::Result<BrokerConfig> {
+        let mut c = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                BrokerConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+            }
+            None => BrokerConfig::default(),
+        };
+        if let Some(v) = &self.namesrv {
+            c.namesrv_addr = v.clone();
+        }
+        if let Some(a) = self.listen {
+            c.broker_ip1 = a.ip();
+            c.listen_port = a.port();
+        }
+        if let Some(v) = &self.name {
+            c.broker_name = v.clone();
+        }
+        if let Some(v) = &self.cluster {
+            c.broker_cluster_name = v.clone();
+        }
+        if let Some(v) = self.id {
+            c.broker_id = v;
+            if v != 0 && self.role.is_none() {
+                c.broker_role = "SLAVE".into();
+            }
+        }
+        if let Some(v) = &self.data_dir {
+            c.store_path_root_dir = v.clone();
+        }
+        if let Some(v) = &self.flush {
+            c.flush_disk_type = v.clone();
+        }
+        if let Some(v) = &self.role {
+            c.broker_role = v.clone();
+        }
+        c.settings()?;
+        Ok(c)
+    }
+}
+
+/// Run `sextant broker` until Ctrl-C or SIGTERM.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let config = args.broker_config()?;
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let running = sextant_broker::start(config).await?;
+        eprintln!("broker listening on {}", running.local_addr);
+        shutdown_signal().await;
+        tracing::info!("stopping");
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Arguments of `sextant standalone`.
+#[derive(Debug, clap::Args)]
+pub struct StandaloneArgs {
+    /// The store directory of broker-a.
+    #[arg(long, default_value = "./sextant-data")]
+    data_dir: PathBuf,
+    /// Where the NameServer listens.
+    #[arg(long, default_value = "127.0.0.1:9876")]
+    namesrv_listen: SocketAddr,
+    /// Where broker-a listens.
+    #[arg(long, default_value = "127.0.0.1:10911")]
+    broker_listen: SocketAddr,
+    /// `flushDiskType` of broker-a: ASYNC_FLUSH or SYNC_FLUSH.
+    #[arg(long, default_value = "ASYNC_FLUSH")]
+    flush: String,
+}
+
+/// Run `sextant standalone` until Ctrl-C or SIGTERM.
+pub fn run_standalone(args: &StandaloneArgs) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let ns = sextant_namesrv::start(args.namesrv_listen, NamesrvConfig::default()).await?;
+        let config = BrokerConfig {
+            namesrv_addr: ns.local_addr.to_string(),
+            broker_ip1: args.broker_listen.ip(),
+            listen_port: args.broker_listen.port(),
+            store_path_root_dir: args.data_dir.join("broker-a"),
+            flush_disk_type: args.flush.clone(),
+            auto_create_topic_enable: true,
+            ..Default::default()
+        };
+        let broker = sextant_broker::start(config).await?;
+        // Register at once so that routes exist before the first client asks.
+        broker.register_now().await;
+        eprintln!(
+            "NameServer listening on {}\nbroker listening on {}\nready: point any RocketMQ client at {}",
+            ns.local_addr, broker.local_addr, ns.local_addr
+        );
+        shutdown_signal().await;
+        tracing::info!("stopping");
+        broker.shutdown().await;
+        ns.shutdown().await;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.toml");
+        std::fs::write(
+            &path,
+            "brokerName = \"from-file\"\nflushDiskType = \"SYNC_FLUSH\"\nautoCreateTopicEnable = false\n",
+        )
+        .unwrap();
+        let cli = Cli::try_parse_from([
+            "broker",
+            "--config",
+            path.to_str().unwrap(),
+            "--name",
+            "from-flag",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        let c = cli.args.broker_config().unwrap();
+        assert_eq!(c.broker_name, "from-flag");
+        assert_eq!(c.flush_disk_type, "SYNC_FLUSH");
+        assert!(!c.auto_create_topic_enable);
+        assert_eq!(c.listen_port, 0);
+        let cli = Cli::try_parse_from(["broker", "--id", "1"]).unwrap();
+        assert_eq!(cli.args.broker_config().unwrap().broker_role, "SLAVE");
+        let cli = Cli::try_parse_from(["broker", "--flush", "NEVER"]).unwrap();
+        assert!(cli.args.broker_config().is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! The servers as real processes: `sextant broker` with SYNC_FLUSH killed with SIGKILL during
+//! sustained sends loses no acknowledged message; SIGTERM stops it cleanly (exit 0, unregistered);
+//! `sextant standalone` serves a send and a pull.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sextant_model::namesrv::NamesrvConfig;
+use sextant_remoting::code::{request, response};
+use sextant_remoting::ext::CommandHeader;
+use sextant_remoting::header::{
+    GetRouteInfoRequestHeader, PullMessageRequestHeader, SendMessageRequestHeaderV2,
+};
+use sextant_remoting::message::MessageView;
+use sextant_remoting::transport::Connection;
+use sextant_remoting::{FrameCodec, RemotingCommand};
+
+const T: Duration = Duration::from_secs(10);
+
+/// Start `sextant <args>` and wait for its "<what> listening on ADDR" line on stderr.
+fn spawn(args: &[&str], what: &str) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sextant");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let prefix = format!("{what} listening on ");
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the process printed its address")
+            .expect("stderr line");
+        if let Some(a) = line.strip_prefix(&prefix) {
+            break a.trim().parse().expect("an address");
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+fn send(topic: &str, queue: i32, body: &[u8]) -> RemotingCommand {
+    let h = SendMessageRequestHeaderV2 {
+        a: "pg".into(),
+        b: topic.into(),
+        c: "TBW102".into(),
+        d: 4,
+        e: queue,
+        f: 0,
+        g: 0,
+        h: 0,
+        i: None,
+        j: None,
+        k: None,
+        l: None,
+        m: None,
+        n: None,
+    };
+    RemotingCommand::request(request::SEND_MESSAGE_V2, 0)
+        .with_ext(h.to_ext())
+        .with_body(body.to_vec())
+}
+
+async fn pull_all(conn: &Connection, topic: &str, queue: i32) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let h = PullMessageRequestHeader {
+            consumer_group: "check".into(),
+            topic: topic.into(),
+            queue_id: queue,
+            queue_offset: offset,
+            max_msg_nums: 256,
+            sys_flag: 0,
+            commit_offset: 0,
+            suspend_timeout_millis: 0,
+            sub_version: 0,
+            subscription: None,
+            expression_type: None,
+            max_msg_bytes: None,
+        };
+        let r = conn
+            .invoke(
+                RemotingCommand::request(request::PULL_MESSAGE, 0).with_ext(h.to_ext()),
+                T,
+            )
+            .await
+            .expect("pull");
+        if r.code != response::SUCCESS {
+            return out;
+        }
+        let mut at = 0;
+        while at < r.body.len() {
+            let (m, n) = MessageView::decode(&r.body[at..]).expect("record");
+            out.push(String::from_utf8(m.body.to_vec()).expect("utf8"));
+            offset = m.queue_offset + 1;
+            at += n;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_sync_flush_sends_loses_no_acknowledged_message() {
+    let ns = sextant_namesrv::start("127.0.0.1:0".parse().unwrap(), NamesrvConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let ns_addr = ns.local_addr.to_string();
+    let args = [
+        "broker",
+        "--listen",
+        "127.0.0.1:0",
+        "--namesrv",
+        &ns_addr,
+        "--data-dir",
+        &data,
+        "--flush",
+        "SYNC_FLUSH",
+    ];
+    let (mut child, addr) = spawn(&args, "broker");
+
+    // Four connections, each sending numbered messages to its own queue as fast as acks come.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for q in 0..4 {
+        let stop = Arc::clone(&stop);
+        senders.push(tokio::spawn(async move {
+            let conn = Connection::connect(addr, FrameCodec::default(), None)
+                .await
+                .expect("connect");
+            let mut acked = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let body = format!("q{q}-{i}");
+                match conn.invoke(send("K", q, body.as_bytes()), T).await {
+                    Ok(r) if r.code == response::SUCCESS => acked.push(body),
+                    Ok(r) => panic!("send refused: {} {:?}", r.code, r.remark),
+                    Err(_) => break,
+                }
+                i += 1;
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+    child.wait().expect("reaped");
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = BTreeSet::new();
+    for s in senders {
+        acked.extend(s.await.expect("sender"));
+    }
+    assert!(acked.len() > 50, "sends were sustained: {}", acked.len());
+
+    // Restart on the same directory: every acknowledged message is there.
+    let (mut child, addr) = spawn(&args, "broker");
+    let conn = Connection::connect(addr, FrameCodec::default(), None)
+        .await
+        .expect("connect");
+    let mut stored = BTreeSet::new();
+    for q in 0..4 {
+        let bodies = pull_all(&conn, "K", q).await;
+        // A queue holds each message once, in order.
+        let unique: BTreeSet<_> = bodies.iter().cloned().collect();
+        assert_eq!(unique.len(), bodies.len());
+        stored.extend(bodies);
+    }
+    let lost: Vec<_> = acked.difference(&stored).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged messages lost, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
+    eprintln!(
+        "{} acknowledged, {} stored after kill -9",
+        acked.len(),
+        stored.len()
+    );
+
+    // SIGTERM stops it cleanly: exit 0, and it unregisters from the NameServer.
+    let nsc = Connection::connect(ns.local_addr, FrameCodec::default(), None)
+        .await
+        .expect("connect");
+    let route = || {
+        RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC, 0).with_ext(
+            GetRouteInfoRequestHeader {
+                topic: "K".into(),
+                accept_standard_json_only: None,
+            }
+            .to_ext(),
+        )
+    };
+    let mut registered = false;
+    for _ in 0..250 {
+        if nsc.invoke(route(), T).await.expect("route").code == response::SUCCESS {
+            registered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(registered, "the restarted broker registered topic K");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let exit = child.wait().expect("exit");
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(
+        nsc.invoke(route(), T).await.expect("route").code,
+        response::TOPIC_NOT_EXIST
+    );
+    ns.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_serves_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let (mut child, ns) = spawn(
+        &[
+            "standalone",
+            "--data-dir",
+            &data,
+            "--namesrv-listen",
+            "127.0.0.1:0",
+            "--broker-listen",
+            "127.0.0.1:0",
+        ],
+        "NameServer",
+    );
+    let nsc = Connection::connect(ns, FrameCodec::default(), None)
+        .await
+        .expect("connect");
+    // TBW102 is routed at once, so a client can find the broker before any topic exists.
+    let r = nsc
+        .invoke(
+            RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC, 0).with_ext(
+                GetRouteInfoRequestHeader {
+                    topic: "TBW102".into(),
+                    accept_standard_json_only: None,
+                }
+                .to_ext(),
+            ),
+            T,
+        )
+        .await
+        .expect("route");
+    assert_eq!(r.code, response::SUCCESS);
+    let route = sextant_remoting::route::decode_route(&r.body).expect("route body");
+    let addr: SocketAddr = route.broker_datas[0].broker_addrs[&0]
+        .parse()
+        .expect("addr");
+    let conn = Connection::connect(addr, FrameCodec::default(), None)
+        .await
+        .expect("connect");
+    let r = conn.invoke(send("New", 0, b"hi"), T).await.expect("send");
+    assert_eq!(r.code, response::SUCCESS);
+    assert_eq!(pull_all(&conn, "New", 0).await, ["hi"]);
+    child.kill().expect("kill");
+    child.wait().expect("reaped");
+}
