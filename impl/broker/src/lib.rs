@@ -54,7 +54,8 @@ pub enum Error {
     Store(#[from] sextant_store::Error),
 }
 
-/// How often client channels are checked for expiry (RocketMQ's `ClientHousekeepingService`).
+/// How often client channels are checked for expiry (RocketMQ's `ClientHousekeepingService`:
+/// 10 s), more often when the expiry is set shorter (tests use milliseconds).
 const CHANNEL_SCAN: Duration = Duration::from_secs(10);
 /// How often due delayed messages are delivered.
 const SCHEDULE_TICK: Duration = Duration::from_millis(100);
@@ -128,6 +129,9 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
     )?);
     let offsets_every = Duration::from_millis(config.flush_consumer_offset_interval.max(1));
     let register_every = Duration::from_millis(config.register_name_server_period.max(1));
+    let channel_scan = CHANNEL_SCAN.min(Duration::from_millis(
+        (config.channel_expired_timeout / 4).max(1),
+    ));
     let broker = Arc::new(Broker::new(config, settings, local_addr, store)?);
     let (stop, stopped) = watch::channel(false);
     let registrar = Arc::new(tokio::sync::Mutex::new(register::Registrar::default()));
@@ -163,7 +167,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
         let mut stopped = stopped.clone();
         async move {
             let mut offsets = tokio::time::interval(offsets_every);
-            let mut channels = tokio::time::interval(CHANNEL_SCAN);
+            let mut channels = tokio::time::interval(channel_scan);
             let mut delays = tokio::time::interval(SCHEDULE_TICK);
             delays.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

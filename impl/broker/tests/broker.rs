@@ -684,3 +684,68 @@ async fn lenient_and_broken_requests() {
     broker.shutdown().await;
     ns.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_clients_expire_and_their_locks_lapse() {
+    let ns = namesrv().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), ns.local_addr);
+    c.channel_expired_timeout = 200;
+    c.lock_max_live_time = 200;
+    let broker = start(c).await.unwrap();
+    let (tx_a, mut rx_a) = mpsc::channel(16);
+    let a = Connection::connect(broker.local_addr, FrameCodec::default(), Some(tx_a))
+        .await
+        .unwrap();
+    let b = connect(broker.local_addr).await;
+    a.invoke(heartbeat("client-a", "EG"), T).await.unwrap();
+    rx_a.recv().await.unwrap();
+    b.invoke(heartbeat("client-b", "EG"), T).await.unwrap();
+    rx_a.recv().await.unwrap();
+    let lock = |client: &str| {
+        let body = LockBatchRequestBody {
+            client_id: client.into(),
+            consumer_group: "EG".into(),
+            mq_set: [MessageQueueJson {
+                broker_name: "broker-a".into(),
+                queue_id: 0,
+                topic: "H".into(),
+            }]
+            .into(),
+            only_this_broker: false,
+        };
+        RemotingCommand::request(request::LOCK_BATCH_MQ, 0).with_body(body::encode(&body))
+    };
+    let granted = async |c: &Connection, client: &str| -> usize {
+        let r = c.invoke(lock(client), T).await.unwrap();
+        let b: LockBatchResponseBody = body::decode("lock", &r.body).unwrap();
+        b.lock_ok_mq_set.len()
+    };
+    assert_eq!(granted(&b, "client-b").await, 1);
+    assert_eq!(granted(&a, "client-a").await, 0);
+    // a keeps sending heartbeats; b stays connected but silent: b's channel expires (a is told)
+    // and, not renewed, b's lock lapses.
+    let list = RemotingCommand::request(request::GET_CONSUMER_LIST_BY_GROUP, 0).with_ext(
+        ConsumerGroupHeader {
+            consumer_group: "EG".into(),
+        }
+        .to_ext(),
+    );
+    let mut alone = false;
+    for _ in 0..100 {
+        a.invoke(heartbeat("client-a", "EG"), T).await.unwrap();
+        let r = a.invoke(list.clone(), T).await.unwrap();
+        let ids: ConsumerListBody = body::decode("list", &r.body).unwrap();
+        if ids.consumer_id_list == ["client-a"] {
+            alone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(alone, "client-b expired");
+    let n = tokio::time::timeout(T, rx_a.recv()).await.unwrap().unwrap();
+    assert_eq!(n.code, request::NOTIFY_CONSUMER_IDS_CHANGED);
+    assert_eq!(granted(&a, "client-a").await, 1);
+    broker.shutdown().await;
+    ns.shutdown().await;
+}
