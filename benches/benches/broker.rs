@@ -69,20 +69,11 @@ async fn connect(addr: SocketAddr) -> Connection {
 
 fn send_req(topic: &str, queue: i32, body: Vec<u8>, batch: bool) -> RemotingCommand {
     let h = SendMessageRequestHeaderV2 {
-        a: "bench".into(),
-        b: topic.into(),
-        c: "TBW102".into(),
-        d: 4,
-        e: queue,
-        f: 0,
         g: 1_700_000_000_000,
-        h: 0,
         i: Some("UNIQ_KEY\u{1}7F000001000000000000000000000000\u{2}WAIT\u{1}true\u{2}".into()),
-        j: Some(0),
-        k: Some(false),
-        l: None,
         m: Some(batch),
         n: Some("broker-a".into()),
+        ..SendMessageRequestHeaderV2::new("bench", topic, queue)
     };
     let code = if batch {
         request::SEND_BATCH_MESSAGE
@@ -95,20 +86,7 @@ fn send_req(topic: &str, queue: i32, body: Vec<u8>, batch: bool) -> RemotingComm
 }
 
 fn pull_req(topic: &str, queue: i32, offset: i64, max: i32) -> RemotingCommand {
-    let h = PullMessageRequestHeader {
-        consumer_group: "bench".into(),
-        topic: topic.into(),
-        queue_id: queue,
-        queue_offset: offset,
-        max_msg_nums: max,
-        sys_flag: 0,
-        commit_offset: 0,
-        suspend_timeout_millis: 0,
-        sub_version: 0,
-        subscription: None,
-        expression_type: None,
-        max_msg_bytes: None,
-    };
+    let h = PullMessageRequestHeader::new("bench", topic, queue, offset, max);
     RemotingCommand::request(request::PULL_MESSAGE, 0).with_ext(h.to_ext())
 }
 

@@ -5,39 +5,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use sextant_model::namesrv::{DataVersion, TopicConfig};
-use sextant_model::route::Perm;
-use sextant_store::config::{load_json, save_json};
+use sextant_remoting::body::{decode_topic_table, encode_topic_table};
+use sextant_store::config::{load_bytes, save_bytes};
 
 use crate::Error;
-
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TopicJson {
-    topic_name: String,
-    read_queue_nums: u32,
-    write_queue_nums: u32,
-    perm: u32,
-    #[serde(default)]
-    topic_sys_flag: u32,
-    #[serde(default)]
-    order: bool,
-}
-
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DataVersionJson {
-    state_version: i64,
-    timestamp: i64,
-    counter: i64,
-}
-
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TopicsFile {
-    topic_config_table: BTreeMap<String, TopicJson>,
-    #[serde(default)]
-    data_version: DataVersionJson,
-}
 
 /// The topic table and its data version.
 pub struct Topics {
@@ -49,33 +20,19 @@ pub struct Topics {
 impl Topics {
     /// Load `path` (empty if absent).
     pub fn load(path: PathBuf) -> Result<Topics, Error> {
-        let file: TopicsFile = load_json(&path)?.unwrap_or_default();
-        let table = file
-            .topic_config_table
-            .into_values()
-            .map(|t| {
-                (
-                    t.topic_name.clone(),
-                    TopicConfig {
-                        topic_name: t.topic_name,
-                        read_queue_nums: t.read_queue_nums,
-                        write_queue_nums: t.write_queue_nums,
-                        perm: Perm(t.perm),
-                        topic_sys_flag: t.topic_sys_flag,
-                        order: t.order,
-                    },
-                )
-            })
-            .collect();
-        let v = file.data_version;
+        let (version, table) = match load_bytes(&path)? {
+            Some(bytes) => decode_topic_table(&bytes).map_err(|e| {
+                Error::Store(sextant_store::Error::Corrupt(format!(
+                    "{}: {e}",
+                    path.display()
+                )))
+            })?,
+            None => Default::default(),
+        };
         Ok(Topics {
             path,
             table,
-            version: DataVersion {
-                state_version: v.state_version,
-                timestamp: v.timestamp,
-                counter: v.counter,
-            },
+            version,
         })
     }
 
@@ -102,33 +59,12 @@ impl Topics {
         self.save()
     }
 
-    /// Write the table to its file.
+    /// Write the table to its file (RocketMQ's `TopicConfigSerializeWrapper` JSON).
     pub fn save(&self) -> Result<(), Error> {
-        let file = TopicsFile {
-            topic_config_table: self
-                .table
-                .iter()
-                .map(|(k, t)| {
-                    (
-                        k.clone(),
-                        TopicJson {
-                            topic_name: t.topic_name.clone(),
-                            read_queue_nums: t.read_queue_nums,
-                            write_queue_nums: t.write_queue_nums,
-                            perm: t.perm.0,
-                            topic_sys_flag: t.topic_sys_flag,
-                            order: t.order,
-                        },
-                    )
-                })
-                .collect(),
-            data_version: DataVersionJson {
-                state_version: self.version.state_version,
-                timestamp: self.version.timestamp,
-                counter: self.version.counter,
-            },
-        };
-        Ok(save_json(&self.path, &file)?)
+        Ok(save_bytes(
+            &self.path,
+            &encode_topic_table(&self.version, &self.table),
+        )?)
     }
 }
 

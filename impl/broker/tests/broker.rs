@@ -56,20 +56,9 @@ async fn connect(addr: SocketAddr) -> Connection {
 
 fn send_v2(topic: &str, queue: i32, body: &[u8], props: &str) -> RemotingCommand {
     let h = SendMessageRequestHeaderV2 {
-        a: "pg".into(),
-        b: topic.into(),
-        c: "TBW102".into(),
-        d: 4,
-        e: queue,
-        f: 0,
         g: 1_700_000_000_000,
-        h: 0,
         i: Some(props.into()),
-        j: Some(0),
-        k: Some(false),
-        l: None,
-        m: Some(false),
-        n: None,
+        ..SendMessageRequestHeaderV2::new("pg", topic, queue)
     };
     RemotingCommand::request(request::SEND_MESSAGE_V2, 0)
         .with_ext(h.to_ext())
@@ -78,19 +67,12 @@ fn send_v2(topic: &str, queue: i32, body: &[u8], props: &str) -> RemotingCommand
 
 fn pull_req(group: &str, topic: &str, queue: i32, offset: i64, suspend_ms: i64) -> RemotingCommand {
     let h = PullMessageRequestHeader {
-        consumer_group: group.into(),
-        topic: topic.into(),
-        queue_id: queue,
-        queue_offset: offset,
-        max_msg_nums: 32,
         // FLAG_SUSPEND | FLAG_SUBSCRIPTION
         sys_flag: if suspend_ms > 0 { 2 | 4 } else { 4 },
-        commit_offset: 0,
         suspend_timeout_millis: suspend_ms,
-        sub_version: 0,
         subscription: Some("*".into()),
         expression_type: Some("TAG".into()),
-        max_msg_bytes: None,
+        ..PullMessageRequestHeader::new(group, topic, queue, offset, 32)
     };
     RemotingCommand::request(request::PULL_MESSAGE, 0).with_ext(h.to_ext())
 }

@@ -48,22 +48,7 @@ fn spawn(args: &[&str], what: &str) -> (Child, SocketAddr) {
 }
 
 fn send(topic: &str, queue: i32, body: &[u8]) -> RemotingCommand {
-    let h = SendMessageRequestHeaderV2 {
-        a: "pg".into(),
-        b: topic.into(),
-        c: "TBW102".into(),
-        d: 4,
-        e: queue,
-        f: 0,
-        g: 0,
-        h: 0,
-        i: None,
-        j: None,
-        k: None,
-        l: None,
-        m: None,
-        n: None,
-    };
+    let h = SendMessageRequestHeaderV2::new("pg", topic, queue);
     RemotingCommand::request(request::SEND_MESSAGE_V2, 0)
         .with_ext(h.to_ext())
         .with_body(body.to_vec())
@@ -73,20 +58,7 @@ async fn pull_all(conn: &Connection, topic: &str, queue: i32) -> Vec<String> {
     let mut out = Vec::new();
     let mut offset = 0;
     loop {
-        let h = PullMessageRequestHeader {
-            consumer_group: "check".into(),
-            topic: topic.into(),
-            queue_id: queue,
-            queue_offset: offset,
-            max_msg_nums: 256,
-            sys_flag: 0,
-            commit_offset: 0,
-            suspend_timeout_millis: 0,
-            sub_version: 0,
-            subscription: None,
-            expression_type: None,
-            max_msg_bytes: None,
-        };
+        let h = PullMessageRequestHeader::new("check", topic, queue, offset, 256);
         let r = conn
             .invoke(
                 RemotingCommand::request(request::PULL_MESSAGE, 0).with_ext(h.to_ext()),

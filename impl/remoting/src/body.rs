@@ -130,6 +130,37 @@ fn data_version(d: DataVersionJson) -> DataVersion {
     }
 }
 
+/// Encode a topic table as RocketMQ's `TopicConfigSerializeWrapper` (`dataVersion` and
+/// `topicConfigTable`): the topic part of a register body, and the broker's `topics.json`.
+pub fn encode_topic_table(version: &DataVersion, table: &BTreeMap<String, TopicConfig>) -> Vec<u8> {
+    let w = WrapperJson {
+        data_version: DataVersionJson {
+            counter: version.counter,
+            state_version: version.state_version,
+            timestamp: version.timestamp,
+        },
+        topic_config_table: table
+            .iter()
+            .map(|(k, t)| (k.clone(), TopicConfigJson::from(t)))
+            .collect(),
+    };
+    serde_json::to_vec_pretty(&w).expect("a topic table serializes")
+}
+
+/// Decode what [`encode_topic_table`] writes (leniently, as the register body).
+pub fn decode_topic_table(
+    body: &[u8],
+) -> Result<(DataVersion, BTreeMap<String, TopicConfig>), Error> {
+    let w: WrapperJson = parse_lenient("topic table", utf8("topic table", body)?)?;
+    Ok((
+        data_version(w.data_version),
+        w.topic_config_table
+            .into_iter()
+            .map(|(k, t)| (k, t.into()))
+            .collect(),
+    ))
+}
+
 impl RegisterBrokerBody {
     /// Decode a register body: JSON, or (whatever the header's `compressed` says, which 5.x sets
     /// wrongly) the zlib-compressed form when the body is not JSON.

@@ -155,6 +155,57 @@ header! {
     }
 }
 
+impl SendMessageRequestHeaderV2 {
+    /// A send of one message to `topic` queue `queue_id` as a Java producer of `producer_group`
+    /// writes it (default topic TBW102 with 4 queues, no flags, born now is left 0); set the
+    /// other fields with struct update syntax.
+    pub fn new(producer_group: &str, topic: &str, queue_id: i32) -> Self {
+        SendMessageRequestHeaderV2 {
+            a: producer_group.into(),
+            b: topic.into(),
+            c: "TBW102".into(),
+            d: 4,
+            e: queue_id,
+            f: 0,
+            g: 0,
+            h: 0,
+            i: None,
+            j: Some(0),
+            k: Some(false),
+            l: None,
+            m: Some(false),
+            n: None,
+        }
+    }
+}
+
+impl PullMessageRequestHeader {
+    /// A pull of up to `max_msg_nums` messages from `queue_offset`, without suspend, commit or
+    /// subscription flags; set the other fields with struct update syntax.
+    pub fn new(
+        consumer_group: &str,
+        topic: &str,
+        queue_id: i32,
+        queue_offset: i64,
+        max_msg_nums: i32,
+    ) -> Self {
+        PullMessageRequestHeader {
+            consumer_group: consumer_group.into(),
+            topic: topic.into(),
+            queue_id,
+            queue_offset,
+            max_msg_nums,
+            sys_flag: 0,
+            commit_offset: 0,
+            suspend_timeout_millis: 0,
+            sub_version: 0,
+            subscription: None,
+            expression_type: None,
+            max_msg_bytes: None,
+        }
+    }
+}
+
 impl From<SendMessageRequestHeaderV2> for SendMessageRequestHeader {
     fn from(v2: SendMessageRequestHeaderV2) -> Self {
         SendMessageRequestHeader {

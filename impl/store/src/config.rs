@@ -16,8 +16,8 @@ use crate::files::io;
 /// Largest config file read (a guard against a wrong path, not a real limit: 64 MiB).
 const MAX_CONFIG: u64 = 64 * 1024 * 1024;
 
-/// Read `path` as JSON, `None` when it does not exist.
-pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
+/// Read `path`, `None` when it does not exist.
+pub fn load_bytes(path: &Path) -> Result<Option<Vec<u8>>, Error> {
     let len = match fs::metadata(path) {
         Ok(m) => m.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -29,27 +29,39 @@ pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
             path.display()
         )));
     }
-    let bytes = fs::read(path).map_err(io(path))?;
+    fs::read(path).map(Some).map_err(io(path))
+}
+
+/// Read `path` as JSON, `None` when it does not exist.
+pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
+    let Some(bytes) = load_bytes(path)? else {
+        return Ok(None);
+    };
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))
 }
 
-/// Write `value` to `path` as JSON, atomically and durably.
-pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
-    let bytes = serde_json::to_vec_pretty(value)
-        .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+/// Write `bytes` to `path`, atomically and durably.
+pub fn save_bytes(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io(dir))?;
     let tmp = path.with_extension("tmp");
     let mut f = File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(&bytes).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))?;
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io(dir))?;
     Ok(())
+}
+
+/// Write `value` to `path` as JSON, atomically and durably.
+pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+    save_bytes(path, &bytes)
 }
 
 /// Committed consumer offsets (`ConsumerOffsetManager`): `topic@group` → queue → offset, kept
