@@ -645,6 +645,19 @@ impl RouteTable {
         n
     }
 
+    /// ADD_WRITE_PERM_OF_BROKER: set the write bit of every topic on `broker_name` again.
+    /// Returns how many topics changed.
+    pub fn add_write_perm(&mut self, broker_name: &str) -> usize {
+        let mut n = 0;
+        for by_broker in self.topic_queue_table.values_mut() {
+            if let Some(qd) = by_broker.get_mut(broker_name) {
+                qd.perm = Perm(qd.perm.0 | Perm::WRITE);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// DELETE_TOPIC_IN_NAMESRV. Returns whether the topic existed.
     pub fn delete_topic(&mut self, topic: &str) -> bool {
         self.topic_queue_table.remove(topic).is_some()
@@ -879,6 +892,9 @@ mod tests {
         t.register(&master("a", "m:1"), 0).unwrap();
         assert_eq!(t.wipe_write_perm("a"), 2);
         assert!(!t.route("T").unwrap().queue_datas[0].perm.is_writeable());
+        assert_eq!(t.add_write_perm("a"), 2);
+        assert_eq!(t.route("T").unwrap().queue_datas[0].perm, Perm::READ_WRITE);
+        assert_eq!(t.add_write_perm("nobody"), 0);
         assert!(t.delete_topic("T"));
         assert!(!t.delete_topic("T"));
     }

@@ -24,8 +24,10 @@ use sextant_remoting::body::{
 use sextant_remoting::code::{request, response};
 use sextant_remoting::ext::CommandHeader;
 use sextant_remoting::header::{
+    AddWritePermResponseHeader, BrokerPermRequestHeader, DeleteTopicRequestHeader,
     GetRouteInfoRequestHeader, QueryDataVersionRequestHeader, QueryDataVersionResponseHeader,
     RegisterBrokerRequestHeader, RegisterBrokerResponseHeader, UnregisterBrokerRequestHeader,
+    WipeWritePermResponseHeader,
 };
 use sextant_remoting::route::{KeyStyle, encode_route};
 use sextant_remoting::transport::{Handler, Peer, serve};
@@ -211,6 +213,32 @@ impl NameServer {
         }
     }
 
+    /// WIPE_WRITE_PERM_OF_BROKER / ADD_WRITE_PERM_OF_BROKER: an operator takes a broker out of
+    /// (or back into) the write path; producers see read-only queues on their next route poll.
+    fn write_perm(&self, req: &RemotingCommand) -> RemotingCommand {
+        let ext = req.ext_fields.clone().unwrap_or_default();
+        let h = match BrokerPermRequestHeader::from_ext(&ext) {
+            Ok(h) => h,
+            Err(e) => return error(req, response::SYSTEM_ERROR, e.to_string()),
+        };
+        let mut table = self.table.lock().expect("route table");
+        let ok = RemotingCommand::response_to(req, response::SUCCESS, None);
+        if req.code == request::WIPE_WRITE_PERM_OF_BROKER {
+            let n = table.wipe_write_perm(&h.broker_name) as i32;
+            tracing::info!(broker = %h.broker_name, topics = n, "write permission wiped");
+            ok.with_ext(
+                WipeWritePermResponseHeader {
+                    wipe_topic_count: n,
+                }
+                .to_ext(),
+            )
+        } else {
+            let n = table.add_write_perm(&h.broker_name) as i32;
+            tracing::info!(broker = %h.broker_name, topics = n, "write permission added");
+            ok.with_ext(AddWritePermResponseHeader { add_topic_count: n }.to_ext())
+        }
+    }
+
     fn query_data_version(&self, req: &RemotingCommand) -> RemotingCommand {
         let ext = req.ext_fields.clone().unwrap_or_default();
         let header = match QueryDataVersionRequestHeader::from_ext(&ext) {
@@ -295,6 +323,18 @@ impl Handler for NamesrvHandler {
                     .with_body(encode_body(&body))
             }
             request::QUERY_DATA_VERSION => ns.query_data_version(&req),
+            request::WIPE_WRITE_PERM_OF_BROKER | request::ADD_WRITE_PERM_OF_BROKER => {
+                ns.write_perm(&req)
+            }
+            request::DELETE_TOPIC_IN_NAMESRV => match DeleteTopicRequestHeader::from_ext(
+                req.ext_fields.as_ref().unwrap_or(&Default::default()),
+            ) {
+                Ok(h) => {
+                    ns.table.lock().expect("route table").delete_topic(&h.topic);
+                    RemotingCommand::response_to(&req, response::SUCCESS, None)
+                }
+                Err(e) => error(&req, response::SYSTEM_ERROR, e.to_string()),
+            },
             request::BROKER_HEARTBEAT => {
                 let cluster = req.ext("clusterName").unwrap_or_default().to_owned();
                 let addr = req.ext("brokerAddr").unwrap_or_default().to_owned();

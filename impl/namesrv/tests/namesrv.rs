@@ -277,3 +277,65 @@ async fn lenient_broken_and_unknown_requests_get_answers() {
     assert_eq!(route(&client, "T", 479).await.code, response::SUCCESS);
     ns.shutdown().await;
 }
+
+#[tokio::test]
+async fn write_permission_is_wiped_and_added_and_topics_deleted() {
+    use sextant_remoting::header::{
+        AddWritePermResponseHeader, BrokerPermRequestHeader, DeleteTopicRequestHeader,
+        WipeWritePermResponseHeader,
+    };
+    let ns = namesrv(120_000, 5_000).await;
+    let broker = connect(ns.local_addr).await;
+    broker
+        .invoke(
+            register_request("broker-a", 0, "127.0.0.1:10911", &[("TopicTest", 4)]),
+            T,
+        )
+        .await
+        .unwrap();
+    let admin = connect(ns.local_addr).await;
+    let perm = |code| {
+        RemotingCommand::request(code, 0).with_ext(
+            BrokerPermRequestHeader {
+                broker_name: "broker-a".into(),
+            }
+            .to_ext(),
+        )
+    };
+    let r = admin
+        .invoke(perm(request::WIPE_WRITE_PERM_OF_BROKER), T)
+        .await
+        .unwrap();
+    let h = WipeWritePermResponseHeader::from_ext(r.ext_fields.as_ref().unwrap()).unwrap();
+    assert_eq!(h.wipe_topic_count, 2); // TopicTest and TBW102
+    let q = decode_route(&route(&admin, "TopicTest", 479).await.body).unwrap();
+    assert!(!q.queue_datas[0].perm.is_writeable());
+    assert!(q.queue_datas[0].perm.is_readable());
+    let r = admin
+        .invoke(perm(request::ADD_WRITE_PERM_OF_BROKER), T)
+        .await
+        .unwrap();
+    let h = AddWritePermResponseHeader::from_ext(r.ext_fields.as_ref().unwrap()).unwrap();
+    assert_eq!(h.add_topic_count, 2);
+    let q = decode_route(&route(&admin, "TopicTest", 479).await.body).unwrap();
+    assert!(q.queue_datas[0].perm.is_writeable());
+    let r = admin
+        .invoke(
+            RemotingCommand::request(request::DELETE_TOPIC_IN_NAMESRV, 0).with_ext(
+                DeleteTopicRequestHeader {
+                    topic: "TopicTest".into(),
+                    cluster_name: None,
+                }
+                .to_ext(),
+            ),
+            T,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.code, response::SUCCESS);
+    assert_eq!(
+        route(&admin, "TopicTest", 479).await.code,
+        response::TOPIC_NOT_EXIST
+    );
+    ns.shutdown().await;
+}

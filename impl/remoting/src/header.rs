@@ -87,6 +87,41 @@ header! {
 }
 
 header! {
+    /// WIPE_WRITE_PERM_OF_BROKER and ADD_WRITE_PERM_OF_BROKER request.
+    BrokerPermRequestHeader {
+        /// The broker group.
+        broker_name: String = "brokerName",
+    } defaulted {} optional {}
+}
+
+header! {
+    /// WIPE_WRITE_PERM_OF_BROKER response.
+    WipeWritePermResponseHeader {
+        /// Topics whose write bit was cleared.
+        wipe_topic_count: i32 = "wipeTopicCount",
+    } defaulted {} optional {}
+}
+
+header! {
+    /// ADD_WRITE_PERM_OF_BROKER response.
+    AddWritePermResponseHeader {
+        /// Topics whose write bit was set.
+        add_topic_count: i32 = "addTopicCount",
+    } defaulted {} optional {}
+}
+
+header! {
+    /// DELETE_TOPIC_IN_NAMESRV request.
+    DeleteTopicRequestHeader {
+        /// The topic.
+        topic: String = "topic",
+    } defaulted {} optional {
+        /// Only on this cluster's brokers (5.x); Sextant deletes the topic's route.
+        cluster_name: String = "clusterName",
+    }
+}
+
+header! {
     /// SEND_MESSAGE (v1, long names) and the decoded form of SEND_MESSAGE_V2.
     SendMessageRequestHeader {
         /// The producer group.
