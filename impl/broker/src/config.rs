@@ -189,7 +189,9 @@ impl BrokerConfig {
             })
             .collect::<Result<Vec<_>, _>>()?;
         if self.mapped_file_size_consume_queue == 0
-            || self.mapped_file_size_consume_queue % sextant_store::ENTRY_SIZE != 0
+            || !self
+                .mapped_file_size_consume_queue
+                .is_multiple_of(sextant_store::ENTRY_SIZE)
         {
             return Err(bad(
                 "mappedFileSizeConsumeQueue",

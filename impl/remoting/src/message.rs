@@ -308,7 +308,7 @@ fn hex_upper(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Result<Vec<u8>, Error> {
-    if s.len() % 2 != 0 || s.len() > 64 {
+    if !s.len().is_multiple_of(2) || s.len() > 64 {
         return Err(Error::Malformed(format!("message id {s:?}")));
     }
     let digit = |c: u8| {

@@ -33,7 +33,7 @@ pub(crate) fn starts(dir: &Path, unit: u64) -> Result<Vec<u64>, Error> {
             let start: u64 = n
                 .parse()
                 .map_err(|_| Error::Corrupt(format!("file name {n}")))?;
-            if start % unit != 0 {
+            if !start.is_multiple_of(unit) {
                 return Err(Error::Corrupt(format!(
                     "{} is not at a multiple of {unit}",
                     dir.join(n).display()

@@ -52,4 +52,10 @@ pub enum Error {
     /// The store's files are not what a commit log leaves (e.g. a gap between segments).
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
+    /// Another process has the store open.
+    #[error("{0} is in use by another process")]
+    Locked(std::path::PathBuf),
 }

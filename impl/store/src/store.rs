@@ -151,6 +151,7 @@ struct Inner {
     cq_root: PathBuf,
     per_file: u64,
     delay_levels: DelayLevels,
+    closed: bool,
 }
 
 #[derive(Default)]
@@ -166,6 +167,8 @@ struct Shared {
     wake: Condvar,
     config: StoreConfig,
     checkpoint: PathBuf,
+    /// Holds the store's lock while open; dropped by `close`.
+    lock: Mutex<Option<fs::File>>,
     /// The last checkpoint written.
     covered: Mutex<Option<u64>>,
 }
@@ -185,6 +188,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl MessageStore {
     /// Open (creating if needed) the store and recover it; starts the flush thread.
     pub fn open(config: StoreConfig) -> Result<(MessageStore, StoreRecovery), Error> {
+        // One process per store: an advisory lock, released by the OS however the process ends.
+        fs::create_dir_all(&config.dir).map_err(io(&config.dir))?;
+        let lock_path = config.dir.join("lock");
+        let lock_file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked(config.dir.clone())),
+            Err(fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
         let (log, commitlog) = CommitLog::open(config.dir.join("commitlog"), config.segment_size)?;
         let cq_root = config.dir.join("consumequeue");
         let checkpoint = config.dir.join("checkpoint");
@@ -200,6 +217,7 @@ impl MessageStore {
             cq_root,
             per_file: config.cq_entries_per_file,
             delay_levels: config.delay_levels.clone(),
+            closed: false,
         };
         inner.open_queues()?;
         let end = inner.log.end();
@@ -227,6 +245,7 @@ impl MessageStore {
             wake: Condvar::new(),
             config,
             checkpoint,
+            lock: Mutex::new(Some(lock_file)),
             covered: Mutex::new(None),
         });
         shared.flush_queues()?;
@@ -253,6 +272,9 @@ impl MessageStore {
     pub fn put(&self, msgs: &mut [Put<'_>]) -> Result<PutResult, Error> {
         let mut inner = lock(&self.shared.inner);
         let inner = &mut *inner;
+        if inner.closed {
+            return Err(Error::Closed);
+        }
         let mut stored = Vec::with_capacity(msgs.len());
         for p in msgs.iter_mut() {
             let qid = u32::try_from(p.msg.queue_id)
@@ -419,13 +441,16 @@ impl MessageStore {
         self.shared.flush_queues()
     }
 
-    /// Stop the flush thread after a last flush of everything. Idempotent; also run on drop.
+    /// Refuse further puts, stop the flush thread after a last flush of everything, and
+    /// release the directory for another process. Idempotent; also run on drop.
     pub fn close(&self) {
+        lock(&self.shared.inner).closed = true;
         lock(&self.shared.signal).stop = true;
         self.shared.wake.notify_all();
         if let Some(t) = lock(&self.flusher).take() {
             let _ = t.join();
         }
+        lock(&self.shared.lock).take();
     }
 }
 

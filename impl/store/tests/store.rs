@@ -158,8 +158,24 @@ fn reopen_keeps_everything_and_rebuilds_lost_queues() {
     }
     let (store, rec) = MessageStore::open(config(dir.path())).expect("reopen");
     assert_eq!((rec.queues, rec.redispatched, rec.rebuilt), (2, 0, false));
+    // A second opener of the same directory is refused while this one holds it.
+    assert!(matches!(
+        MessageStore::open(config(dir.path())),
+        Err(sextant_store::Error::Locked(_))
+    ));
     assert_eq!(store.offsets("B", 3), (0, 30));
     assert_eq!(put(&store, "B", 3, b"b30", "", 30), 30);
+    // After close nothing more is stored, and the directory is free again.
+    store.close();
+    let props = String::new();
+    let mut late = [Put {
+        msg: view("B", 3, b"late", &props, 31),
+        tags_code: 0,
+    }];
+    assert!(matches!(
+        store.put(&mut late),
+        Err(sextant_store::Error::Closed)
+    ));
     drop(store);
 
     // Lose the ConsumeQueues entirely: they are rebuilt from the log.
