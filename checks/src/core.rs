@@ -54,6 +54,18 @@ pub fn checks() -> Vec<Check> {
             fault_tolerance_available_first,
         ),
         Check::core(
+            "broker_lock_paths",
+            "ordered_lock_exclusive",
+            "every sequence of 6 events (lock, unlock by 2 clients on 2 queues, 40 ms passing) on the broker's LockTable, 100 ms expiry",
+            broker_lock_paths,
+        ),
+        Check::core(
+            "pull_offsets_bounded",
+            "a pull reads and moves only within the queue",
+            "every requested offset x queue [min, max) within 0..12, master and slave, then send-back for 0-20 reconsumes x max 0-20 x level -1..20",
+            pull_offsets_bounded,
+        ),
+        Check::core(
             "route_table_paths",
             "route_integrity + expiry_bounded",
             "every sequence of 6 events over 2 broker groups (master+slave), 120 s expiry, 5 s scans",
@@ -434,6 +446,162 @@ fn route_table_paths(tick: &mut dyn FnMut()) -> Outcome {
         path: Vec::new(),
     }
     .explore(&table, &BTreeMap::new(), 0);
+    c.finish(result)
+}
+
+const LOCK_DEPTH: usize = 6;
+const LOCK_EXPIRE: Millis = 100;
+
+/// Every path of lock events over the broker's real `LockTable`: a queue held by a live client is
+/// never granted to another, its holder always renews it, an unlock by a non-holder changes
+/// nothing, and a lock not renewed for longer than the expiry is free.
+fn broker_lock_paths(tick: &mut dyn FnMut()) -> Outcome {
+    use sextant_model::broker::LockTable;
+    fn walk(
+        c: &mut Counter<'_>,
+        table: &LockTable,
+        now: Millis,
+        path: &mut Vec<String>,
+    ) -> Result<(), String> {
+        if path.len() == LOCK_DEPTH {
+            return Ok(());
+        }
+        let mqs = [
+            MessageQueue::new("T", "broker-a", 0),
+            MessageQueue::new("T", "broker-a", 1),
+        ];
+        // 0..8: (client, queue, lock/unlock); 8: time passes.
+        for event in 0..9 {
+            c.case();
+            let mut t = table.clone();
+            let mut at = now;
+            let step = if event == 8 {
+                at += 40;
+                "+40ms".to_string()
+            } else {
+                let client = format!("c{}", event / 4);
+                let mq = &mqs[(event / 2) % 2];
+                let before = t.holder("G", mq, at).map(str::to_owned);
+                if event % 2 == 0 {
+                    let granted = t
+                        .try_lock_batch("G", std::slice::from_ref(mq), &client, at)
+                        .contains(mq);
+                    let want = before.as_deref().is_none_or(|h| h == client);
+                    if granted != want {
+                        return Err(format!(
+                            "{}: lock q{} by {client} granted={granted} while held by {before:?}",
+                            path.join(" "),
+                            mq.queue_id
+                        ));
+                    }
+                } else {
+                    t.unlock_batch("G", std::slice::from_ref(mq), &client);
+                    let after = t.holder("G", mq, at).map(str::to_owned);
+                    let want = if before.as_deref() == Some(client.as_str()) {
+                        None
+                    } else {
+                        before.clone()
+                    };
+                    if after != want {
+                        return Err(format!(
+                            "{}: unlock q{} by {client} left {after:?}, expected {want:?}",
+                            path.join(" "),
+                            mq.queue_id
+                        ));
+                    }
+                }
+                format!(
+                    "{}({client},q{})",
+                    if event % 2 == 0 { "lock" } else { "unlock" },
+                    mq.queue_id
+                )
+            };
+            // A lock older than the expiry is free at `at`.
+            for mq in &mqs {
+                if let Some(h) = t.holder("G", mq, at)
+                    && t.holder("G", mq, at + LOCK_EXPIRE + 1).is_some()
+                {
+                    return Err(format!(
+                        "{}: q{} held by {h} never expires",
+                        path.join(" "),
+                        mq.queue_id
+                    ));
+                }
+            }
+            path.push(step);
+            walk(c, &t, at, path)?;
+            path.pop();
+        }
+        Ok(())
+    }
+    let mut c = Counter::new(tick);
+    let result = walk(&mut c, &LockTable::new(LOCK_EXPIRE), 0, &mut Vec::new());
+    c.finish(result)
+}
+
+/// Every pull position in a small queue, and every send-back decision in range.
+fn pull_offsets_bounded(tick: &mut dyn FnMut()) -> Outcome {
+    use sextant_model::broker::{
+        GetStatus, PullCode, SendBackTarget, locate, pull_code, send_back_target, suspend,
+    };
+    let mut c = Counter::new(tick);
+    let mut check = || -> Result<(), String> {
+        for correct in [true, false] {
+            for min in 0..12u64 {
+                for max in min..12u64 {
+                    let (min, max) = if max == 0 { (0, 0) } else { (min, max) };
+                    for offset in 0..14u64 {
+                        c.case();
+                        let case = format!("offset {offset} in [{min}, {max}) correct={correct}");
+                        match locate(offset, min, max, correct) {
+                            Ok(()) if !(min <= offset && offset < max) => {
+                                return Err(format!("{case}: reads outside the queue"));
+                            }
+                            Ok(()) => {}
+                            Err((status, next)) => {
+                                if min <= offset && offset < max {
+                                    return Err(format!("{case}: {status:?} for a stored offset"));
+                                }
+                                if correct && !(min <= next && next <= max) {
+                                    return Err(format!("{case}: moved to {next}"));
+                                }
+                                if !correct && next != offset {
+                                    return Err(format!("{case}: a slave moved it to {next}"));
+                                }
+                                let code = pull_code(status, offset);
+                                if suspend(code, true, true) != (code == PullCode::NoNewMessage) {
+                                    return Err(format!("{case}: held a {code:?}"));
+                                }
+                                if status == GetStatus::OffsetOverflowOne && next != offset {
+                                    return Err(format!("{case}: moved a caught-up consumer"));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for times in 0..=20 {
+            for max in 0..=20 {
+                for level in -1..=20 {
+                    c.case();
+                    let t = send_back_target(times, max, level);
+                    let dlq = times >= max || level < 0;
+                    match t {
+                        SendBackTarget::DeadLetter if dlq => {}
+                        SendBackTarget::Retry { delay_level } if !dlq && delay_level > 0 => {}
+                        other => {
+                            return Err(format!(
+                                "send-back after {times} of {max} at level {level}: {other:?}"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    let result = check();
     c.finish(result)
 }
 
