@@ -115,7 +115,8 @@ pub struct Broker {
     groups: Mutex<ConsumerGroups>,
     locks: Mutex<LockTable>,
     peers: Mutex<HashMap<SocketAddr, Peer>>,
-    arrivals: Mutex<HashMap<(String, u32), watch::Sender<u64>>>,
+    /// Per topic and queue, the queue's end, for held pulls to wait on.
+    arrivals: Mutex<HashMap<String, HashMap<u32, watch::Sender<u64>>>>,
     started: Instant,
     /// Woken when the topic table changed: register with the NameServers now.
     pub(crate) register_now: Notify,
@@ -337,7 +338,10 @@ impl Broker {
             .map_err(|e| reply(response::SYSTEM_ERROR, format!("put message failed: {e}")))?;
         let arrivals = lock(&self.arrivals);
         for (p, s) in puts.iter().zip(&result.stored) {
-            if let Some(tx) = arrivals.get(&(p.msg.topic.to_owned(), p.msg.queue_id as u32)) {
+            if let Some(tx) = arrivals
+                .get(p.msg.topic)
+                .and_then(|q| q.get(&(p.msg.queue_id as u32)))
+            {
                 tx.send_replace(s.queue_offset + 1);
             }
         }
@@ -495,7 +499,9 @@ impl Broker {
     fn arrival(&self, topic: &str, qid: u32) -> watch::Receiver<u64> {
         let mut arrivals = lock(&self.arrivals);
         arrivals
-            .entry((topic.to_owned(), qid))
+            .entry(topic.to_owned())
+            .or_default()
+            .entry(qid)
             .or_insert_with(|| watch::channel(self.store.offsets(topic, qid).1).0)
             .subscribe()
     }

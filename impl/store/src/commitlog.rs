@@ -205,6 +205,44 @@ impl CommitLog {
         Ok(offset)
     }
 
+    /// Append records lying back to back in `buf` (`lens` their sizes), as the store encodes
+    /// them: one write when they fit the active segment, else one append each. Returns each
+    /// record's offset.
+    pub(crate) fn append_batch(
+        &mut self,
+        buf: &mut [u8],
+        lens: &[usize],
+    ) -> Result<Vec<u64>, Error> {
+        let total = buf.len() as u64;
+        let fits = self
+            .segments
+            .last()
+            .is_some_and(|s| !s.sealed && s.len + total <= self.segment_size);
+        let mut offsets = Vec::with_capacity(lens.len());
+        if !fits {
+            let mut at = 0;
+            for &len in lens {
+                offsets.push(self.append(&mut buf[at..at + len])?);
+                at += len;
+            }
+            return Ok(offsets);
+        }
+        let i = self.segments.len() - 1;
+        let seg = &mut self.segments[i];
+        let mut at = 0;
+        for &len in lens {
+            let offset = seg.start + seg.len + at as u64;
+            buf[at + PHYSICAL_OFFSET_AT..at + PHYSICAL_OFFSET_AT + 8]
+                .copy_from_slice(&offset.to_be_bytes());
+            offsets.push(offset);
+            at += len;
+        }
+        seg.file.write_all_at(buf, seg.len).map_err(io(&seg.path))?;
+        seg.len += total;
+        self.dirty_from = Some(self.dirty_from.map_or(i, |d| d.min(i)));
+        Ok(offsets)
+    }
+
     /// Seal the active segment (blank record if 8 bytes remain) and start the next one.
     fn roll(&mut self) -> Result<(), Error> {
         let next = match self.segments.last_mut() {

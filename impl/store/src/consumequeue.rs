@@ -157,6 +157,36 @@ impl ConsumeQueue {
         Ok(())
     }
 
+    /// Append `entries` for queue offsets `first..`: one write when they fit the last file.
+    pub(crate) fn append_batch(&mut self, first: u64, entries: &[CqEntry]) -> Result<(), Error> {
+        let n = entries.len() as u64;
+        let fits = first == self.max_offset()
+            && self
+                .files
+                .last()
+                .is_some_and(|f| f.entries + n <= self.per_file)
+            && entries.iter().all(|e| {
+                i32::try_from(e.size).is_ok() && i64::try_from(e.commitlog_offset).is_ok()
+            });
+        if !fits {
+            for (i, e) in entries.iter().enumerate() {
+                self.append(first + i as u64, *e)?;
+            }
+            return Ok(());
+        }
+        let mut b = Vec::with_capacity(entries.len() * ENTRY_SIZE as usize);
+        for e in entries {
+            b.extend_from_slice(&e.encode());
+        }
+        let f = self.files.last_mut().expect("a file");
+        f.file
+            .write_all_at(&b, f.entries * ENTRY_SIZE)
+            .map_err(io(&f.path))?;
+        f.entries += n;
+        self.dirty = true;
+        Ok(())
+    }
+
     /// The entry at queue offset `offset`, if indexed.
     pub fn get(&self, offset: u64) -> Result<Option<CqEntry>, Error> {
         let Some(f) = self

@@ -275,34 +275,58 @@ impl MessageStore {
         if inner.closed {
             return Err(Error::Closed);
         }
-        let mut stored = Vec::with_capacity(msgs.len());
+        // Queue offsets first (consecutive per queue within the put), then every record encoded
+        // back to back and appended with one write, then the queues' entries.
+        let mut next: Vec<(&str, u32, u64)> = Vec::new();
+        let mut lens = Vec::with_capacity(msgs.len());
+        inner.buf.clear();
         for p in msgs.iter_mut() {
+            let topic = p.msg.topic;
             let qid = u32::try_from(p.msg.queue_id)
                 .map_err(|_| Error::BadRecord(format!("queue id {}", p.msg.queue_id)))?;
-            let cq = inner.queue(p.msg.topic, qid)?;
-            let queue_offset = cq.max_offset();
+            let queue_offset = match next.iter_mut().find(|(t, q, _)| *t == topic && *q == qid) {
+                Some(e) => {
+                    e.2 += 1;
+                    e.2 - 1
+                }
+                None => {
+                    let first = inner.queue(topic, qid)?.max_offset();
+                    next.push((topic, qid, first + 1));
+                    first
+                }
+            };
             p.msg.queue_offset = queue_offset as i64;
-            inner.buf.clear();
+            let start = inner.buf.len();
             p.msg
                 .encode(&mut inner.buf)
                 .map_err(|e| Error::BadRecord(e.to_string()))?;
-            let physical_offset = inner.log.append(&mut inner.buf)?;
-            let size = inner.buf.len() as u32;
-            let cq = inner.queue(p.msg.topic, qid)?;
-            cq.append(
-                queue_offset,
-                CqEntry {
-                    commitlog_offset: physical_offset,
-                    size,
-                    tags_code: p.tags_code,
-                },
-            )?;
-            p.msg.physical_offset = physical_offset as i64;
+            lens.push(inner.buf.len() - start);
+        }
+        let offsets = inner.log.append_batch(&mut inner.buf, &lens)?;
+        let mut stored = Vec::with_capacity(msgs.len());
+        let mut run: Vec<CqEntry> = Vec::new();
+        for (p, offset) in msgs.iter_mut().zip(&offsets) {
+            p.msg.physical_offset = *offset as i64;
+        }
+        for (i, p) in msgs.iter().enumerate() {
+            let entry = CqEntry {
+                commitlog_offset: offsets[i],
+                size: lens[i] as u32,
+                tags_code: p.tags_code,
+            };
             stored.push(Stored {
-                physical_offset,
-                queue_offset,
-                size,
+                physical_offset: offsets[i],
+                queue_offset: p.msg.queue_offset as u64,
+                size: lens[i] as u32,
             });
+            run.push(entry);
+            let last_of_run = msgs_key(msgs, i) != msgs_key(msgs, i + 1);
+            if last_of_run {
+                let first = stored[i + 1 - run.len()].queue_offset;
+                let qid = p.msg.queue_id as u32;
+                inner.queue(p.msg.topic, qid)?.append_batch(first, &run)?;
+                run.clear();
+            }
         }
         let end = inner.log.end();
         if self.shared.config.flush == FlushDiskType::SyncFlush {
@@ -652,6 +676,11 @@ pub fn tags_code_of(m: &MessageView<'_>, delay_levels: &DelayLevels) -> i64 {
     }
     m.property(property::TAGS)
         .map_or(0, |t| i64::from(sextant_remoting::body::java_hash(t)))
+}
+
+/// The queue of message `i`, `None` past the end.
+fn msgs_key<'a>(msgs: &'a [Put<'_>], i: usize) -> Option<(&'a str, i32)> {
+    msgs.get(i).map(|p| (p.msg.topic, p.msg.queue_id))
 }
 
 fn read_checkpoint(path: &Path) -> Result<Option<u64>, Error> {

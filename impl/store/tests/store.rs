@@ -259,3 +259,55 @@ async fn sync_flush_acknowledges_after_the_fsync_with_group_commit() {
         assert_eq!(store.offsets("S", q), (0, 50));
     }
 }
+
+#[test]
+fn a_put_of_many_messages_is_one_write_or_rolls_record_by_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path());
+    c.segment_size = 4096;
+    let (store, _) = MessageStore::open(c).expect("open");
+    let props = String::new();
+    let body = [b'b'; 300];
+    // Mixed queues in one put: offsets are consecutive per queue.
+    let mut puts: Vec<Put<'_>> = [("A", 0), ("A", 0), ("B", 1), ("A", 0)]
+        .iter()
+        .map(|(t, q)| Put {
+            msg: view(t, *q, &body, &props, 1),
+            tags_code: 0,
+        })
+        .collect();
+    let r = store.put(&mut puts).expect("put");
+    let qos: Vec<u64> = r.stored.iter().map(|s| s.queue_offset).collect();
+    assert_eq!(qos, [0, 1, 0, 2]);
+    assert_eq!(store.offsets("A", 0), (0, 3));
+    assert_eq!(store.offsets("B", 1), (0, 1));
+    // A batch larger than the rest of the segment rolls over, record by record.
+    let mut big: Vec<Put<'_>> = (0..12)
+        .map(|_| Put {
+            msg: view("A", 0, &body, &props, 2),
+            tags_code: 0,
+        })
+        .collect();
+    let r = store.put(&mut big).expect("put");
+    assert!(r.stored.last().expect("stored").physical_offset >= 4096);
+    let got = store
+        .get(&get("A", 0, 0, 32, 1 << 20), &|_| true)
+        .expect("get");
+    assert_eq!(got.count, 15);
+    for (i, s) in r.stored.iter().enumerate() {
+        let rec = store.read_record(s.physical_offset).expect("record");
+        let (m, _) = MessageView::decode(&rec).expect("decodes");
+        assert_eq!(m.queue_offset as u64, 3 + i as u64);
+        assert_eq!(m.physical_offset as u64, s.physical_offset);
+    }
+    drop(store);
+    // Everything recovers as written.
+    let (store, rec) = MessageStore::open({
+        let mut c = config(dir.path());
+        c.segment_size = 4096;
+        c
+    })
+    .expect("reopen");
+    assert_eq!(rec.commitlog.records, 16);
+    assert_eq!(store.offsets("A", 0), (0, 15));
+}
