@@ -308,6 +308,34 @@ pub fn suspend(code: PullCode, has_suspend_flag: bool, broker_allows: bool) -> b
     code == PullCode::NoNewMessage && has_suspend_flag && broker_allows
 }
 
+/// How long a pull that found nothing new is held (`PullMessageProcessor`): the consumer's
+/// `suspendTimeoutMillis` with long polling, the broker's `shortPollingTimeMills` without, at most
+/// `cap`.
+pub fn hold_time(long_polling: bool, requested: i64, short_polling: Millis, cap: Millis) -> Millis {
+    let t = if long_polling {
+        Millis::try_from(requested).unwrap_or(0)
+    } else {
+        short_polling
+    };
+    t.min(cap)
+}
+
+/// The offset answered to QUERY_CONSUMER_OFFSET: the committed one; for a group that never
+/// committed on this queue, 0 while the queue still starts at 0 (RocketMQ: its first message is
+/// still there, so a new group reads from the start) unless the client asked not to
+/// (`setZeroIfNotFound = false`); otherwise none (QUERY_NOT_FOUND).
+pub fn query_offset(
+    committed: Option<u64>,
+    queue_min: u64,
+    set_zero_if_not_found: bool,
+) -> Option<u64> {
+    match committed {
+        Some(o) => Some(o),
+        None if queue_min == 0 && set_zero_if_not_found => Some(0),
+        None => None,
+    }
+}
+
 /// A subscription's tag filter (`SubscriptionData` with expression type TAG).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TagFilter {
@@ -621,6 +649,18 @@ mod tests {
             send_queue(false, "b", &t, 0, 0),
             Err(SendRefused::NotWriteable(_))
         ));
+    }
+
+    #[test]
+    fn hold_and_query_offsets() {
+        assert_eq!(hold_time(true, 15_000, 1_000, 300_000), 15_000);
+        assert_eq!(hold_time(true, -5, 1_000, 300_000), 0);
+        assert_eq!(hold_time(true, 1 << 40, 1_000, 300_000), 300_000);
+        assert_eq!(hold_time(false, 15_000, 1_000, 300_000), 1_000);
+        assert_eq!(query_offset(Some(7), 3, true), Some(7));
+        assert_eq!(query_offset(None, 0, true), Some(0));
+        assert_eq!(query_offset(None, 0, false), None);
+        assert_eq!(query_offset(None, 5, true), None);
     }
 
     #[test]

@@ -9,13 +9,14 @@
 //!   accepts a queue past both counts.
 //! - The lock table never grants a live lock held by another client, and always renews its own.
 //! - Consumer groups: membership follows registrations, unregistrations and expiry.
+//! - A held pull never waits past the cap; a committed offset is always answered as committed.
 
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use sextant_model::broker::{
-    ConsumerGroups, GetStatus, LockTable, PullCode, SendBackTarget, locate, pull_code,
-    send_back_target, send_queue, suspend,
+    ConsumerGroups, GetStatus, LockTable, PullCode, SendBackTarget, hold_time, locate, pull_code,
+    query_offset, send_back_target, send_queue, suspend,
 };
 use sextant_model::namesrv::TopicConfig;
 use sextant_model::route::MessageQueue;
@@ -121,6 +122,20 @@ proptest! {
             }
             let ids: Vec<String> = last.keys().map(|a| format!("c{}", &a[1..])).collect();
             prop_assert_eq!(g.client_ids("G"), ids);
+        }
+    }
+
+    #[test]
+    fn holds_capped_and_commits_answered(
+        long: bool, requested: i64, short in 0u64..10_000, cap in 0u64..400_000,
+        committed in prop::option::of(0u64..100), min in 0u64..5, zero: bool,
+    ) {
+        let h = hold_time(long, requested, short, cap);
+        prop_assert!(h <= cap);
+        if !long { prop_assert_eq!(h, short.min(cap)); }
+        match query_offset(committed, min, zero) {
+            Some(o) => prop_assert!(committed == Some(o) || (committed.is_none() && o == 0 && min == 0 && zero)),
+            None => prop_assert!(committed.is_none() && (min > 0 || !zero)),
         }
     }
 }

@@ -51,8 +51,8 @@ mod pull_flag {
 /// (`maxTransferCountOnMessageInMemory` / `maxTransferBytesOnMessageInMemory`, raised for count).
 const PULL_MAX_MSGS: usize = 1024;
 const PULL_MAX_BYTES: usize = 256 * 1024;
-/// The longest a pull is held, whatever the client asks.
-const MAX_SUSPEND: Duration = Duration::from_secs(300);
+/// The longest a pull is held, whatever the client asks (ms).
+const MAX_SUSPEND_MS: Millis = 300_000;
 
 /// Wall-clock milliseconds (store and born timestamps).
 pub fn wall_ms() -> i64 {
@@ -577,12 +577,12 @@ impl Broker {
             };
         let (mut code, wait, mut result) = read(true)?;
         if wait && let Some(mut arrival) = arrival {
-            let hold = if self.config.long_polling_enable {
-                Duration::from_millis(u64::try_from(h.suspend_timeout_millis).unwrap_or(0))
-            } else {
-                Duration::from_millis(self.config.short_polling_time_mills)
-            }
-            .min(MAX_SUSPEND);
+            let hold = Duration::from_millis(decide::hold_time(
+                self.config.long_polling_enable,
+                h.suspend_timeout_millis,
+                self.config.short_polling_time_mills,
+                MAX_SUSPEND_MS,
+            ));
             let _ = tokio::time::timeout(hold, arrival.wait_for(|max| *max > offset)).await;
             (code, _, result) = read(false)?;
         }
@@ -616,21 +616,15 @@ impl Broker {
     fn query_offset(&self, req: &RemotingCommand) -> Answer {
         let h: QueryConsumerOffsetRequestHeader = header(req)?;
         let qid = queue_id(h.queue_id)?;
-        let offset = match self.committed_offset(&h.topic, &h.consumer_group, qid) {
-            Some(o) => o,
-            None => {
-                // A group that never committed here starts at 0 when the queue still begins at 0
-                // (RocketMQ: the first message is still in memory), unless told not to.
-                let (min, _) = self.store.offsets(&h.topic, qid);
-                if min == 0 && h.set_zero_if_not_found != Some(false) {
-                    0
-                } else {
-                    return Err(reply(
-                        response::QUERY_NOT_FOUND,
-                        "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first",
-                    ));
-                }
-            }
+        let (min, _) = self.store.offsets(&h.topic, qid);
+        let committed = self.committed_offset(&h.topic, &h.consumer_group, qid);
+        let Some(offset) =
+            decide::query_offset(committed, min, h.set_zero_if_not_found != Some(false))
+        else {
+            return Err(reply(
+                response::QUERY_NOT_FOUND,
+                "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first",
+            ));
         };
         Ok(ok(req).with_ext(
             OffsetResponseHeader {

@@ -51,10 +51,15 @@ fn typed_headers(cmd: &crate::command::RemotingCommand) {
     check::<QueryConsumerOffsetRequestHeader>(ext);
     check::<CreateTopicRequestHeader>(ext);
     check::<ConsumerSendMsgBackRequestHeader>(ext);
+    check::<UpdateConsumerOffsetRequestHeader>(ext);
+    check::<SearchOffsetRequestHeader>(ext);
+    check::<UnregisterClientRequestHeader>(ext);
+    check::<BrokerPermRequestHeader>(ext);
+    check::<DeleteTopicRequestHeader>(ext);
 }
 
 /// Decode the other JSON bodies (register-broker, heartbeat, cluster info, lock batch, data
-/// version) from the same bytes; those that decode must round-trip.
+/// version, topic table) from the same bytes; those that decode must round-trip.
 fn other_bodies(data: &[u8]) {
     use crate::body::*;
     if let Ok(b) = RegisterBrokerBody::decode(data) {
@@ -90,6 +95,13 @@ fn other_bodies(data: &[u8]) {
             decode_data_version(&encode_data_version(&v)).ok(),
             Some(v),
             "data version round trip"
+        );
+    }
+    if let Ok((v, t)) = decode_topic_table(data) {
+        assert_eq!(
+            decode_topic_table(&encode_topic_table(&v, &t)).ok(),
+            Some((v, t)),
+            "topic table round trip"
         );
     }
 }
