@@ -731,3 +731,28 @@ async fn silent_clients_expire_and_their_locks_lapse() {
     broker.shutdown().await;
     ns.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_with_every_nameserver() {
+    let (ns1, ns2) = (namesrv().await, namesrv().await);
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), ns1.local_addr);
+    c.namesrv_addr = format!("{};{}", ns1.local_addr, ns2.local_addr);
+    let broker = start(c).await.unwrap();
+    assert_eq!(broker.register_now().await, 2);
+    for ns in [&ns1, &ns2] {
+        let conn = connect(ns.local_addr).await;
+        let r = route_code(&conn, "TBW102").await;
+        assert_eq!(r.code, response::SUCCESS);
+        let route = decode_route(&r.body).unwrap();
+        assert_eq!(
+            route.broker_datas[0].broker_addrs[&0],
+            broker.local_addr.to_string()
+        );
+    }
+    // One NameServer gone: the other still gets the registrations.
+    ns2.shutdown().await;
+    assert_eq!(broker.register_now().await, 1);
+    broker.shutdown().await;
+    ns1.shutdown().await;
+}
