@@ -311,3 +311,35 @@ fn a_put_of_many_messages_is_one_write_or_rolls_record_by_record() {
     assert_eq!(rec.commitlog.records, 16);
     assert_eq!(store.offsets("A", 0), (0, 15));
 }
+
+#[test]
+fn a_queue_with_a_hole_past_the_checkpoint_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let (store, _) = MessageStore::open(config(dir.path())).expect("open");
+        for i in 0..5 {
+            put(&store, "T", 0, b"x", "", i);
+        }
+    }
+    // Keep entries 0 and 1 of the queue, and claim that everything before record 4 is indexed:
+    // records 2 and 3 are missing from a queue the checkpoint says is complete.
+    let q = dir.path().join("consumequeue/T/0/00000000000000000000");
+    let e4 = fs::read(&q).expect("cq")[80..88].to_vec();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&q)
+        .and_then(|f| f.set_len(40))
+        .expect("cut");
+    fs::write(dir.path().join("checkpoint"), &e4).expect("checkpoint");
+    let err = match MessageStore::open(config(dir.path())) {
+        Ok(_) => panic!("opened a store with a hole"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("T/0 ends at 2"), "{err}");
+    assert!(err.contains("to rebuild"), "{err}");
+    // Following the advice rebuilds it.
+    fs::remove_dir_all(dir.path().join("consumequeue")).expect("rm");
+    let (store, rec) = MessageStore::open(config(dir.path())).expect("rebuilt");
+    assert!(rec.rebuilt);
+    assert_eq!(store.offsets("T", 0), (0, 5));
+}
