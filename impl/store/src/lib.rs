@@ -52,6 +52,10 @@ pub enum Error {
     /// The store's files are not what a commit log leaves (e.g. a gap between segments).
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// An fsync failed earlier: what was written since may not be on disk, so the store takes
+    /// no more puts (a later fsync could report success for pages the kernel already dropped).
+    #[error("the store stopped taking messages after a failed flush: {0}")]
+    Failed(String),
     /// The store was closed.
     #[error("the store is closed")]
     Closed,

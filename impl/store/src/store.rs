@@ -12,6 +12,9 @@
 //! record appended so far into one set of fsyncs (group commit) and publishes the durable offset;
 //! with `ASYNC_FLUSH` it flushes at an interval. ConsumeQueues and the checkpoint are flushed
 //! every `cq_flush_interval`. Putters wait for the durable offset through [`MessageStore::wait_flushed`].
+//! A failed fsync stops the store from taking puts ([`Error::Failed`]): after one, Linux may
+//! report later fsyncs as successful for pages it already dropped, so nothing written since can
+//! be acknowledged as durable.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -152,6 +155,8 @@ struct Inner {
     per_file: u64,
     delay_levels: DelayLevels,
     closed: bool,
+    /// Why a flush failed, if one did.
+    failed: Option<String>,
 }
 
 #[derive(Default)]
@@ -218,6 +223,7 @@ impl MessageStore {
             per_file: config.cq_entries_per_file,
             delay_levels: config.delay_levels.clone(),
             closed: false,
+            failed: None,
         };
         inner.open_queues()?;
         let end = inner.log.end();
@@ -274,6 +280,9 @@ impl MessageStore {
         let inner = &mut *inner;
         if inner.closed {
             return Err(Error::Closed);
+        }
+        if let Some(why) = &inner.failed {
+            return Err(Error::Failed(why.clone()));
         }
         // Queue offsets first (consecutive per queue within the put), then every record encoded
         // back to back and appended with one write, then the queues' entries.
@@ -528,7 +537,17 @@ impl Shared {
     /// fsync the CommitLog outside the lock (group commit) and publish the durable offset.
     fn flush_log(&self) -> Result<(), Error> {
         let job = lock(&self.inner).log.flush_job();
-        let end = job.run()?;
+        let end = match job.run() {
+            Ok(end) => end,
+            Err(e) => {
+                // Never acknowledge past a failed fsync: stop taking puts; the durable offset
+                // stays where it was, so waiting puts time out (FLUSH_DISK_TIMEOUT).
+                lock(&self.inner)
+                    .failed
+                    .get_or_insert_with(|| e.to_string());
+                return Err(e);
+            }
+        };
         self.flushed.send_if_modified(|f| {
             let newer = end > *f;
             if newer {
