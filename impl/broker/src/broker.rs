@@ -1,5 +1,6 @@
 //! The broker's state and its request handlers.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -90,7 +91,7 @@ fn ok(req: &RemotingCommand) -> RemotingCommand {
 
 /// A message to store, before the store gives it offsets.
 pub(crate) struct NewMessage<'a> {
-    pub topic: String,
+    pub topic: Cow<'a, str>,
     pub queue_id: u32,
     pub flag: i32,
     pub sys_flag: i32,
@@ -286,13 +287,13 @@ impl Broker {
             if let Some(q) = levels.queue_of(level) {
                 let real_q = m.queue_id.to_string();
                 let mut props: BTreeMap<&str, &str> = parse_properties(&m.properties);
-                props.insert(property::REAL_TOPIC, &m.topic);
+                props.insert(property::REAL_TOPIC, m.topic.as_ref());
                 props.insert(property::REAL_QID, &real_q);
                 let clamped = level.min(levels.max_level()).to_string();
                 props.insert(property::DELAY, &clamped);
                 let props = encode_properties(props);
                 m.properties = props;
-                m.topic = SCHEDULE_TOPIC.to_owned();
+                m.topic = Cow::Borrowed(SCHEDULE_TOPIC);
                 m.queue_id = q;
             }
             owned.push(m);
@@ -305,18 +306,8 @@ impl Broker {
                     flag: m.flag,
                     queue_offset: 0,
                     physical_offset: 0,
-                    sys_flag: m.sys_flag
-                        & !(message::sys_flag::BORNHOST_V6 | message::sys_flag::STOREHOST_V6)
-                        | if m.born_host.is_ipv6() {
-                            message::sys_flag::BORNHOST_V6
-                        } else {
-                            0
-                        }
-                        | if self.addr.is_ipv6() {
-                            message::sys_flag::STOREHOST_V6
-                        } else {
-                            0
-                        },
+                    // The host flags follow the addresses (set by the encoder).
+                    sys_flag: m.sys_flag,
                     born_timestamp: m.born_timestamp,
                     born_host: m.born_host,
                     store_timestamp: now,
@@ -442,7 +433,7 @@ impl Broker {
         let new = msgs
             .into_iter()
             .map(|(flag, body, properties)| NewMessage {
-                topic: topic_name.clone(),
+                topic: Cow::Borrowed(topic_name.as_str()),
                 queue_id: qid,
                 flag,
                 sys_flag: h.sys_flag,
@@ -848,7 +839,7 @@ impl Broker {
             tracing::info!(group = %h.group, topic = %m.topic, times = m.reconsume_times, "message to the DLQ");
         }
         let put = self.put_messages(vec![NewMessage {
-            topic,
+            topic: topic.into(),
             queue_id: 0,
             flag: m.flag,
             sys_flag: m.sys_flag,

@@ -29,9 +29,8 @@ pub use broker::{Broker, BrokerHandler, mq_of, wall_ms};
 pub use config::{BrokerConfig, DEFAULT_PORT, Settings};
 pub use schedule::Schedule;
 use sextant_remoting::FrameCodec;
-use sextant_remoting::transport::serve;
+use sextant_remoting::transport::{bind, serve};
 use sextant_store::{MessageStore, StoreRecovery};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -113,11 +112,8 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
     }
     let settings = config.settings()?;
     let addr = settings.listen;
-    let listener = TcpListener::bind(addr)
+    let (listener, local_addr) = bind(addr)
         .await
-        .map_err(|source| Error::Bind { addr, source })?;
-    let local_addr = listener
-        .local_addr()
         .map_err(|source| Error::Bind { addr, source })?;
     let store_config = config.store_config(&settings);
     let (store, recovery) = tokio::task::spawn_blocking(move || MessageStore::open(store_config))

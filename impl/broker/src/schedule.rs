@@ -137,7 +137,7 @@ fn redeliver(broker: &Broker, m: &MessageView<'_>) -> Result<(), String> {
     let properties = encode_properties(props);
     broker
         .put_messages(vec![NewMessage {
-            topic,
+            topic: topic.into(),
             queue_id,
             flag: m.flag,
             sys_flag: m.sys_flag,

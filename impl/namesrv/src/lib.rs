@@ -30,9 +30,8 @@ use sextant_remoting::header::{
     WipeWritePermResponseHeader,
 };
 use sextant_remoting::route::{KeyStyle, encode_route};
-use sextant_remoting::transport::{Handler, Peer, serve};
+use sextant_remoting::transport::{Handler, Peer, bind, serve};
 use sextant_remoting::{FrameCodec, RemotingCommand};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -377,11 +376,8 @@ impl Running {
 /// Listen on `addr` and serve until [`Running::shutdown`]. The liveness scan runs every
 /// `config.scan_interval`.
 pub async fn start(addr: SocketAddr, config: NamesrvConfig) -> Result<Running, Error> {
-    let listener = TcpListener::bind(addr)
+    let (listener, local_addr) = bind(addr)
         .await
-        .map_err(|source| Error::Bind { addr, source })?;
-    let local_addr = listener
-        .local_addr()
         .map_err(|source| Error::Bind { addr, source })?;
     let scan_every = Duration::from_millis(config.scan_interval.max(1));
     let server = Arc::new(NameServer::new(config));

@@ -222,6 +222,13 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
+/// Bind a listener on `addr` and tell the address it got (port 0 picks a free one).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
 /// Accept connections on `listener` until `shutdown` turns true, serving each with `handler`.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
