@@ -1,6 +1,8 @@
 //! CommitLog appends of 1 KiB records: into the page cache only (what ASYNC_FLUSH acknowledges),
 //! with an fsync per record (SYNC_FLUSH without group commit), and with one fsync per 32 records
-//! (a group commit of 32); and a ConsumeQueue lookup by queue offset.
+//! (a group commit of 32); a ConsumeQueue lookup by queue offset; and the `MessageStore` a broker
+//! uses: a put of one and of 32 1 KiB messages (encode, append, dispatch; ASYNC_FLUSH) and a read
+//! of 32 (ConsumeQueue range, filter, record copies).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sextant_benches::pull_body;
@@ -63,5 +65,78 @@ fn lookups(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, appends, lookups);
+fn message_store(c: &mut Criterion) {
+    use sextant_remoting::message::{MessageView, encode_properties};
+    use sextant_store::{Get, MessageStore, Put, StoreConfig};
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut config = StoreConfig::new(dir.path());
+    config.segment_size = 256 << 20;
+    let (store, _) = MessageStore::open(config).expect("opens");
+    let body = vec![b'y'; 1024];
+    let props = encode_properties([
+        ("TAGS", "TagA"),
+        ("UNIQ_KEY", "7F0000010F2A18B4AAC2720E3A0B0000"),
+    ]);
+    let msg = MessageView {
+        queue_id: 0,
+        flag: 0,
+        queue_offset: 0,
+        physical_offset: 0,
+        sys_flag: 0,
+        born_timestamp: 1_700_000_000_000,
+        born_host: "127.0.0.1:54321".parse().expect("address"),
+        store_timestamp: 1_700_000_000_001,
+        store_host: "127.0.0.1:10911".parse().expect("address"),
+        reconsume_times: 0,
+        prepared_transaction_offset: 0,
+        body_crc: 0,
+        body: &body,
+        topic: "TopicTest",
+        properties: &props,
+    };
+    let mut g = c.benchmark_group("message_store");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(BenchmarkId::new("put", "1x1KiB"), |b| {
+        b.iter(|| {
+            let mut p = [Put {
+                msg: msg.clone(),
+                tags_code: 0,
+            }];
+            store.put(&mut p).expect("puts")
+        })
+    });
+    g.throughput(Throughput::Elements(32));
+    g.bench_function(BenchmarkId::new("put", "32x1KiB"), |b| {
+        b.iter(|| {
+            let mut p: Vec<Put<'_>> = (0..32)
+                .map(|_| Put {
+                    msg: msg.clone(),
+                    tags_code: 0,
+                })
+                .collect();
+            store.put(&mut p).expect("puts")
+        })
+    });
+    let (_, max) = store.offsets("TopicTest", 0);
+    let mut offset = 0u64;
+    g.bench_function(BenchmarkId::new("get", "32x1KiB"), |b| {
+        b.iter(|| {
+            offset = (offset + 32) % (max - 32);
+            let get = Get {
+                topic: "TopicTest",
+                queue_id: 0,
+                offset,
+                max_msgs: 32,
+                max_bytes: 256 * 1024,
+                correct: true,
+            };
+            let r = store.get(&get, &|_| true).expect("reads");
+            assert_eq!(r.count, 32);
+            r
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, appends, lookups, message_store);
 criterion_main!(benches);
