@@ -60,9 +60,10 @@ pub struct CommitLog {
 /// The fsyncs that make everything appended so far durable, taken from the log so that they can
 /// run without holding it (appends go on meanwhile: the next job takes them — group commit).
 pub struct FlushJob {
-    files: Vec<(PathBuf, Arc<File>)>,
-    dir: Option<PathBuf>,
-    end: u64,
+    pub(crate) files: Vec<(PathBuf, Arc<File>)>,
+    /// Directories whose entries changed (new files), fsynced after the files.
+    pub(crate) dir: Vec<PathBuf>,
+    pub(crate) end: u64,
 }
 
 impl FlushJob {
@@ -76,7 +77,7 @@ impl FlushJob {
         for (path, f) in &self.files {
             f.sync_data().map_err(io(path))?;
         }
-        if let Some(dir) = &self.dir {
+        for dir in &self.dir {
             File::open(dir)
                 .and_then(|d| d.sync_all())
                 .map_err(io(dir))?;
@@ -292,7 +293,11 @@ impl CommitLog {
         };
         FlushJob {
             files,
-            dir: std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone()),
+            dir: if std::mem::take(&mut self.dir_dirty) {
+                vec![self.dir.clone()]
+            } else {
+                Vec::new()
+            },
             end: self.end(),
         }
     }

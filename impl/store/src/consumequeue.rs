@@ -6,8 +6,10 @@
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::Error;
+use crate::commitlog::FlushJob;
 use crate::files::{self, io};
 
 /// Bytes per entry (`CQ_STORE_UNIT_SIZE`).
@@ -52,7 +54,7 @@ struct CqFile {
     /// Queue offset of its first entry.
     first: u64,
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     /// Entries written.
     entries: u64,
 }
@@ -62,7 +64,10 @@ pub struct ConsumeQueue {
     dir: PathBuf,
     per_file: u64,
     files: Vec<CqFile>,
-    dirty: bool,
+    /// Files written since the last flush (indexes into `files`).
+    dirty_from: Option<usize>,
+    /// A file (and maybe its directories) was created since the last flush.
+    created: bool,
 }
 
 impl ConsumeQueue {
@@ -81,7 +86,8 @@ impl ConsumeQueue {
             dir,
             per_file: entries_per_file,
             files: Vec::new(),
-            dirty: false,
+            dirty_from: None,
+            created: false,
         };
         let mut ended = false;
         for (i, start) in starts.iter().copied().enumerate() {
@@ -92,7 +98,7 @@ impl ConsumeQueue {
                 ended = true;
                 continue;
             }
-            let file = files::open(&path, false)?;
+            let file = Arc::new(files::open(&path, false)?);
             let len = file.metadata().map_err(io(&path))?.len().min(file_bytes);
             let mut bytes = vec![0u8; len as usize];
             file.read_exact_at(&mut bytes, 0).map_err(io(&path))?;
@@ -140,7 +146,8 @@ impl ConsumeQueue {
         if self.files.last().is_none_or(|f| f.entries == self.per_file) {
             let first = self.max_offset();
             let path = self.dir.join(files::name(first * ENTRY_SIZE));
-            let file = files::open(&path, true)?;
+            let file = Arc::new(files::open(&path, true)?);
+            self.created = true;
             self.files.push(CqFile {
                 first,
                 path,
@@ -153,7 +160,7 @@ impl ConsumeQueue {
             .write_all_at(&entry.encode(), f.entries * ENTRY_SIZE)
             .map_err(io(&f.path))?;
         f.entries += 1;
-        self.dirty = true;
+        self.mark_dirty();
         Ok(())
     }
 
@@ -183,7 +190,7 @@ impl ConsumeQueue {
             .write_all_at(&b, f.entries * ENTRY_SIZE)
             .map_err(io(&f.path))?;
         f.entries += n;
-        self.dirty = true;
+        self.mark_dirty();
         Ok(())
     }
 
@@ -265,14 +272,41 @@ impl ConsumeQueue {
         Ok(())
     }
 
-    /// fsync the files written since the last flush.
+    fn mark_dirty(&mut self) {
+        let last = self.files.len().saturating_sub(1);
+        self.dirty_from = Some(self.dirty_from.map_or(last, |d| d.min(last)));
+    }
+
+    /// fsync the files written since the last flush (and the directories, when files were
+    /// created).
     pub fn flush(&mut self) -> Result<(), Error> {
-        if std::mem::take(&mut self.dirty) {
-            for f in &self.files {
-                f.file.sync_data().map_err(io(&f.path))?;
-            }
+        self.flush_job().run().map(|_| ())
+    }
+
+    /// What [`ConsumeQueue::flush`] would do, to run outside a lock around the queue.
+    pub fn flush_job(&mut self) -> FlushJob {
+        let files = match self.dirty_from.take() {
+            Some(from) => self
+                .files
+                .get(from..)
+                .unwrap_or_default()
+                .iter()
+                .map(|f| (f.path.clone(), Arc::clone(&f.file)))
+                .collect(),
+            None => Vec::new(),
+        };
+        // A new file needs its directory's entry on disk, and a new queue its topic's and the
+        // root's: three levels, as `consumequeue/<topic>/<queue>/` is created at once.
+        let dir = if std::mem::take(&mut self.created) {
+            self.dir.ancestors().take(3).map(Path::to_owned).collect()
+        } else {
+            Vec::new()
+        };
+        FlushJob {
+            files,
+            dir,
+            end: self.max_offset(),
         }
-        Ok(())
     }
 }
 
@@ -317,6 +351,32 @@ mod tests {
         let q = ConsumeQueue::open(dir.path(), 4).unwrap();
         assert_eq!(q.max_offset(), 10);
         assert_eq!(q.get(9).unwrap(), Some(e(9)));
+    }
+
+    #[test]
+    fn a_flush_covers_only_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let qdir = dir.path().join("T/0");
+        let mut q = ConsumeQueue::open(&qdir, 2).unwrap();
+        for i in 0..5 {
+            q.append(i, e(i)).unwrap();
+        }
+        // Three files written, new: all three, and the queue, topic and root directories.
+        let job = q.flush_job();
+        assert_eq!(job.files.len(), 3);
+        assert_eq!(
+            job.dir,
+            [qdir.clone(), dir.path().join("T"), dir.path().to_owned()]
+        );
+        job.run().unwrap();
+        // Nothing since: nothing to do.
+        let job = q.flush_job();
+        assert!(job.files.is_empty() && job.dir.is_empty());
+        // One more entry in the last file: that file only, no directory.
+        q.append(5, e(5)).unwrap();
+        let job = q.flush_job();
+        assert_eq!(job.files.len(), 1);
+        assert!(job.dir.is_empty());
     }
 
     #[test]

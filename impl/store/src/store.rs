@@ -560,14 +560,21 @@ impl Shared {
 
     /// fsync the ConsumeQueues, then record in the checkpoint how far they cover the log.
     fn flush_queues(&self) -> Result<(), Error> {
-        let covered = {
+        // Take the fsyncs under the lock, run them outside it (puts go on meanwhile).
+        let (covered, jobs) = {
             let mut inner = lock(&self.inner);
             let end = inner.log.end();
-            for q in inner.queues.values_mut().flat_map(|m| m.values_mut()) {
-                q.flush()?;
-            }
-            end
+            let jobs: Vec<_> = inner
+                .queues
+                .values_mut()
+                .flat_map(|m| m.values_mut())
+                .map(ConsumeQueue::flush_job)
+                .collect();
+            (end, jobs)
         };
+        for job in jobs {
+            job.run()?;
+        }
         let mut last = lock(&self.covered);
         if *last != Some(covered) {
             write_checkpoint(&self.checkpoint, covered)?;
