@@ -95,15 +95,11 @@ pub fn auto_create(
     })
 }
 
-/// The config of a retry or dead-letter topic created on demand: one queue
-/// (`createTopicInSendMessageBackMethod`); a DLQ is write-only (consumers subscribe to it
-/// explicitly after making it readable).
-pub fn group_topic(topic: &str, dlq: bool) -> TopicConfig {
-    let mut t = TopicConfig::new(topic, 1);
-    if dlq {
-        t.perm = Perm(Perm::WRITE);
-    }
-    t
+/// The config of a retry or dead-letter topic created on demand: one queue, read and write
+/// (`createTopicInSendMessageBackMethod` in RocketMQ 5; 4.x created the DLQ write-only, so that
+/// an operator had to open it before consuming it).
+pub fn group_topic(topic: &str) -> TopicConfig {
+    TopicConfig::new(topic, 1)
 }
 
 /// Why a send is refused before it is stored.

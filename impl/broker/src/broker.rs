@@ -255,13 +255,12 @@ impl Broker {
             return Err(reply(response::SYSTEM_ERROR, why));
         }
         let template = self.topic(AUTO_CREATE_TOPIC);
-        let created = if topic.starts_with(decide::RETRY_PREFIX) {
-            Some(decide::group_topic(topic, false))
-        } else if topic.starts_with(decide::DLQ_PREFIX) {
-            Some(decide::group_topic(topic, true))
-        } else {
-            template.and_then(|t| decide::auto_create(topic, &t, requested_queues))
-        };
+        let created =
+            if topic.starts_with(decide::RETRY_PREFIX) || topic.starts_with(decide::DLQ_PREFIX) {
+                Some(decide::group_topic(topic))
+            } else {
+                template.and_then(|t| decide::auto_create(topic, &t, requested_queues))
+            };
         let Some(config) = created else {
             return Err(reply(
                 response::TOPIC_NOT_EXIST,
@@ -694,7 +693,7 @@ impl Broker {
             }
             let retry = decide::retry_topic(&c.group_name);
             if self.topic(&retry).is_none() && decide::invalid_topic(&retry).is_none() {
-                self.create_topic(decide::group_topic(&retry, false))?;
+                self.create_topic(decide::group_topic(&retry))?;
             }
             let subs = c
                 .subscription_data_set

@@ -500,15 +500,22 @@ async fn send_back_retries_with_delay_then_dead_letters() {
     assert_eq!(rm.reconsume_times, 1);
     assert_eq!(rm.property("RETRY_TOPIC"), Some("R"));
     assert_eq!(rm.property("DELAY"), None);
-    // Past the maximum: straight to the DLQ, which is not readable.
+    // Past the maximum: straight to the DLQ (one queue, readable as in RocketMQ 5).
     let r = conn
         .invoke(back(rm.physical_offset, 0, 1), T)
         .await
         .unwrap();
     assert_eq!(r.code, response::SUCCESS);
     let dlq = broker.broker.topic("%DLQ%G").expect("DLQ created");
-    assert!(!dlq.perm.is_readable());
-    assert_eq!(broker.broker.store().offsets("%DLQ%G", 0), (0, 1));
+    assert_eq!(dlq.read_queue_nums, 1);
+    let r = conn
+        .invoke(pull_req("G", "%DLQ%G", 0, 0, 0), T)
+        .await
+        .unwrap();
+    let (dm, _) = MessageView::decode(&r.body).unwrap();
+    assert_eq!(dm.body, b"work");
+    assert_eq!(dm.reconsume_times, 2);
+    assert_eq!(dm.property("RETRY_TOPIC"), Some("R"));
     broker.shutdown().await;
     ns.shutdown().await;
 }
