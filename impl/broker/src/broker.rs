@@ -821,9 +821,13 @@ impl Broker {
         if !props.contains_key(property::RETRY_TOPIC) {
             props.insert(property::RETRY_TOPIC, m.topic);
         }
+        // The first id the message had: kept across retries; else what the consumer names, its
+        // client-side unique key, or its offset id (`MessageExt.getMsgId`).
         let origin = h
             .origin_msg_id
             .clone()
+            .filter(|o| !o.is_empty())
+            .or_else(|| m.property(property::UNIQ_KEY).map(str::to_owned))
             .unwrap_or_else(|| offset_msg_id(m.store_host, m.physical_offset));
         if !props.contains_key(property::ORIGIN_MESSAGE_ID) {
             props.insert(property::ORIGIN_MESSAGE_ID, &origin);
