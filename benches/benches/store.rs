@@ -66,34 +66,14 @@ fn lookups(c: &mut Criterion) {
 }
 
 fn message_store(c: &mut Criterion) {
-    use sextant_remoting::message::{MessageView, encode_properties};
     use sextant_store::{Get, MessageStore, Put, StoreConfig};
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut config = StoreConfig::new(dir.path());
     config.segment_size = 256 << 20;
     let (store, _) = MessageStore::open(config).expect("opens");
     let body = vec![b'y'; 1024];
-    let props = encode_properties([
-        ("TAGS", "TagA"),
-        ("UNIQ_KEY", "7F0000010F2A18B4AAC2720E3A0B0000"),
-    ]);
-    let msg = MessageView {
-        queue_id: 0,
-        flag: 0,
-        queue_offset: 0,
-        physical_offset: 0,
-        sys_flag: 0,
-        born_timestamp: 1_700_000_000_000,
-        born_host: "127.0.0.1:54321".parse().expect("address"),
-        store_timestamp: 1_700_000_000_001,
-        store_host: "127.0.0.1:10911".parse().expect("address"),
-        reconsume_times: 0,
-        prepared_transaction_offset: 0,
-        body_crc: 0,
-        body: &body,
-        topic: "TopicTest",
-        properties: &props,
-    };
+    let props = sextant_benches::sample_properties();
+    let msg = sextant_benches::sample_message(&body, &props);
     let mut g = c.benchmark_group("message_store");
     g.throughput(Throughput::Elements(1));
     g.bench_function(BenchmarkId::new("put", "1x1KiB"), |b| {
@@ -117,14 +97,14 @@ fn message_store(c: &mut Criterion) {
             store.put(&mut p).expect("puts")
         })
     });
-    let (_, max) = store.offsets("TopicTest", 0);
+    let (_, max) = store.offsets("TopicTest", 1);
     let mut offset = 0u64;
     g.bench_function(BenchmarkId::new("get", "32x1KiB"), |b| {
         b.iter(|| {
             offset = (offset + 32) % (max - 32);
             let get = Get {
                 topic: "TopicTest",
-                queue_id: 0,
+                queue_id: 1,
                 offset,
                 max_msgs: 32,
                 max_bytes: 256 * 1024,

@@ -66,51 +66,49 @@ pub fn send_request(body_len: usize) -> sextant_remoting::RemotingCommand {
         .with_body(vec![b'x'; body_len])
 }
 
-/// A pull response body: `n` stored records of `body_len`-byte bodies.
-pub fn pull_body(n: usize, body_len: usize) -> Vec<u8> {
-    use sextant_remoting::message::{MessageView, body_crc, encode_properties};
-    let body = vec![b'y'; body_len];
-    let props = encode_properties([
-        ("TAGS", "TagA"),
-        ("UNIQ_KEY", "7F0000010F2A18B4AAC2720E3A0B0000"),
-    ]);
-    let mut out = Vec::with_capacity(n * (body_len + 200));
-    for i in 0..n {
-        MessageView {
-            queue_id: 1,
-            flag: 0,
-            queue_offset: i as i64,
-            physical_offset: (i * (body_len + 200)) as i64,
-            sys_flag: 0,
-            born_timestamp: 1_700_000_000_000,
-            born_host: "10.0.0.5:54321".parse().expect("address"),
-            store_timestamp: 1_700_000_000_001,
-            store_host: "10.0.0.1:10911".parse().expect("address"),
-            reconsume_times: 0,
-            prepared_transaction_offset: 0,
-            body_crc: body_crc(&body),
-            body: &body,
-            topic: "TopicTest",
-            properties: &props,
-        }
-        .encode(&mut out)
-        .expect("a valid record");
+/// A stored message of `TopicTest` queue 1 with `body` and `properties`, as a Java producer's
+/// arrives (born and store hosts and times filled in, offsets 0).
+pub fn sample_message<'a>(
+    body: &'a [u8],
+    properties: &'a str,
+) -> sextant_remoting::message::MessageView<'a> {
+    sextant_remoting::message::MessageView {
+        queue_id: 1,
+        flag: 0,
+        queue_offset: 0,
+        physical_offset: 0,
+        sys_flag: 0,
+        born_timestamp: 1_700_000_000_000,
+        born_host: "10.0.0.5:54321".parse().expect("address"),
+        store_timestamp: 1_700_000_000_001,
+        store_host: "10.0.0.1:10911".parse().expect("address"),
+        reconsume_times: 0,
+        prepared_transaction_offset: 0,
+        body_crc: sextant_remoting::message::body_crc(body),
+        body,
+        topic: "TopicTest",
+        properties,
     }
-    out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The properties of [`sample_message`]s: a tag and a unique key.
+pub fn sample_properties() -> String {
+    sextant_remoting::message::encode_properties([
+        ("TAGS", "TagA"),
+        ("UNIQ_KEY", "7F0000010F2A18B4AAC2720E3A0B0000"),
+    ])
+}
 
-    #[test]
-    fn fixtures_have_the_requested_sizes() {
-        assert_eq!(route(3, 4).queue_datas.len(), 3);
-        assert_eq!(queues(1024).len(), 1024);
-        let mut q = queues(64);
-        q.sort();
-        q.dedup();
-        assert_eq!(q.len(), 64, "queues are distinct");
-        assert_eq!(consumers(512).len(), 512);
+/// A pull response body: `n` stored records of `body_len`-byte bodies.
+pub fn pull_body(n: usize, body_len: usize) -> Vec<u8> {
+    let body = vec![b'y'; body_len];
+    let props = sample_properties();
+    let mut out = Vec::with_capacity(n * (body_len + 200));
+    for i in 0..n {
+        let mut m = sample_message(&body, &props);
+        m.queue_offset = i as i64;
+        m.physical_offset = (i * (body_len + 200)) as i64;
+        m.encode(&mut out).expect("a valid record");
     }
+    out
 }
