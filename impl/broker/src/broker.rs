@@ -14,7 +14,7 @@ use sextant_model::broker::{
 };
 use sextant_model::namesrv::TopicConfig;
 use sextant_model::route::{MessageQueue, Perm};
-use sextant_model::store::{BrokerRole, FlushDiskType, PutProgress, PutVerdict, put_verdict};
+use sextant_model::store::{BrokerRole, PutProgress, PutVerdict, put_verdict};
 use sextant_remoting::body::{
     self, ConsumerListBody, HeartbeatData, LockBatchRequestBody, LockBatchResponseBody,
     MessageQueueJson, java_hash,
@@ -205,7 +205,11 @@ impl Broker {
     pub fn persist_offsets(&self) -> Result<(), crate::Error> {
         if self.offsets_dirty.swap(false, Ordering::AcqRel) {
             let snapshot = lock(&self.offsets).clone();
-            sextant_store::config::save_json(&self.offsets_path, &snapshot)?;
+            if let Err(e) = sextant_store::config::save_json(&self.offsets_path, &snapshot) {
+                // Not written: try again at the next period.
+                self.offsets_dirty.store(true, Ordering::Release);
+                return Err(e.into());
+            }
         }
         Ok(())
     }
@@ -616,12 +620,7 @@ impl Broker {
                 "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first",
             ));
         };
-        Ok(ok(req).with_ext(
-            OffsetResponseHeader {
-                offset: offset as i64,
-            }
-            .to_ext(),
-        ))
+        Ok(Self::offset_answer(req, offset))
     }
 
     fn update_offset(&self, req: &RemotingCommand) -> Answer {
@@ -761,11 +760,7 @@ impl Broker {
     fn lock_batch(&self, req: &RemotingCommand, unlock: bool) -> Answer {
         let b: LockBatchRequestBody = body::decode("lock batch", &req.body)
             .map_err(|e| reply(response::SYSTEM_ERROR, e.to_string()))?;
-        let mqs: Vec<MessageQueue> = b
-            .mq_set
-            .iter()
-            .map(|m| MessageQueue::new(&m.topic, &m.broker_name, m.queue_id))
-            .collect();
+        let mqs: Vec<MessageQueue> = b.mq_set.iter().map(mq_of).collect();
         let now = self.now();
         let mut locks = lock(&self.locks);
         if unlock {
@@ -776,7 +771,7 @@ impl Broker {
         let set = b
             .mq_set
             .into_iter()
-            .filter(|m| granted.contains(&MessageQueue::new(&m.topic, &m.broker_name, m.queue_id)))
+            .filter(|m| granted.contains(&mq_of(m)))
             .collect();
         Ok(ok(req).with_body(body::encode(&LockBatchResponseBody {
             lock_ok_mq_set: set,
@@ -896,11 +891,6 @@ impl Broker {
         }
     }
 
-    /// The flush mode.
-    pub fn flush_mode(&self) -> FlushDiskType {
-        self.settings.flush
-    }
-
     /// The delay levels.
     pub fn delay_levels(&self) -> &DelayLevels {
         &self.settings.delay_levels
@@ -942,7 +932,7 @@ impl Handler for BrokerHandler {
     }
 }
 
-/// The lock batch body's queue as the model's queue (for tests and tools).
-pub fn mq_of(m: &MessageQueueJson) -> MessageQueue {
+/// The lock batch body's queue as the model's queue.
+fn mq_of(m: &MessageQueueJson) -> MessageQueue {
     MessageQueue::new(&m.topic, &m.broker_name, m.queue_id)
 }

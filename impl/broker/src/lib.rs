@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use broker::{Broker, BrokerHandler, mq_of, wall_ms};
+pub use broker::{Broker, BrokerHandler, wall_ms};
 pub use config::{BrokerConfig, DEFAULT_PORT, Settings};
 pub use schedule::Schedule;
 use sextant_remoting::FrameCodec;

@@ -232,15 +232,6 @@ impl ConsumeQueue {
         Ok(())
     }
 
-    /// The entry of the last message (for recovery checks).
-    pub fn last(&self) -> Result<Option<CqEntry>, Error> {
-        match self.max_offset() {
-            0 => Ok(None),
-            m if m == self.min_offset() => Ok(None),
-            m => self.get(m - 1),
-        }
-    }
-
     /// Drop every entry that points at or past `commitlog_end` (after the CommitLog was cut on
     /// recovery).
     pub fn truncate_to(&mut self, commitlog_end: u64) -> Result<(), Error> {
