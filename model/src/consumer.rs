@@ -548,6 +548,32 @@ impl ProcessQueue {
         self.commit_offset()
     }
 
+    /// Record that a pull answered nothing to consume below `next_begin` (no new message, none
+    /// matched the subscription, or every message was filtered out on the client): the queue
+    /// moves on without anything in flight. Never moves backward.
+    pub fn skipped_to(&mut self, next_begin: u64) {
+        self.next = self.next.max(next_begin);
+    }
+
+    /// How many messages are in flight.
+    pub fn len(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether no message is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.in_flight.is_empty()
+    }
+
+    /// The span of offsets in flight (`ProcessQueue.getMaxSpan`): last minus first, 0 if fewer
+    /// than two.
+    pub fn span(&self) -> u64 {
+        match (self.in_flight.first(), self.in_flight.last()) {
+            (Some(a), Some(b)) => b - a,
+            _ => 0,
+        }
+    }
+
     /// The offset that may be committed: the first message in flight, or the next to pull.
     pub fn commit_offset(&self) -> u64 {
         self.in_flight.first().copied().unwrap_or(self.next)
@@ -745,5 +771,12 @@ mod tests {
         assert_eq!(pq.consumed(5), 7);
         assert_eq!(pq.in_flight().collect::<Vec<_>>(), [7]);
         assert_eq!(pq.consumed(7), 8);
+        pq.skipped_to(12);
+        assert_eq!(pq.commit_offset(), 12);
+        pq.skipped_to(3);
+        assert_eq!(pq.next_pull(), 12);
+        pq.pulled([12, 15]);
+        assert_eq!((pq.len(), pq.span()), (2, 3));
+        assert_eq!(pq.consumed(15), 12);
     }
 }

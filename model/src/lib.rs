@@ -18,12 +18,17 @@
 //!   fault tolerance, and the send retry loop.
 //! - [`consumer`] — the six allocation strategies behind [`consumer::AllocateStrategy`], the
 //!   rebalance plan and the committable offset of a process queue.
+//! - [`client`] — the client's other decisions: which address a request goes to, heartbeat
+//!   targets, route changes and offline brokers, the TBW102 fallback route, subscriptions, where a
+//!   new queue starts, flow control and what a pull answer means, lock and pull expiry, orderly
+//!   retries, hash selection.
 //! - [`broker`] — the broker's decisions: send queue, TBW102 auto-creation, pull status and long
 //!   polling, send-back to retry or dead-letter topics, delay levels, queue locks, consumer groups.
 //! - [`store`] — when a broker may acknowledge a put, by flush mode and replication role.
 //! - [`invariants`] — the invariants of the design as plain predicates, shared with `checks/`.
 
 pub mod broker;
+pub mod client;
 pub mod consumer;
 pub mod invariants;
 pub mod namesrv;
