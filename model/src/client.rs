@@ -22,6 +22,37 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::Millis;
 use crate::route::{BrokerData, MASTER_ID, MessageQueue, TopicRouteData};
 
+/// Topics no producer may send to (`TopicValidator.NOT_ALLOWED_SEND_TOPIC_SET`): the schedule
+/// topic, the transaction topics and the broker's own.
+pub const NOT_ALLOWED_SEND_TOPICS: [&str; 6] = [
+    crate::broker::SCHEDULE_TOPIC,
+    "RMQ_SYS_TRANS_HALF_TOPIC",
+    "RMQ_SYS_TRANS_OP_HALF_TOPIC",
+    "TRANS_CHECK_MAX_TIME_TOPIC",
+    "SELF_TEST_TOPIC",
+    "OFFSET_MOVED_EVENT",
+];
+
+/// Why a producer refuses a message before sending it (`Validators.checkMessage`): a bad or
+/// system topic, an empty body, or a body over `max_message_size`.
+pub fn check_message(topic: &str, body_len: usize, max_message_size: usize) -> Result<(), String> {
+    if let Some(why) = crate::broker::invalid_topic(topic) {
+        return Err(why.to_owned());
+    }
+    if NOT_ALLOWED_SEND_TOPICS.contains(&topic) {
+        return Err(format!("sending message to topic[{topic}] is forbidden"));
+    }
+    if body_len == 0 {
+        return Err("the message body length is zero".into());
+    }
+    if body_len > max_message_size {
+        return Err(format!(
+            "the message body size over max value, MAX: {max_message_size}"
+        ));
+    }
+    Ok(())
+}
+
 /// The master address of a broker group: producers write to masters only
 /// (`findBrokerAddressInPublish`).
 pub fn address_in_publish(broker: &BrokerData) -> Option<&str> {
@@ -430,6 +461,17 @@ mod tests {
             broker_addrs: ids.iter().map(|i| (*i, format!("{name}-{i}"))).collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn messages_are_checked_as_validators_does() {
+        assert!(check_message("TopicTest", 1, 4).is_ok());
+        assert!(check_message("", 1, 4).is_err());
+        assert!(check_message("a b", 1, 4).is_err());
+        assert!(check_message("SCHEDULE_TOPIC_XXXX", 1, 4).is_err());
+        assert!(check_message("T", 0, 4).is_err());
+        assert!(check_message("T", 5, 4).unwrap_err().contains("MAX: 4"));
+        assert!(check_message(&"x".repeat(128), 1, 4).is_err());
     }
 
     #[test]

@@ -518,6 +518,13 @@ impl SendAttempts {
         Ok(mq)
     }
 
+    /// Record an attempt to a queue the caller chose itself (a send to one queue, or through a
+    /// selector): counted like a selected one, so the outcome is judged the same way.
+    pub fn chosen_target(&mut self, mq: &MessageQueue) {
+        self.attempts += 1;
+        self.last_broker = Some(mq.broker_name.to_string());
+    }
+
     /// Record how the attempt to `mq` that ended at `now` went: update the fault items and decide
     /// whether to retry.
     pub fn on_outcome(
@@ -782,6 +789,28 @@ mod tests {
         assert_eq!(
             send.next_target(&TopicPublishInfo::default(), &mut s, &mut idx, 0),
             Err(SendError::NoRoute)
+        );
+    }
+
+    #[test]
+    fn a_chosen_queue_is_one_attempt() {
+        let mq = MessageQueue::new("T", "a", 0);
+        let mut s = FaultStrategy::new(true);
+        let policy = SendPolicy {
+            retry_times_when_send_failed: 0,
+            ..Default::default()
+        };
+        let mut send = SendAttempts::new(policy, 0);
+        send.chosen_target(&mq);
+        assert_eq!(send.attempts(), 1);
+        assert_eq!(send.last_broker(), Some("a"));
+        assert_eq!(
+            send.on_outcome(&mq, AttemptOutcome::Remoting, 5, &mut s, 5),
+            SendStep::Failed(SendError::Exhausted { attempts: 1 })
+        );
+        assert!(
+            !s.tolerance.is_available("a", 6),
+            "the failure still isolates the broker"
         );
     }
 

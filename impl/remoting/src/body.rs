@@ -536,6 +536,54 @@ pub struct HeartbeatData {
     pub without_sub: bool,
 }
 
+/// The entries of the map under `field` in a fastjson body whose map keys are objects
+/// (`{"mqTable":{{"brokerName":"b","queueId":0,"topic":"T"}:{...}}}`, protocol.md §3.1), which no
+/// standard JSON parser reads: each key and value is parsed as a JSON value of its own. A
+/// missing field is an empty map.
+pub fn object_key_map(
+    text: &str,
+    field: &str,
+) -> Result<Vec<(serde_json::Value, serde_json::Value)>, Error> {
+    let pattern = format!("\"{field}\":");
+    let Some(at) = text.find(&pattern) else {
+        return Ok(Vec::new());
+    };
+    let bad = |what: &str| Error::Malformed(format!("{field}: {what}"));
+    let mut rest = text[at + pattern.len()..].trim_start();
+    rest = rest.strip_prefix('{').ok_or_else(|| bad("not an object"))?;
+    let mut out = Vec::new();
+    let next_value = |s: &str| -> Result<(serde_json::Value, usize), Error> {
+        let mut it = serde_json::Deserializer::from_str(s).into_iter::<serde_json::Value>();
+        match it.next() {
+            Some(Ok(v)) => Ok((v, it.byte_offset())),
+            _ => Err(bad("a key or value does not parse")),
+        }
+    };
+    loop {
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix('}') {
+            let _ = r;
+            return Ok(out);
+        }
+        if out.len() >= 1 << 20 {
+            return Err(bad("too many entries"));
+        }
+        let (key, n) = next_value(rest)?;
+        rest = rest[n..].trim_start();
+        rest = rest
+            .strip_prefix(':')
+            .ok_or_else(|| bad("no ':' after a key"))?;
+        let (value, n) = next_value(rest.trim_start())?;
+        rest = rest.trim_start()[n..].trim_start();
+        out.push((key, value));
+        if let Some(r) = rest.strip_prefix(',') {
+            rest = r;
+        } else if !rest.starts_with('}') {
+            return Err(bad("no ',' or '}' after a value"));
+        }
+    }
+}
+
 /// Decode one of the JSON bodies of this module.
 pub fn decode<T: for<'a> Deserialize<'a>>(what: &str, body: &[u8]) -> Result<T, Error> {
     parse_lenient(what, utf8(what, body)?)
@@ -632,6 +680,29 @@ mod tests {
             r#"{"brokerAddrTable":{"broker-a":{"brokerAddrs":{0:"10.0.0.1:10911"},"brokerName":"broker-a","cluster":"DefaultCluster","enableActingMaster":false}},"clusterAddrTable":{"DefaultCluster":["broker-a"]}}"#
         );
         assert_eq!(decode_cluster_info(&text).unwrap(), info);
+    }
+
+    #[test]
+    fn object_keyed_maps_as_fastjson_writes_them() {
+        let text = r#"{"mqTable":{{"brokerName":"b","queueId":0,"topic":"T"}:{"locked":false},{"brokerName":"b","queueId":1,"topic":"T"}:{"x":[1,{"y":"}"}]}},"properties":{}}"#;
+        let m = object_key_map(text, "mqTable").unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].0["queueId"], 1);
+        assert_eq!(m[1].1["x"][1]["y"], "}");
+        assert!(object_key_map(text, "absent").unwrap().is_empty());
+        assert!(
+            object_key_map(r#"{"mqTable":{}}"#, "mqTable")
+                .unwrap()
+                .is_empty()
+        );
+        for broken in [
+            r#"{"mqTable":{{"a":1}"#,
+            r#"{"mqTable":{{"a":1}:}"#,
+            r#"{"mqTable":[1]}"#,
+            r#"{"mqTable":{{"a":1}:2 3}"#,
+        ] {
+            assert!(object_key_map(broken, "mqTable").is_err(), "{broken}");
+        }
     }
 
     #[test]

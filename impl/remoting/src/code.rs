@@ -64,6 +64,24 @@ pub mod request {
     pub const ADD_WRITE_PERM_OF_BROKER: i32 = 327;
     /// Broker heartbeat to a NameServer (5.x acting-master mode).
     pub const BROKER_HEARTBEAT: i32 = 904;
+    /// Messages by key (the broker's index).
+    pub const QUERY_MESSAGE: i32 = 12;
+    /// The broker's whole topic table.
+    pub const GET_ALL_TOPIC_CONFIG: i32 = 21;
+    /// The broker's runtime figures (a KV table).
+    pub const GET_BROKER_RUNTIME_INFO: i32 = 28;
+    /// One message by commit-log offset.
+    pub const VIEW_MESSAGE_BY_ID: i32 = 33;
+    /// Min and max offsets of a topic's queues on a broker.
+    pub const GET_TOPIC_STATS_INFO: i32 = 202;
+    /// A group's connections and subscriptions on a broker.
+    pub const GET_CONSUMER_CONNECTION_LIST: i32 = 203;
+    /// A group's offsets against the queues' ends.
+    pub const GET_CONSUME_STATS: i32 = 208;
+    /// Delete a topic on a broker.
+    pub const DELETE_TOPIC_IN_BROKER: i32 = 215;
+    /// A consumer's process queues (the broker forwards it to the client).
+    pub const GET_CONSUMER_RUNNING_INFO: i32 = 307;
 }
 
 /// Response codes.
@@ -116,6 +134,12 @@ pub mod response {
     pub const CONSUMER_NOT_ONLINE: i32 = 206;
     /// A 5.x proxy is going away.
     pub const GO_AWAY: i32 = 1500;
+    /// A consumer did not answer a forwarded request in time.
+    pub const CONSUME_MSG_TIMEOUT: i32 = 207;
+    /// The broker asks the client to slow down.
+    pub const FLOW_CONTROL: i32 = 215;
+    /// The request is not allowed (illegal operation).
+    pub const ILLEGAL_OPERATION: i32 = 604;
 }
 
 /// The name of a request code, if it is one this crate knows.
@@ -153,6 +177,15 @@ pub fn request_name(code: i32) -> Option<&'static str> {
         QUERY_DATA_VERSION => "QUERY_DATA_VERSION",
         ADD_WRITE_PERM_OF_BROKER => "ADD_WRITE_PERM_OF_BROKER",
         BROKER_HEARTBEAT => "BROKER_HEARTBEAT",
+        QUERY_MESSAGE => "QUERY_MESSAGE",
+        GET_ALL_TOPIC_CONFIG => "GET_ALL_TOPIC_CONFIG",
+        GET_BROKER_RUNTIME_INFO => "GET_BROKER_RUNTIME_INFO",
+        VIEW_MESSAGE_BY_ID => "VIEW_MESSAGE_BY_ID",
+        GET_TOPIC_STATS_INFO => "GET_TOPIC_STATS_INFO",
+        GET_CONSUMER_CONNECTION_LIST => "GET_CONSUMER_CONNECTION_LIST",
+        GET_CONSUME_STATS => "GET_CONSUME_STATS",
+        DELETE_TOPIC_IN_BROKER => "DELETE_TOPIC_IN_BROKER",
+        GET_CONSUMER_RUNNING_INFO => "GET_CONSUMER_RUNNING_INFO",
         _ => return None,
     })
 }
@@ -184,6 +217,9 @@ pub fn response_name(code: i32) -> Option<&'static str> {
         SUBSCRIPTION_GROUP_NOT_EXIST => "SUBSCRIPTION_GROUP_NOT_EXIST",
         INVALID_PARAMETER => "INVALID_PARAMETER",
         CONSUMER_NOT_ONLINE => "CONSUMER_NOT_ONLINE",
+        CONSUME_MSG_TIMEOUT => "CONSUME_MSG_TIMEOUT",
+        FLOW_CONTROL => "FLOW_CONTROL",
+        ILLEGAL_OPERATION => "ILLEGAL_OPERATION",
         GO_AWAY => "GO_AWAY",
         _ => return None,
     })

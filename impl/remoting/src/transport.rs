@@ -66,9 +66,11 @@ type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>>;
 #[derive(Clone, Debug)]
 pub struct Connection {
     peer: SocketAddr,
+    local: SocketAddr,
     out: mpsc::Sender<RemotingCommand>,
     pending: Pending,
     closed: watch::Receiver<bool>,
+    close: Arc<watch::Sender<bool>>,
 }
 
 impl Connection {
@@ -83,26 +85,43 @@ impl Connection {
             .await
             .map_err(|source| TransportError::Connect { addr, source })?;
         let _ = stream.set_nodelay(true);
+        let local = stream
+            .local_addr()
+            .map_err(|source| TransportError::Connect { addr, source })?;
         let (mut sink, mut source) = Framed::new(stream, codec).split();
         let (out, mut rx) = mpsc::channel::<RemotingCommand>(QUEUE);
         let pending: Pending = Arc::default();
         let (closed_tx, closed) = watch::channel(false);
         let closed_tx = Arc::new(closed_tx);
         let writer_closed = Arc::clone(&closed_tx);
+        let (close, close_rx) = watch::channel(false);
+        let mut writer_close = close_rx.clone();
         tokio::spawn(async move {
-            while let Some(cmd) = rx.recv().await {
+            loop {
+                let cmd = tokio::select! {
+                    cmd = rx.recv() => cmd,
+                    _ = writer_close.wait_for(|c| *c) => None,
+                };
+                let Some(cmd) = cmd else { break };
                 if sink.send(cmd).await.is_err() {
                     break;
                 }
             }
-            // Every handle is gone (or the socket broke): shut the socket's write side so the
-            // server sees the connection end, as a Java client closing its channel.
+            // Every handle is gone, [`Connection::close`] was called, or the socket broke: shut
+            // the socket's write side so the server sees the connection end, as a Java client
+            // closing its channel.
             let _ = sink.close().await;
             let _ = writer_closed.send(true);
         });
         let reader_pending = Arc::clone(&pending);
+        let mut reader_close = close_rx;
         tokio::spawn(async move {
-            while let Some(Ok(cmd)) = source.next().await {
+            loop {
+                let next = tokio::select! {
+                    next = source.next() => next,
+                    _ = reader_close.wait_for(|c| *c) => None,
+                };
+                let Some(Ok(cmd)) = next else { break };
                 if cmd.is_response() {
                     let waiter = reader_pending
                         .lock()
@@ -121,9 +140,11 @@ impl Connection {
         });
         Ok(Connection {
             peer: addr,
+            local,
             out,
             pending,
             closed,
+            close: Arc::new(close),
         })
     }
 
@@ -132,9 +153,42 @@ impl Connection {
         self.peer
     }
 
+    /// This end's address (what the server sees as the client's).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
     /// Whether the connection has closed.
     pub fn is_closed(&self) -> bool {
-        *self.closed.borrow()
+        *self.closed.borrow() || *self.close.borrow()
+    }
+
+    /// Close the connection now, for every handle: requests waiting fail with
+    /// [`TransportError::Closed`] (RocketMQ's `clientCloseSocketIfTimeout` closes a channel whose
+    /// request timed out, so a server that stopped answering is reconnected to).
+    pub fn close(&self) {
+        let _ = self.close.send(true);
+    }
+
+    /// Wait until the connection is closed, by either side.
+    pub async fn closed(&self) {
+        let mut closed = self.closed.clone();
+        let _ = closed.wait_for(|c| *c).await;
+    }
+
+    /// Answer a request the server sent to this client (e.g. GET_CONSUMER_RUNNING_INFO): the
+    /// response carries the request's opaque and the response flag.
+    pub async fn respond(
+        &self,
+        request: &RemotingCommand,
+        mut response: RemotingCommand,
+    ) -> Result<(), TransportError> {
+        response.opaque = request.opaque;
+        response.flag |= crate::command::FLAG_RESPONSE;
+        self.out
+            .send(response)
+            .await
+            .map_err(|_| TransportError::Closed)
     }
 
     /// Send `request` (its opaque is replaced by a fresh one) and wait for the response.
@@ -158,7 +212,13 @@ impl Connection {
                 .send(request)
                 .await
                 .map_err(|_| TransportError::Closed)?;
-            rx.await.map_err(|_| TransportError::Closed)
+            // A close that raced the insertion above must not leave the request waiting for
+            // its whole timeout.
+            tokio::select! {
+                biased;
+                r = rx => r.map_err(|_| TransportError::Closed),
+                _ = self.closed() => Err(TransportError::Closed),
+            }
         })
         .await;
         match result {
@@ -187,9 +247,48 @@ pub struct Peer {
     /// The client's address.
     pub addr: SocketAddr,
     out: mpsc::Sender<RemotingCommand>,
+    pending: Pending,
 }
 
+/// Requests a server may have waiting for a client's answer on one connection
+/// ([`Peer::invoke`]); more are refused rather than queued.
+const PEER_PENDING: usize = 64;
+
 impl Peer {
+    /// Send a request to the client and wait for its answer (RocketMQ's broker forwards
+    /// GET_CONSUMER_RUNNING_INFO this way). A client that never answers costs `timeout`; at most
+    /// a few such requests wait per connection.
+    pub async fn invoke(
+        &self,
+        mut request: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<RemotingCommand, TransportError> {
+        let opaque = next_opaque();
+        request.opaque = opaque;
+        request.flag &= !crate::command::FLAG_ONEWAY;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = self.pending.lock().expect("pending table");
+            if pending.len() >= PEER_PENDING {
+                return Err(TransportError::Timeout { opaque, timeout });
+            }
+            pending.insert(opaque, tx);
+        }
+        let result = tokio::time::timeout(timeout, async {
+            self.out
+                .send(request)
+                .await
+                .map_err(|_| TransportError::Closed)?;
+            rx.await.map_err(|_| TransportError::Closed)
+        })
+        .await;
+        self.pending.lock().expect("pending table").remove(&opaque);
+        match result {
+            Ok(r) => r,
+            Err(_) => Err(TransportError::Timeout { opaque, timeout }),
+        }
+    }
+
     /// Send a oneway request to the client (e.g. NOTIFY_CONSUMER_IDS_CHANGED).
     pub async fn send_oneway(&self, request: RemotingCommand) -> Result<(), TransportError> {
         let mut request = request.oneway();
@@ -268,7 +367,12 @@ async fn connection<H: Handler>(
 ) {
     let (mut sink, mut source) = Framed::new(stream, codec).split();
     let (out, mut rx) = mpsc::channel::<RemotingCommand>(QUEUE);
-    let peer = Peer { addr, out };
+    let pending: Pending = Arc::default();
+    let peer = Peer {
+        addr,
+        out,
+        pending: Arc::clone(&pending),
+    };
     let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let writer = tokio::spawn(async move {
         while let Some(cmd) = rx.recv().await {
@@ -288,6 +392,14 @@ async fn connection<H: Handler>(
             Some(Err(_)) | None => break,
         };
         if request.is_response() {
+            // The answer to a request this server sent ([`Peer::invoke`]); others are dropped.
+            let waiter = pending
+                .lock()
+                .expect("pending table")
+                .remove(&request.opaque);
+            if let Some(w) = waiter {
+                let _ = w.send(request);
+            }
             continue;
         }
         // At most IN_FLIGHT requests of one connection are handled at once; reading waits for a
@@ -316,6 +428,7 @@ async fn connection<H: Handler>(
             let _ = peer.out.send(response).await;
         });
     }
+    pending.lock().expect("pending table").clear();
     handler.closed(&peer).await;
     drop(peer);
     writer.abort();

@@ -35,6 +35,17 @@ impl Handler for TestHandler {
                 self.oneways.fetch_add(1, Ordering::SeqCst);
                 Some(RemotingCommand::response_to(&req, response::SUCCESS, None))
             }
+            request::GET_CONSUMER_LIST_BY_GROUP => {
+                // Ask the client something and relay its answer (what a broker does with
+                // GET_CONSUMER_RUNNING_INFO).
+                let ask = RemotingCommand::request(307, 0).with_body(req.body.clone());
+                let answer = peer.invoke(ask, Duration::from_millis(500)).await;
+                let code = match answer {
+                    Ok(a) => a.code,
+                    Err(_) => response::SYSTEM_ERROR,
+                };
+                Some(RemotingCommand::response_to(&req, code, None))
+            }
             request::HEART_BEAT => {
                 let notify = RemotingCommand::request(request::NOTIFY_CONSUMER_IDS_CHANGED, 0);
                 peer.send_oneway(notify).await.ok()?;
@@ -210,4 +221,71 @@ async fn a_closed_server_fails_pending_and_new_requests() {
         conn.invoke(RemotingCommand::request(1, 0), T).await,
         Err(TransportError::Closed)
     ));
+}
+
+#[tokio::test]
+async fn the_server_asks_and_the_client_answers() {
+    let (addr, _, _stop) = server().await;
+    let (tx, mut rx) = mpsc::channel(8);
+    let conn = Connection::connect(addr, FrameCodec::default(), Some(tx))
+        .await
+        .unwrap();
+    assert_eq!(conn.local_addr().ip(), addr.ip());
+    assert_ne!(conn.local_addr().port(), addr.port());
+    let answering = {
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            let ask = rx.recv().await.unwrap();
+            assert_eq!(ask.code, 307);
+            assert!(!ask.is_oneway());
+            let answer = RemotingCommand::response_to(&ask, 42, None);
+            conn.respond(&ask, answer).await.unwrap();
+        })
+    };
+    let resp = conn
+        .invoke(
+            RemotingCommand::request(request::GET_CONSUMER_LIST_BY_GROUP, 0),
+            T,
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.code, 42, "the server relays the client's answer");
+    answering.await.unwrap();
+    // A client that does not answer: the server's request times out, the server goes on.
+    let resp = conn
+        .invoke(
+            RemotingCommand::request(request::GET_CONSUMER_LIST_BY_GROUP, 0),
+            T,
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.code, response::SYSTEM_ERROR);
+}
+
+#[tokio::test]
+async fn close_fails_waiting_requests_at_once() {
+    let (addr, _, _stop) = server().await;
+    let conn = Connection::connect(addr, FrameCodec::default(), None)
+        .await
+        .unwrap();
+    let waiting = {
+        let conn = conn.clone();
+        // PULL_MESSAGE is answered after 300 ms; the close comes first.
+        tokio::spawn(async move {
+            conn.invoke(RemotingCommand::request(request::PULL_MESSAGE, 0), T)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    conn.close();
+    let err = waiting.await.unwrap().unwrap_err();
+    assert!(matches!(err, TransportError::Closed), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(conn.is_closed());
+    tokio::time::timeout(T, conn.closed()).await.unwrap();
 }
