@@ -6,7 +6,9 @@
 //! is on disk. On open the CommitLog is recovered, every ConsumeQueue is cut back to it, and the
 //! records from the checkpoint on are dispatched again (entries already present are verified,
 //! missing ones appended). Without a checkpoint or a `consumequeue/` directory, every queue is
-//! rebuilt from the whole log.
+//! rebuilt from the whole log — the queues of a deleted topic too, since its records stay in the
+//! log ([`MessageStore::delete_topic`]); a queue offset starting again at 0 is the topic created
+//! again after its deletion, and the queue indexes that one.
 //!
 //! Flushing runs on its own thread: with `SYNC_FLUSH` it wakes when a put asks, takes every
 //! record appended so far into one set of fsyncs (group commit) and publishes the durable offset;
@@ -235,7 +237,7 @@ impl MessageStore {
         } else {
             saved.unwrap_or(0).min(end).max(inner.log.start())
         };
-        let redispatched = inner.redispatch(from)?;
+        let redispatched = inner.redispatch(from, rebuilt)?;
         let queues = inner.queues.values().map(BTreeMap::len).sum();
         let recovery = StoreRecovery {
             commitlog,
@@ -459,6 +461,71 @@ impl MessageStore {
         lock(&self.shared.inner).log.read_record(physical_offset)
     }
 
+    /// The CommitLog's `[start, end)` (RocketMQ's `commitLogMinOffset`, `commitLogMaxOffset`).
+    pub fn log_offsets(&self) -> (u64, u64) {
+        let inner = lock(&self.shared.inner);
+        (inner.log.start(), inner.log.end())
+    }
+
+    /// The store timestamp of the message at queue offset `offset` (RocketMQ's
+    /// `getMessageStoreTimeStamp`); `None` when the queue does not index that offset. Reads only
+    /// the head of the record.
+    pub fn store_time(
+        &self,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+    ) -> Result<Option<i64>, Error> {
+        let inner = lock(&self.shared.inner);
+        let Some(cq) = inner.queues.get(topic).and_then(|m| m.get(&queue_id)) else {
+            return Ok(None);
+        };
+        let Some(e) = cq.get(offset)? else {
+            return Ok(None);
+        };
+        inner.store_time_at(e.commitlog_offset).map(Some)
+    }
+
+    /// The store timestamp of the first message in the CommitLog (RocketMQ's
+    /// `getEarliestMessageTime`); `None` for an empty log.
+    pub fn earliest_store_time(&self) -> Result<Option<i64>, Error> {
+        let inner = lock(&self.shared.inner);
+        let (start, end) = (inner.log.start(), inner.log.end());
+        if start >= end {
+            return Ok(None);
+        }
+        inner.store_time_at(start).map(Some)
+    }
+
+    /// Forget `topic`'s ConsumeQueues and delete their directory (RocketMQ's `deleteTopics`);
+    /// its messages stay in the CommitLog. Returns whether the topic had queues. A later put to
+    /// the topic starts a new queue at offset 0.
+    ///
+    /// Every queue is flushed and the checkpoint moved to the log's end first, under the store
+    /// lock: recovery then never dispatches the deleted topic's records again, which would land
+    /// past the end of queues that no longer exist. (A rebuild from the whole log, with no
+    /// checkpoint, does bring a deleted topic's queues back; see [`MessageStore::open`].)
+    pub fn delete_topic(&self, topic: &str) -> Result<bool, Error> {
+        let mut inner = lock(&self.shared.inner);
+        if inner.closed {
+            return Err(Error::Closed);
+        }
+        let end = inner.log.end();
+        for q in inner.queues.values_mut().flat_map(|m| m.values_mut()) {
+            q.flush()?;
+        }
+        self.shared.advance_checkpoint(end)?;
+        let had = inner.queues.remove(topic).is_some();
+        let dir = inner.cq_root.join(topic);
+        if invalid_topic(topic).is_none() && dir.is_dir() {
+            fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            fs::File::open(&inner.cq_root)
+                .and_then(|d| d.sync_all())
+                .map_err(io(&inner.cq_root))?;
+        }
+        Ok(had)
+    }
+
     /// Every topic with a queue, and its queue ids.
     pub fn topics(&self) -> BTreeMap<String, Vec<u32>> {
         lock(&self.shared.inner)
@@ -575,8 +642,15 @@ impl Shared {
         for job in jobs {
             job.run()?;
         }
+        self.advance_checkpoint(covered)
+    }
+
+    /// Record that every ConsumeQueue entry below `covered` is on disk. The checkpoint only moves
+    /// forward: a flush that took its jobs before a [`MessageStore::delete_topic`] must not move
+    /// it back behind the deleted topic's records.
+    fn advance_checkpoint(&self, covered: u64) -> Result<(), Error> {
         let mut last = lock(&self.covered);
-        if *last != Some(covered) {
+        if last.is_none_or(|l| covered > l) {
             write_checkpoint(&self.checkpoint, covered)?;
             *last = Some(covered);
         }
@@ -629,8 +703,19 @@ impl Inner {
         Ok(())
     }
 
-    /// Dispatch every record from `from` to the log's end again.
-    fn redispatch(&mut self, from: u64) -> Result<u64, Error> {
+    /// The store timestamp of the record at `offset`, from its head.
+    fn store_time_at(&self, offset: u64) -> Result<i64, Error> {
+        let head = self.log.read(offset, 4)?;
+        let size = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let head = self.log.read(offset, size.min(STORE_TIME_END_V6))?;
+        store_timestamp(&head)
+            .ok_or_else(|| Error::Corrupt(format!("no message record at {offset}")))
+    }
+
+    /// Dispatch every record from `from` to the log's end again. When `rebuilding` (every queue
+    /// from the whole log), a queue offset that starts again at 0 is a topic deleted and created
+    /// again ([`MessageStore::delete_topic`]): the queue is emptied and indexes the new one.
+    fn redispatch(&mut self, from: u64, rebuilding: bool) -> Result<u64, Error> {
         let end = self.log.end();
         let seg = self.log.segment_size();
         let mut at = from;
@@ -656,7 +741,16 @@ impl Inner {
             let tags_code = tags_code_of(&m, &self.delay_levels);
             let cq = self.queue(m.topic, qid)?;
             let max = cq.max_offset();
-            if qo < max {
+            let entry = CqEntry {
+                commitlog_offset: at,
+                size: size as u32,
+                tags_code,
+            };
+            if qo == 0 && max > 0 && rebuilding {
+                cq.truncate_to(0)?;
+                cq.append(0, entry)?;
+                n += 1;
+            } else if qo < max {
                 let e = cq.get(qo)?;
                 if e.map(|e| e.commitlog_offset) != Some(at) {
                     return Err(Error::Corrupt(format!(
@@ -665,14 +759,7 @@ impl Inner {
                     )));
                 }
             } else if qo == max {
-                cq.append(
-                    qo,
-                    CqEntry {
-                        commitlog_offset: at,
-                        size: size as u32,
-                        tags_code,
-                    },
-                )?;
+                cq.append(qo, entry)?;
                 n += 1;
             } else {
                 return Err(Error::Corrupt(format!(
@@ -702,6 +789,27 @@ pub fn tags_code_of(m: &MessageView<'_>, delay_levels: &DelayLevels) -> i64 {
     }
     m.property(property::TAGS)
         .map_or(0, |t| i64::from(sextant_remoting::body::java_hash(t)))
+}
+
+/// Where the store timestamp of a record ends when both hosts are IPv6 (the longest head).
+const STORE_TIME_END_V6: usize = 48 + 20 + 8;
+
+/// The store timestamp in the head of a message record: after `totalSize magic bodyCRC queueId
+/// flag queueOffset physicalOffset sysFlag bornTimestamp` (48 bytes) and the born host (8 bytes,
+/// or 20 with `BORNHOST_V6`). `None` if `head` is not the start of a message record.
+fn store_timestamp(head: &[u8]) -> Option<i64> {
+    use sextant_remoting::message::{MAGIC_V1, MAGIC_V2, sys_flag};
+    let int = |at: usize| Some(i32::from_be_bytes(head.get(at..at + 4)?.try_into().ok()?));
+    if !matches!(int(4)?, MAGIC_V1 | MAGIC_V2) {
+        return None;
+    }
+    let born = if int(36)? & sys_flag::BORNHOST_V6 != 0 {
+        20
+    } else {
+        8
+    };
+    let at = 48 + born;
+    Some(i64::from_be_bytes(head.get(at..at + 8)?.try_into().ok()?))
 }
 
 /// The queue of message `i`, `None` past the end.

@@ -343,3 +343,89 @@ fn a_queue_with_a_hole_past_the_checkpoint_is_a_clear_error() {
     assert!(rec.rebuilt);
     assert_eq!(store.offsets("T", 0), (0, 5));
 }
+
+#[test]
+fn store_times_and_log_offsets_read_record_heads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = MessageStore::open(config(dir.path())).expect("open");
+    assert_eq!(store.log_offsets(), (0, 0));
+    assert_eq!(store.earliest_store_time().expect("earliest"), None);
+    assert_eq!(store.store_time("T", 0, 0).expect("time"), None);
+    put(&store, "T", 0, b"first", "", 1_000);
+    // A born host on IPv6 makes the head 12 bytes longer before the store timestamp.
+    let props = String::new();
+    let mut v6 = view("T", 0, b"second", &props, 2_000);
+    v6.born_host = "[::1]:4000".parse().expect("v6 addr");
+    v6.store_timestamp = 2_500;
+    let mut p = [Put {
+        msg: v6,
+        tags_code: 0,
+    }];
+    let stored = store.put(&mut p).expect("put v6");
+    assert_eq!(stored.stored[0].queue_offset, 1);
+    assert_eq!(store.store_time("T", 0, 0).expect("time"), Some(1_000));
+    assert_eq!(store.store_time("T", 0, 1).expect("time"), Some(2_500));
+    assert_eq!(store.store_time("T", 0, 2).expect("time"), None);
+    assert_eq!(store.store_time("T", 1, 0).expect("time"), None);
+    assert_eq!(store.earliest_store_time().expect("earliest"), Some(1_000));
+    let first = store.read_record(0).expect("record").len() as u64;
+    assert_eq!(
+        store.log_offsets(),
+        (0, first + u64::from(stored.stored[0].size))
+    );
+}
+
+#[test]
+fn a_deleted_topic_loses_its_queues_not_its_log_and_starts_again_at_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let (store, _) = MessageStore::open(config(dir.path())).expect("open");
+        for i in 0..3 {
+            put(&store, "T", 0, format!("old{i}").as_bytes(), "", i);
+            put(&store, "T", 1, b"old", "", i);
+            put(&store, "U", 0, format!("u{i}").as_bytes(), "", i);
+        }
+        let (_, end) = store.log_offsets();
+        assert!(store.delete_topic("T").expect("delete"));
+        assert!(!store.delete_topic("T").expect("again"));
+        assert!(!store.delete_topic("NEVER").expect("unknown"));
+        assert!(!dir.path().join("consumequeue/T").exists());
+        // The checkpoint covers everything stored before the deletion.
+        assert_eq!(
+            fs::read(dir.path().join("checkpoint")).expect("checkpoint"),
+            end.to_be_bytes()
+        );
+        assert_eq!(store.offsets("T", 0), (0, 0));
+        assert!(!store.topics().contains_key("T"));
+        assert_eq!(store.offsets("U", 0), (0, 3));
+        // The records themselves stay in the CommitLog.
+        let record = store.read_record(0).expect("record");
+        let (m, _) = MessageView::decode(&record).expect("decode");
+        assert_eq!((m.topic, m.body), ("T", &b"old0"[..]));
+        // Created again, the topic starts at 0.
+        assert_eq!(put(&store, "T", 0, b"new0", "", 10), 0);
+        assert_eq!(put(&store, "T", 0, b"new1", "", 11), 1);
+        store.close();
+    }
+    let reads = |store: &MessageStore| {
+        let r = store
+            .get(&get("T", 0, 0, 32, 1 << 20), &|_| true)
+            .expect("get");
+        bodies(&r.records)
+    };
+    let new = [b"new0".to_vec(), b"new1".to_vec()];
+    // A normal reopen.
+    let (store, rec) = MessageStore::open(config(dir.path())).expect("reopen");
+    assert!(!rec.rebuilt);
+    assert_eq!(reads(&store), new);
+    assert_eq!(store.offsets("T", 1), (0, 0));
+    drop(store);
+    // A rebuild from the whole log: the queue restarting at 0 is the new topic; a queue the new
+    // topic never wrote comes back with the old messages (the log still holds them).
+    fs::remove_file(dir.path().join("checkpoint")).expect("rm checkpoint");
+    let (store, rec) = MessageStore::open(config(dir.path())).expect("rebuild");
+    assert!(rec.rebuilt);
+    assert_eq!(reads(&store), new);
+    assert_eq!(store.offsets("T", 1), (0, 3));
+    assert_eq!(store.offsets("U", 0), (0, 3));
+}
