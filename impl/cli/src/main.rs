@@ -11,13 +11,20 @@
 //! - `standalone` — a NameServer on 127.0.0.1:9876 and broker-a on 127.0.0.1:10911 in one
 //!   process, topic auto-creation on: any RocketMQ client can produce and consume at once.
 //!
-//! Later issues add the client commands. Logs go through `tracing`
-//! (`RUST_LOG`, default `info`).
+//! - `produce`, `consume` — send and receive messages (any RocketMQ-compatible cluster).
+//! - `route`, `topic`, `cluster`, `group`, `message` — what `mqadmin` shows.
+//! - `bench produce|consume` — a load tool with a live line and a JSON summary.
+//!
+//! Logs go through `tracing` (`RUST_LOG`, default `info`; the client commands default to
+//! `warn`).
 
+mod admin;
 mod allocate;
+mod bench;
 mod broker;
 mod check;
 mod namesrv;
+mod produce;
 mod select;
 
 use clap::{Parser, Subcommand};
@@ -44,14 +51,37 @@ enum Command {
     Broker(broker::Args),
     /// Run a NameServer and broker-a in one process until Ctrl-C or SIGTERM.
     Standalone(broker::StandaloneArgs),
+    /// Send messages and print a summary (exit 1 if any send failed).
+    Produce(produce::ProduceArgs),
+    /// Consume messages until --count arrived (exit 1 at --timeout).
+    Consume(produce::ConsumeArgs),
+    /// Print a topic's route.
+    Route(admin::RouteArgs),
+    /// Create, update, delete, list topics, or show a topic's offsets.
+    #[command(subcommand)]
+    Topic(admin::TopicCommand),
+    /// List the cluster's brokers.
+    Cluster(admin::ClusterArgs),
+    /// A consumer group's members, the queues each owns, and the lag per queue.
+    Group(admin::GroupArgs),
+    /// Show a message by its broker id or by key.
+    Message(admin::MessageArgs),
+    /// Load-test producing or consuming.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let quiet = !matches!(
+        cli.command,
+        Command::Check(_) | Command::Namesrv(_) | Command::Broker(_) | Command::Standalone(_)
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(if quiet { "warn" } else { "info" })
+            }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -69,7 +99,25 @@ fn main() -> anyhow::Result<()> {
         Command::Namesrv(args) => namesrv::run(&args),
         Command::Broker(args) => broker::run(&args),
         Command::Standalone(args) => broker::run_standalone(&args),
+        Command::Produce(args) => exit_unless(produce::run_produce(&args, &mut out)?),
+        Command::Consume(args) => exit_unless(produce::run_consume(&args, &mut out)?),
+        Command::Route(args) => admin::run_route(&args, &mut out),
+        Command::Topic(cmd) => admin::run_topic(&cmd, &mut out),
+        Command::Cluster(args) => admin::run_cluster(&args, &mut out),
+        Command::Group(args) => admin::run_group(&args, &mut out),
+        Command::Message(args) => admin::run_message(&args, &mut out),
+        Command::Bench(cmd) => exit_unless(bench::run(&cmd, &mut out)?),
     }
+}
+
+/// Exit 1 when a command reports failure (after its output is flushed).
+fn exit_unless(ok: bool) -> anyhow::Result<()> {
+    if !ok {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

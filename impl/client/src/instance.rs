@@ -75,7 +75,8 @@ pub(crate) struct Inner {
     started: Instant,
     conns: Mutex<HashMap<String, Slot>>,
     routes: RwLock<HashMap<String, RouteEntry>>,
-    brokers: RwLock<BTreeMap<String, BTreeMap<u64, String>>>,
+    /// The broker address table (`brokerAddrTable`): every group any route listed.
+    brokers: RwLock<BTreeMap<String, BrokerData>>,
     producers: Mutex<BTreeMap<String, usize>>,
     consumers: Mutex<BTreeMap<String, Arc<dyn ConsumerHook>>>,
     stop: watch::Sender<bool>,
@@ -260,10 +261,13 @@ impl ClientInstance {
         if self.is_shut_down() {
             return Err(Error::Shutdown);
         }
-        let slot = lock(&self.inner.conns)
-            .entry(addr.to_owned())
-            .or_default()
-            .clone();
+        let slot = {
+            let mut conns = lock(&self.inner.conns);
+            match conns.get(addr) {
+                Some(s) => s.clone(),
+                None => conns.entry(addr.to_owned()).or_default().clone(),
+            }
+        };
         if let Ok(g) = slot.try_lock()
             && let Some(c) = g.as_ref().filter(|c| !c.is_closed())
         {
@@ -430,7 +434,7 @@ impl ClientInstance {
                 .write()
                 .unwrap_or_else(|p| p.into_inner());
             for b in &fresh.broker_datas {
-                brokers.insert(b.broker_name.clone(), b.broker_addrs.clone());
+                brokers.insert(b.broker_name.clone(), b.clone());
             }
         }
         let publish = Arc::new(TopicPublishInfo::from_route(topic, &fresh));
@@ -463,10 +467,17 @@ impl ClientInstance {
         topic: &str,
         default_topic_queue_nums: u32,
     ) -> Result<Arc<TopicPublishInfo>> {
-        if let Some(e) = self.route_entry(topic)
-            && e.publish.ok()
+        let held = self
+            .inner
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(topic)
+            .map(|e| e.publish.clone());
+        if let Some(p) = held
+            && p.ok()
         {
-            return Ok(e.publish);
+            return Ok(p);
         }
         if self.update_route(topic).await?.is_some()
             && let Some(e) = self.route_entry(topic)
@@ -517,24 +528,20 @@ impl ClientInstance {
         }
     }
 
+    fn brokers_read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, BrokerData>> {
+        self.inner.brokers.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The broker group `name` as the address table holds it.
     pub fn broker(&self, name: &str) -> Option<BrokerData> {
-        self.inner
-            .brokers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .map(|addrs| BrokerData {
-                broker_name: name.to_owned(),
-                broker_addrs: addrs.clone(),
-                ..Default::default()
-            })
+        self.brokers_read().get(name).cloned()
     }
 
     /// The master address of `broker` (`findBrokerAddressInPublish`).
     pub fn master_addr(&self, broker: &str) -> Option<String> {
-        self.broker(broker)
-            .and_then(|b| address_in_publish(&b).map(str::to_owned))
+        self.brokers_read()
+            .get(broker)
+            .and_then(|b| address_in_publish(b).map(str::to_owned))
     }
 
     /// `findBrokerAddressInSubscribe`.
@@ -544,33 +551,27 @@ impl ClientInstance {
         broker_id: u64,
         only_this_broker: bool,
     ) -> Option<(String, bool)> {
-        self.broker(broker).and_then(|b| {
-            address_in_subscribe(&b, broker_id, only_this_broker)
+        self.brokers_read().get(broker).and_then(|b| {
+            address_in_subscribe(b, broker_id, only_this_broker)
                 .map(|SubscribeAddress { addr, slave }| (addr.to_owned(), slave))
         })
     }
 
     /// Every broker group the address table holds.
     pub fn brokers(&self) -> Vec<BrokerData> {
-        self.inner
-            .brokers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(name, addrs)| BrokerData {
-                broker_name: name.clone(),
-                broker_addrs: addrs.clone(),
-                ..Default::default()
-            })
-            .collect()
+        self.brokers_read().values().cloned().collect()
     }
 
     /// `cleanOfflineBroker`: forget the addresses no route lists and close their connections.
     pub fn clean_offline_brokers(&self) {
         let gone: Vec<(String, u64, String)> = {
             let routes = self.inner.routes.read().unwrap_or_else(|p| p.into_inner());
-            let brokers = self.inner.brokers.read().unwrap_or_else(|p| p.into_inner());
-            offline_addresses(&brokers, routes.values().map(|e| &*e.route))
+            let cached: BTreeMap<String, BTreeMap<u64, String>> = self
+                .brokers_read()
+                .iter()
+                .map(|(n, b)| (n.clone(), b.broker_addrs.clone()))
+                .collect();
+            offline_addresses(&cached, routes.values().map(|e| &*e.route))
                 .into_iter()
                 .map(|(n, i, a)| (n.to_owned(), i, a.to_owned()))
                 .collect()
@@ -585,9 +586,9 @@ impl ClientInstance {
             .unwrap_or_else(|p| p.into_inner());
         for (name, id, addr) in gone {
             tracing::info!(broker = %name, id, %addr, "broker offline");
-            if let Some(addrs) = brokers.get_mut(&name) {
-                addrs.remove(&id);
-                if addrs.is_empty() {
+            if let Some(b) = brokers.get_mut(&name) {
+                b.broker_addrs.remove(&id);
+                if b.broker_addrs.is_empty() {
                     brokers.remove(&name);
                 }
             }

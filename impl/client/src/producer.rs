@@ -641,6 +641,42 @@ impl Producer {
         }
     }
 
+    /// What a send of `msg` would put on the wire now, without any I/O: the queue the model
+    /// selects (as a first attempt) and the request, with its `UNIQ_KEY`, properties and
+    /// compression. The topic's route must be known already (after a first send). This is the
+    /// client's own cost per send, which `benches/benches/client.rs` measures.
+    pub fn next_request(&self, msg: Message) -> Result<(MessageQueue, RemotingCommand)> {
+        let p = self.prepare(msg)?;
+        let info = self
+            .inner
+            .instance
+            .route_entry(&p.topic)
+            .map(|e| e.publish)
+            .ok_or_else(|| Error::NoRoute {
+                topic: p.topic.clone(),
+                namesrvs: self.inner.instance.namesrvs().to_vec(),
+            })?;
+        let policy = SendPolicy {
+            retry_times_when_send_failed: self.inner.config.retry_times_when_send_failed,
+            send_msg_timeout: self.inner.config.send_msg_timeout.as_millis() as u64,
+            retry_another_broker_when_not_store_ok: false,
+        };
+        let now = self.inner.instance.now();
+        let mut attempts = SendAttempts::new(policy, now);
+        let mq = {
+            let mut sel = lock(&self.inner.select);
+            let (strategy, index) = &mut *sel;
+            attempts
+                .next_target(&info, strategy, index, now)
+                .map_err(|_| Error::NoRoute {
+                    topic: p.topic.clone(),
+                    namesrvs: self.inner.instance.namesrvs().to_vec(),
+                })?
+        };
+        let req = self.request(&p, &mq);
+        Ok((mq, req))
+    }
+
     /// Send and wait for the broker's answer, retrying on another broker within
     /// `sendMsgTimeout` (`send(msg)`).
     pub async fn send(&self, msg: Message) -> Result<SendResult> {

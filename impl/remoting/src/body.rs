@@ -584,6 +584,25 @@ pub fn object_key_map(
     }
 }
 
+/// Append a map whose keys are objects as fastjson writes it (`{{"brokerName":"b","queueId":0,
+/// "topic":"T"}:{...}}`, protocol.md §3.1): each key and value as JSON, in the order given. The
+/// counterpart of [`object_key_map`].
+pub fn encode_object_key_map<K: Serialize, V: Serialize>(
+    out: &mut Vec<u8>,
+    entries: impl IntoIterator<Item = (K, V)>,
+) {
+    out.push(b'{');
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, &k).expect("plain data serializes");
+        out.push(b':');
+        serde_json::to_writer(&mut *out, &v).expect("plain data serializes");
+    }
+    out.push(b'}');
+}
+
 /// Decode one of the JSON bodies of this module.
 pub fn decode<T: for<'a> Deserialize<'a>>(what: &str, body: &[u8]) -> Result<T, Error> {
     parse_lenient(what, utf8(what, body)?)
@@ -695,6 +714,14 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+        // Written back in the same form.
+        let mut out = b"{\"mqTable\":".to_vec();
+        encode_object_key_map(&mut out, m.iter().map(|(k, v)| (k, v)));
+        out.extend_from_slice(br#","properties":{}}"#);
+        assert_eq!(std::str::from_utf8(&out).unwrap(), text);
+        let mut empty = Vec::new();
+        encode_object_key_map(&mut empty, std::iter::empty::<(u8, u8)>());
+        assert_eq!(empty, b"{}");
         for broken in [
             r#"{"mqTable":{{"a":1}"#,
             r#"{"mqTable":{{"a":1}:}"#,

@@ -103,7 +103,7 @@ impl Connection {
                     _ = writer_close.wait_for(|c| *c) => None,
                 };
                 let Some(cmd) = cmd else { break };
-                if sink.send(cmd).await.is_err() {
+                if write_batch(&mut sink, cmd, &mut rx).await.is_err() {
                     break;
                 }
             }
@@ -241,6 +241,29 @@ impl Connection {
     }
 }
 
+/// Most frames written with one flush.
+const WRITE_BATCH: usize = 64;
+
+/// Write `first` and whatever else is already queued (up to [`WRITE_BATCH`]) with one flush: under
+/// load one `write` carries many frames instead of one system call each.
+async fn write_batch<S>(
+    sink: &mut S,
+    first: RemotingCommand,
+    rx: &mut mpsc::Receiver<RemotingCommand>,
+) -> Result<(), S::Error>
+where
+    S: futures_util::Sink<RemotingCommand> + Unpin,
+{
+    sink.feed(first).await?;
+    for _ in 1..WRITE_BATCH {
+        match rx.try_recv() {
+            Ok(cmd) => sink.feed(cmd).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
+}
+
 /// A server-side connection, as handlers see it: they may keep it to push requests to the client.
 #[derive(Clone, Debug)]
 pub struct Peer {
@@ -376,7 +399,7 @@ async fn connection<H: Handler>(
     let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let writer = tokio::spawn(async move {
         while let Some(cmd) = rx.recv().await {
-            if sink.send(cmd).await.is_err() {
+            if write_batch(&mut sink, cmd, &mut rx).await.is_err() {
                 break;
             }
         }
