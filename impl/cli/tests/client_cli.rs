@@ -1,0 +1,270 @@
+//! Every client command of the `sextant` binary against `sextant standalone`, as processes on
+//! 127.0.0.1 with OS-assigned ports: produce, consume, route, cluster, topic create / update /
+//! list / status / delete, group, message (by id and by key), bench produce / consume with
+//! their JSON summaries.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Output, Stdio};
+
+/// Start `sextant standalone` on free ports; its NameServer's address.
+fn standalone(dir: &std::path::Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args([
+            "standalone",
+            "--data-dir",
+            dir.to_str().expect("utf8"),
+            "--namesrv-listen",
+            "127.0.0.1:0",
+            "--broker-listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut ns = None;
+    loop {
+        let line = lines.next().expect("output").expect("line");
+        if let Some(a) = line.strip_prefix("NameServer listening on ") {
+            ns = Some(a.trim().parse().expect("addr"));
+        }
+        if line.starts_with("ready:") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (child, ns.expect("the NameServer's address"))
+}
+
+fn sextant(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run sextant")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = sextant(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "sextant {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn every_client_command_works_against_standalone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, ns) = standalone(dir.path());
+    let ns = ns.to_string();
+    let n = ["--namesrv", ns.as_str()];
+    let with = |args: &[&str]| -> Vec<String> {
+        args.iter().chain(n.iter()).map(|s| s.to_string()).collect()
+    };
+    let run = |args: &[&str]| -> String {
+        let a = with(args);
+        ok(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    let created = run(&[
+        "topic",
+        "create",
+        "--topic",
+        "CliT",
+        "--cluster",
+        "DefaultCluster",
+        "--queues",
+        "3",
+    ]);
+    assert!(created.contains("topic CliT written on"), "{created}");
+    run(&[
+        "topic",
+        "update",
+        "--topic",
+        "CliT",
+        "--cluster",
+        "DefaultCluster",
+        "--queues",
+        "4",
+    ]);
+    let route = run(&["route", "CliT"]);
+    assert!(
+        route.contains("broker-a") && route.contains(" 4 "),
+        "{route}"
+    );
+    let route_json: serde_json::Value =
+        serde_json::from_str(&run(&["route", "CliT", "--json"])).unwrap();
+    assert_eq!(route_json["queueDatas"][0]["writeQueueNums"], 4);
+    let cluster = run(&["cluster"]);
+    assert!(
+        cluster.contains("DefaultCluster") && cluster.contains("broker-a"),
+        "{cluster}"
+    );
+
+    let produced = run(&[
+        "produce",
+        "--topic",
+        "CliT",
+        "--count",
+        "20",
+        "--tag",
+        "TagA",
+        "--key",
+        "order-7",
+        "--verbose",
+    ]);
+    assert!(produced.contains("sent 20, failed 0"), "{produced}");
+    let first_id = produced
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(first_id.len(), 32);
+    let consumed = run(&[
+        "consume",
+        "--topic",
+        "CliT",
+        "--group",
+        "cli-g",
+        "--count",
+        "20",
+        "--from",
+        "first",
+        "--timeout",
+        "20",
+        "--tag",
+        "TagA",
+    ]);
+    assert!(consumed.contains("consumed 20, duplicates 0"), "{consumed}");
+    // Nothing more to consume: a count that cannot be reached exits non-zero at the timeout.
+    let more = sextant(
+        &with(&[
+            "consume",
+            "--topic",
+            "CliT",
+            "--group",
+            "cli-g",
+            "--count",
+            "1",
+            "--timeout",
+            "2",
+            "--quiet",
+        ])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    assert!(!more.status.success());
+    assert!(String::from_utf8_lossy(&more.stdout).contains("consumed 0"));
+
+    let topics = run(&["topic", "list"]);
+    assert!(topics.lines().any(|l| l == "CliT"), "{topics}");
+    let status = run(&["topic", "status", "--topic", "CliT", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let total: u64 = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["maxOffset"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 20);
+    let group = run(&["group", "cli-g", "--topic", "CliT", "--json"]);
+    let group: serde_json::Value = serde_json::from_str(&group).unwrap();
+    let lag: u64 = group["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["lag"].as_u64().unwrap())
+        .sum();
+    assert_eq!(lag, 0, "the group consumed everything: {group}");
+
+    let json = dir.path().join("produce.json");
+    run(&[
+        "bench",
+        "produce",
+        "--topic",
+        "CliB",
+        "--messages",
+        "2000",
+        "--size",
+        "128",
+        "--mode",
+        "async",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for key in [
+        "mode",
+        "messages",
+        "errors",
+        "elapsed_s",
+        "msgs_per_s",
+        "mb_per_s",
+    ] {
+        assert!(!v[key].is_null(), "{key} in {v}");
+    }
+    assert_eq!(v["errors"], 0);
+    assert!(v["messages"].as_u64().unwrap() >= 2000);
+    for p in ["p50", "p99", "p999", "max"] {
+        assert!(v["latency_us"][p].as_u64().unwrap() > 0, "{p} in {v}");
+    }
+    for mode in ["sync", "oneway"] {
+        run(&[
+            "bench",
+            "produce",
+            "--topic",
+            "CliB",
+            "--messages",
+            "200",
+            "--mode",
+            mode,
+            "--concurrency",
+            "4",
+        ]);
+    }
+    run(&[
+        "bench",
+        "produce",
+        "--topic",
+        "CliB",
+        "--messages",
+        "640",
+        "--batch",
+        "32",
+        "--mode",
+        "sync",
+        "--concurrency",
+        "2",
+    ]);
+    let cjson = dir.path().join("consume.json");
+    run(&[
+        "bench",
+        "consume",
+        "--topic",
+        "CliB",
+        "--messages",
+        "2000",
+        "--json",
+        cjson.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cjson).unwrap()).unwrap();
+    assert!(v["messages"].as_u64().unwrap() >= 2000, "{v}");
+    assert!(
+        v["first_message_ms"].as_f64().unwrap() < 1000.0,
+        "the first message within 1 s: {v}"
+    );
+
+    let _ = server.kill();
+    let _ = server.wait();
+}
