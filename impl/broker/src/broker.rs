@@ -38,7 +38,9 @@ use sextant_store::config::ConsumerOffsets;
 use sextant_store::{Get, MessageStore, Put, PutResult, tags_code_of};
 use tokio::sync::{Notify, watch};
 
+use crate::admin::Clients;
 use crate::config::{BrokerConfig, Settings};
+use crate::stats::Stats;
 use crate::topics::Topics;
 
 /// Pull `sysFlag` bits (`PullSysFlag`).
@@ -62,20 +64,20 @@ pub fn wall_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// An error answer: a response code and its remark.
 pub(crate) struct Reply(pub(crate) i32, pub(crate) String);
 
-type Answer = Result<RemotingCommand, Reply>;
+pub(crate) type Answer = Result<RemotingCommand, Reply>;
 
-fn reply(code: i32, remark: impl Into<String>) -> Reply {
+pub(crate) fn reply(code: i32, remark: impl Into<String>) -> Reply {
     Reply(code, remark.into())
 }
 
-fn header<H: CommandHeader>(req: &RemotingCommand) -> Result<H, Reply> {
+pub(crate) fn header<H: CommandHeader>(req: &RemotingCommand) -> Result<H, Reply> {
     let empty = ExtFields::new();
     H::from_ext(req.ext_fields.as_ref().unwrap_or(&empty))
         .map_err(|e| reply(response::SYSTEM_ERROR, e.to_string()))
@@ -85,7 +87,7 @@ fn queue_id(q: i32) -> Result<u32, Reply> {
     u32::try_from(q).map_err(|_| reply(response::SYSTEM_ERROR, format!("queueId[{q}] is illegal")))
 }
 
-fn ok(req: &RemotingCommand) -> RemotingCommand {
+pub(crate) fn ok(req: &RemotingCommand) -> RemotingCommand {
     RemotingCommand::response_to(req, response::SUCCESS, None)
 }
 
@@ -113,11 +115,15 @@ pub struct Broker {
     pub(crate) offsets: Mutex<ConsumerOffsets>,
     pub(crate) offsets_dirty: AtomicBool,
     offsets_path: std::path::PathBuf,
-    groups: Mutex<ConsumerGroups>,
+    pub(crate) groups: Mutex<ConsumerGroups>,
     locks: Mutex<LockTable>,
-    peers: Mutex<HashMap<SocketAddr, Peer>>,
+    pub(crate) peers: Mutex<HashMap<SocketAddr, Peer>>,
+    /// What the clients' heartbeats say beyond group membership (admin answers).
+    pub(crate) clients: Mutex<Clients>,
     /// Per topic and queue, the queue's end, for held pulls to wait on.
-    arrivals: Mutex<HashMap<String, HashMap<u32, watch::Sender<u64>>>>,
+    pub(crate) arrivals: Mutex<HashMap<String, HashMap<u32, watch::Sender<u64>>>>,
+    /// Message and pull counters, sampled every second.
+    pub(crate) stats: Stats,
     started: Instant,
     /// Woken when the topic table changed: register with the NameServers now.
     pub(crate) register_now: Notify,
@@ -169,7 +175,9 @@ impl Broker {
             offsets_dirty: AtomicBool::new(false),
             offsets_path,
             peers: Mutex::default(),
+            clients: Mutex::default(),
             arrivals: Mutex::default(),
+            stats: Stats::new(wall_ms()),
             started: Instant::now(),
             register_now: Notify::new(),
             random: AtomicU32::new(0x9E37_79B9),
@@ -326,10 +334,14 @@ impl Broker {
                 Put { msg, tags_code }
             })
             .collect();
-        let result = self
-            .store
-            .put(&mut puts)
-            .map_err(|e| reply(response::SYSTEM_ERROR, format!("put message failed: {e}")))?;
+        let result = self.store.put(&mut puts).map_err(|e| {
+            self.stats.put_failed();
+            reply(response::SYSTEM_ERROR, format!("put message failed: {e}"))
+        })?;
+        self.stats.stored(
+            result.stored.len() as u64,
+            result.stored.iter().map(|s| u64::from(s.size)).sum(),
+        );
         let arrivals = lock(&self.arrivals);
         for (p, s) in puts.iter().zip(&result.stored) {
             if let Some(tx) = arrivals
@@ -580,6 +592,11 @@ impl Broker {
             let _ = tokio::time::timeout(hold, arrival.wait_for(|max| *max > offset)).await;
             (code, _, result) = read(false)?;
         }
+        self.stats.pulled(if code == PullCode::Found {
+            result.count as u64
+        } else {
+            0
+        });
         let resp_code = match code {
             PullCode::Found => response::SUCCESS,
             PullCode::NoNewMessage => response::PULL_NOT_FOUND,
@@ -683,6 +700,7 @@ impl Broker {
         let hb: HeartbeatData = body::decode("heartbeat", &req.body)
             .map_err(|e| reply(response::SYSTEM_ERROR, e.to_string()))?;
         lock(&self.peers).insert(peer.addr, peer.clone());
+        lock(&self.clients).heartbeat(peer.addr, req.language, req.version, &hb);
         let now = self.now();
         let addr = peer.addr.to_string();
         let mut changed = Vec::new();
@@ -884,6 +902,7 @@ impl Broker {
     /// A connection closed: its consumers leave their groups.
     async fn closed(&self, peer: &Peer) {
         lock(&self.peers).remove(&peer.addr);
+        lock(&self.clients).closed(&peer.addr);
         let groups = lock(&self.groups).channel_closed(&peer.addr.to_string());
         for g in groups {
             tracing::info!(group = %g, addr = %peer.addr, "consumer channel closed");
@@ -920,6 +939,14 @@ impl Handler for BrokerHandler {
             request::UNLOCK_BATCH_MQ => b.lock_batch(&req, true),
             request::CONSUMER_SEND_MSG_BACK => b.send_back(peer, &req).await,
             request::UPDATE_AND_CREATE_TOPIC => b.update_topic(&req),
+            request::GET_BROKER_RUNTIME_INFO => b.runtime_info(&req),
+            request::GET_ALL_TOPIC_CONFIG => b.all_topic_config(&req),
+            request::GET_TOPIC_STATS_INFO => b.topic_stats(&req),
+            request::GET_CONSUME_STATS => b.consume_stats(&req),
+            request::GET_CONSUMER_CONNECTION_LIST => b.consumer_connections(&req),
+            request::GET_CONSUMER_RUNNING_INFO => b.consumer_running_info(&req).await,
+            request::DELETE_TOPIC_IN_BROKER => b.delete_topic(&req),
+            request::VIEW_MESSAGE_BY_ID => b.view_message(&req),
             _ => return None,
         };
         Some(answer.unwrap_or_else(|Reply(code, remark)| {

@@ -82,6 +82,9 @@ pub struct BrokerConfig {
     pub region_id: String,
     /// `traceOn`, answered in send responses as `TRACE_ON`.
     pub trace_on: bool,
+    /// `consumerRunningInfoTimeoutMills`: how long GET_CONSUMER_RUNNING_INFO waits for the
+    /// client it is forwarded to (ms). Sextant's key: RocketMQ's `Broker2Client` waits 10 s.
+    pub consumer_running_info_timeout_mills: u64,
     /// Keys this broker does not know (RocketMQ has many): warned about, not fatal.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
@@ -120,6 +123,7 @@ impl Default for BrokerConfig {
             offset_check_in_slave: false,
             region_id: "DefaultRegion".into(),
             trace_on: true,
+            consumer_running_info_timeout_mills: 10_000,
             unknown: BTreeMap::new(),
         }
     }

@@ -6,19 +6,27 @@
 //! and its statuses, consumer offsets (query, update, persisted), max/min offset and search by
 //! time, client heartbeats with group membership, channel expiry and NOTIFY_CONSUMER_IDS_CHANGED,
 //! consumer lists, orderly queue locks with expiry, consumer send-back into `%RETRY%<group>` with
-//! delay levels and `%DLQ%<group>` past the maximum reconsume times, and delayed delivery. It
-//! registers all its topics with every NameServer at the configured period and unregisters on a
-//! clean stop.
+//! delay levels and `%DLQ%<group>` past the maximum reconsume times, and delayed delivery; and
+//! the admin requests of `mqadmin` (runtime info, the topic table, topic and consume stats,
+//! consumer connections, GET_CONSUMER_RUNNING_INFO forwarded to the client, topic deletion,
+//! messages by offset). It registers all its topics with every NameServer at the configured
+//! period and unregisters on a clean stop.
+//!
+//! Modules: `broker` (state, send, pull, offsets, groups, locks, send-back), `admin` (the admin
+//! requests), [`config`], `register`, `schedule` (delayed delivery), `stats` (message counters
+//! and their TPS), `topics` (the topic table).
 //!
 //! Every decision — the send queue, auto-creation, the pull status and whether to hold the pull,
 //! the send-back target, locks, group membership, when a put may be acknowledged — is
 //! `sextant_model`'s (`broker` and `store` modules). This crate owns the sockets, the timers and
 //! the files (through `sextant_store`).
 
+mod admin;
 mod broker;
 pub mod config;
 mod register;
 mod schedule;
+mod stats;
 mod topics;
 
 use std::net::SocketAddr;
@@ -56,6 +64,8 @@ pub enum Error {
 /// How often client channels are checked for expiry (RocketMQ's `ClientHousekeepingService`:
 /// 10 s), more often when the expiry is set shorter (tests use milliseconds).
 const CHANNEL_SCAN: Duration = Duration::from_secs(10);
+/// How often the message counters are sampled (for the TPS of GET_BROKER_RUNTIME_INFO).
+const STATS_SAMPLE: Duration = Duration::from_secs(1);
 /// How often due delayed messages are delivered.
 const SCHEDULE_TICK: Duration = Duration::from_millis(100);
 
@@ -164,6 +174,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
         async move {
             let mut offsets = tokio::time::interval(offsets_every);
             let mut channels = tokio::time::interval(channel_scan);
+            let mut sampling = tokio::time::interval(STATS_SAMPLE);
             let mut delays = tokio::time::interval(SCHEDULE_TICK);
             delays.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -177,6 +188,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
                         }
                     }
                     _ = channels.tick() => broker.scan_channels().await,
+                    _ = sampling.tick() => broker.stats.sample(wall_ms()),
                     _ = delays.tick() => {
                         let b = Arc::clone(&broker);
                         let s = Arc::clone(&schedule);

@@ -59,6 +59,18 @@ impl Topics {
         self.save()
     }
 
+    /// Remove a topic and bump the data version (`now`: wall-clock ms); persisted. `None` (and
+    /// nothing changed) when there was no such topic (`deleteTopicConfig`).
+    pub fn remove(&mut self, topic: &str, now: i64) -> Result<Option<TopicConfig>, Error> {
+        let Some(old) = self.table.remove(topic) else {
+            return Ok(None);
+        };
+        self.version.counter += 1;
+        self.version.timestamp = now;
+        self.save()?;
+        Ok(Some(old))
+    }
+
     /// Write the table to its file (RocketMQ's `TopicConfigSerializeWrapper` JSON).
     pub fn save(&self) -> Result<(), Error> {
         Ok(save_bytes(
@@ -84,5 +96,27 @@ mod tests {
         assert_eq!(back.get("A"), Some(&TopicConfig::new("A", 4)));
         assert_eq!(back.version().counter, 2);
         assert_eq!(back.version().timestamp, 2000);
+    }
+
+    #[test]
+    fn a_removed_topic_is_gone_from_the_file_with_a_new_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config/topics.json");
+        let mut t = Topics::load(path.clone()).expect("load");
+        t.put(TopicConfig::new("A", 4), 1000).expect("put");
+        t.put(TopicConfig::new("B", 2), 2000).expect("put");
+        assert_eq!(
+            t.remove("A", 3000).expect("remove"),
+            Some(TopicConfig::new("A", 4))
+        );
+        // Removing what is not there changes nothing, not even the version.
+        assert_eq!(t.remove("A", 4000).expect("remove"), None);
+        let back = Topics::load(path).expect("reload");
+        assert!(back.get("A").is_none());
+        assert!(back.get("B").is_some());
+        assert_eq!(
+            (back.version().counter, back.version().timestamp),
+            (3, 3000)
+        );
     }
 }

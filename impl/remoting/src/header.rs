@@ -111,7 +111,7 @@ header! {
 }
 
 header! {
-    /// DELETE_TOPIC_IN_NAMESRV request.
+    /// DELETE_TOPIC_IN_NAMESRV request; also DELETE_TOPIC_IN_BROKER (topic only).
     DeleteTopicRequestHeader {
         /// The topic.
         topic: String = "topic",
@@ -371,7 +371,8 @@ header! {
 }
 
 header! {
-    /// GET_CONSUMER_LIST_BY_GROUP request; also NOTIFY_CONSUMER_IDS_CHANGED.
+    /// GET_CONSUMER_LIST_BY_GROUP request; also NOTIFY_CONSUMER_IDS_CHANGED and
+    /// GET_CONSUMER_CONNECTION_LIST.
     ConsumerGroupHeader {
         /// The consumer group.
         consumer_group: String = "consumerGroup",
@@ -502,6 +503,72 @@ header! {
     }
 }
 
+header! {
+    /// GET_ALL_TOPIC_CONFIG request. 5.x tools page through the table (`topicSeq`, `maxTopicNum`,
+    /// `dataVersion`); older ones send none of the fields and get the whole table.
+    GetAllTopicConfigRequestHeader {} defaulted {} optional {
+        /// How many topics, in name order, the asker already holds.
+        topic_seq: i32 = "topicSeq",
+        /// The `DataVersion` JSON of the pages it holds (empty on the first request).
+        data_version: String = "dataVersion",
+        /// The most topics one answer may hold.
+        max_topic_num: i32 = "maxTopicNum",
+    }
+}
+
+header! {
+    /// GET_ALL_TOPIC_CONFIG response.
+    GetAllTopicConfigResponseHeader {
+        /// How many topics the broker has in all.
+        total_topic_num: i32 = "totalTopicNum",
+    } defaulted {} optional {}
+}
+
+header! {
+    /// GET_TOPIC_STATS_INFO request.
+    GetTopicStatsInfoRequestHeader {
+        /// The topic.
+        topic: String = "topic",
+    } defaulted {} optional {}
+}
+
+header! {
+    /// GET_CONSUME_STATS request.
+    GetConsumeStatsRequestHeader {
+        /// The consumer group.
+        consumer_group: String = "consumerGroup",
+    } defaulted {} optional {
+        /// One topic (blank: every topic the group has an offset on).
+        topic: String = "topic",
+        /// Topics separated by `;` (5.x): exactly these, without the subscription check.
+        topic_list: String = "topicList",
+    }
+}
+
+header! {
+    /// GET_CONSUMER_RUNNING_INFO request, which a broker forwards to the client.
+    GetConsumerRunningInfoRequestHeader {
+        /// The consumer group.
+        consumer_group: String = "consumerGroup",
+        /// The client asked.
+        client_id: String = "clientId",
+    } defaulted {
+        /// Include the client's thread stacks.
+        jstack_enable: bool = "jstackEnable",
+    } optional {}
+}
+
+header! {
+    /// VIEW_MESSAGE_BY_ID request.
+    ViewMessageRequestHeader {
+        /// The CommitLog offset of the record (from the offset message id).
+        offset: i64 = "offset",
+    } defaulted {} optional {
+        /// The topic (5.x, for static topics).
+        topic: String = "topic",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,5 +649,57 @@ mod tests {
         assert_eq!(&reg["compressed"], "false");
         assert_eq!(&reg["bodyCrc32"], "0");
         assert!(!reg.contains_key("heartbeatTimeoutMillis"));
+    }
+
+    #[test]
+    fn admin_headers_as_mqadmin_writes_them() {
+        // `DefaultMQAdminExt.examineConsumeStats` and `getConsumerRunningInfo`, 5.x.
+        let stats = GetConsumeStatsRequestHeader::from_ext(&ext(&[
+            ("consumerGroup", "cg"),
+            ("topic", "T"),
+        ]))
+        .unwrap();
+        assert_eq!(stats.topic.as_deref(), Some("T"));
+        assert_eq!(stats.topic_list, None);
+        let running = GetConsumerRunningInfoRequestHeader {
+            consumer_group: "cg".into(),
+            client_id: "10.0.0.5@1".into(),
+            jstack_enable: false,
+        };
+        assert_eq!(
+            running.to_ext(),
+            ext(&[
+                ("consumerGroup", "cg"),
+                ("clientId", "10.0.0.5@1"),
+                ("jstackEnable", "false"),
+            ])
+        );
+        // A 5.x paged GET_ALL_TOPIC_CONFIG, and the old form without fields.
+        let paged = GetAllTopicConfigRequestHeader::from_ext(&ext(&[
+            ("topicSeq", "0"),
+            ("maxTopicNum", "2000"),
+            ("dataVersion", ""),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (
+                paged.topic_seq,
+                paged.max_topic_num,
+                paged.data_version.as_deref()
+            ),
+            (Some(0), Some(2000), Some(""))
+        );
+        assert_eq!(
+            GetAllTopicConfigRequestHeader::from_ext(&ExtFields::new()).unwrap(),
+            GetAllTopicConfigRequestHeader::default()
+        );
+        let err = ViewMessageRequestHeader::from_ext(&ext(&[("offset", "x")])).unwrap_err();
+        assert!(err.to_string().contains("offset"), "{err}");
+        assert_eq!(
+            ViewMessageRequestHeader::from_ext(&ext(&[("offset", "1234")]))
+                .unwrap()
+                .offset,
+            1234
+        );
     }
 }
