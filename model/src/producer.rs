@@ -474,7 +474,8 @@ pub struct SendAttempts {
     policy: SendPolicy,
     started_at: Millis,
     attempts: u32,
-    last_broker: Option<String>,
+    /// Shared with the queue chosen, so recording it copies nothing.
+    last_broker: Option<Arc<str>>,
 }
 
 impl SendAttempts {
@@ -514,7 +515,7 @@ impl SendAttempts {
             .select(info, self.last_broker.as_deref(), index, now)
             .ok_or(SendError::NoRoute)?;
         self.attempts += 1;
-        self.last_broker = Some(mq.broker_name.to_string());
+        self.last_broker = Some(mq.broker_name.clone());
         Ok(mq)
     }
 
@@ -522,7 +523,7 @@ impl SendAttempts {
     /// selector): counted like a selected one, so the outcome is judged the same way.
     pub fn chosen_target(&mut self, mq: &MessageQueue) {
         self.attempts += 1;
-        self.last_broker = Some(mq.broker_name.to_string());
+        self.last_broker = Some(mq.broker_name.clone());
     }
 
     /// Record how the attempt to `mq` that ended at `now` went: update the fault items and decide

@@ -22,15 +22,13 @@ use sextant_model::producer::{
     SendIndex, SendPolicy, SendStep, TopicPublishInfo,
 };
 use sextant_model::route::MessageQueue;
-use sextant_remoting::RemotingCommand;
 use sextant_remoting::body::java_hash;
 use sextant_remoting::code::{request, response};
-use sextant_remoting::ext::CommandHeader;
-use sextant_remoting::header::SendMessageRequestHeaderV2;
 use sextant_remoting::message::{
     BatchItem, encode_properties, encode_send_batch, property, sys_flag,
 };
 use sextant_remoting::transport::TransportError;
+use sextant_remoting::{ExtFields, RemotingCommand};
 use tokio::sync::Semaphore;
 
 use crate::api::send_response;
@@ -417,30 +415,39 @@ impl Producer {
         })
     }
 
+    /// The SEND_MESSAGE_V2 (or SEND_BATCH_MESSAGE) request for one attempt: the fields of
+    /// `SendMessageRequestHeaderV2`, written straight into the extFields buffer in key order (no
+    /// owned copy of each value on the way).
     fn request(&self, p: &Prepared, mq: &MessageQueue) -> RemotingCommand {
-        let header = SendMessageRequestHeaderV2 {
-            a: self.inner.config.producer_group.clone(),
-            b: p.topic.clone(),
-            c: sextant_model::broker::AUTO_CREATE_TOPIC.into(),
-            d: self.inner.config.default_topic_queue_nums as i32,
-            e: mq.queue_id as i32,
-            f: p.sys_flag,
-            g: wall_ms(),
-            h: p.flag,
-            i: Some(p.properties.clone()),
-            j: Some(p.reconsume_times.unwrap_or(0)),
-            k: Some(false),
-            l: p.max_reconsume_times,
-            m: Some(p.batch),
-            n: Some(mq.broker_name.to_string()),
-        };
+        let c = &self.inner.config;
+        let mut n = Num::default();
+        let mut ext = ExtFields::with_capacity(
+            14,
+            c.producer_group.len() + p.topic.len() + p.properties.len() + mq.broker_name.len() + 96,
+        );
+        ext.insert("a", &c.producer_group);
+        ext.insert("b", &p.topic);
+        ext.insert("c", sextant_model::broker::AUTO_CREATE_TOPIC);
+        ext.insert("d", n.of(i64::from(c.default_topic_queue_nums)));
+        ext.insert("e", n.of(i64::from(mq.queue_id)));
+        ext.insert("f", n.of(i64::from(p.sys_flag)));
+        ext.insert("g", n.of(wall_ms()));
+        ext.insert("h", n.of(i64::from(p.flag)));
+        ext.insert("i", &p.properties);
+        ext.insert("j", n.of(i64::from(p.reconsume_times.unwrap_or(0))));
+        ext.insert("k", "false");
+        if let Some(l) = p.max_reconsume_times {
+            ext.insert("l", n.of(i64::from(l)));
+        }
+        ext.insert("m", if p.batch { "true" } else { "false" });
+        ext.insert("n", &mq.broker_name);
         let code = if p.batch {
             request::SEND_BATCH_MESSAGE
         } else {
             request::SEND_MESSAGE_V2
         };
         RemotingCommand::request(code, 0)
-            .with_ext(header.to_ext())
+            .with_ext(ext)
             .with_body(p.body.clone())
     }
 
@@ -846,6 +853,31 @@ pub(crate) fn wall_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Decimal formatting without an allocation per number.
+#[derive(Default)]
+struct Num([u8; 20]);
+
+impl Num {
+    fn of(&mut self, v: i64) -> &str {
+        let mut i = self.0.len();
+        let neg = v < 0;
+        let mut u = v.unsigned_abs();
+        loop {
+            i -= 1;
+            self.0[i] = b'0' + (u % 10) as u8;
+            u /= 10;
+            if u == 0 {
+                break;
+            }
+        }
+        if neg {
+            i -= 1;
+            self.0[i] = b'-';
+        }
+        std::str::from_utf8(&self.0[i..]).expect("ASCII digits")
+    }
+}
+
 /// The result of an async send, to be awaited.
 #[derive(Debug)]
 pub struct SendHandle(tokio::task::JoinHandle<Result<SendResult>>);
@@ -857,5 +889,18 @@ impl Future for SendHandle {
         Pin::new(&mut self.0)
             .poll(cx)
             .map(|r| r.unwrap_or(Err(Error::Shutdown)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_format_as_decimal() {
+        let mut n = Num::default();
+        for v in [0i64, 7, -7, 1_700_000_000_000, i64::MIN, i64::MAX] {
+            assert_eq!(n.of(v), v.to_string());
+        }
     }
 }

@@ -99,7 +99,22 @@ impl Handler for StubBroker {
             request::SEND_MESSAGE_V2 => {
                 let h =
                     SendMessageRequestHeaderV2::from_ext(req.ext_fields.as_ref().unwrap()).unwrap();
-                assert_eq!(h.b, "T");
+                // What a Java 5.x producer puts on the wire (protocol.md §2.3).
+                assert_eq!(
+                    (h.a.as_str(), h.b.as_str(), h.c.as_str(), h.d),
+                    ("pg", "T", "TBW102", 4)
+                );
+                assert!(h.e == 0 || h.e == 1, "a queue of the route: {}", h.e);
+                assert_eq!(
+                    (h.f, h.h, h.j, h.k, h.m),
+                    (0, 0, Some(0), Some(false), Some(false))
+                );
+                assert_eq!(h.n.as_deref(), Some("stub-a"));
+                assert!(h.g > 1_700_000_000_000, "born now: {}", h.g);
+                let props = h.i.clone().unwrap_or_default();
+                let p = sextant_remoting::message::parse_properties(&props);
+                assert_eq!(p.get("WAIT"), Some(&"true"));
+                assert_eq!(p.get("UNIQ_KEY").map(|k| k.len()), Some(32));
                 let ext = SendMessageResponseHeader {
                     msg_id: "7F00000100002A9F0000000000000000".into(),
                     queue_id: h.e,
