@@ -202,6 +202,16 @@ async fn a_killed_broker_costs_no_send_and_no_acknowledged_message() {
         "owned: {:?}",
         consumers.iter().map(|c| c.owned()).collect::<Vec<_>>()
     );
+    // The producers' clients forget broker-b's address (`cleanOfflineBroker`).
+    assert!(
+        eventually(Duration::from_secs(10), || producers.iter().all(|p| p
+            .instance()
+            .brokers()
+            .iter()
+            .all(|b| b.broker_name != "broker-b")))
+        .await,
+        "broker-b still cached"
+    );
     let after: BTreeSet<String> = acked
         .iter()
         .filter(|b| b.starts_with("after"))

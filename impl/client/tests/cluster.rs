@@ -131,14 +131,13 @@ async fn orderly_messages_of_a_key_arrive_in_order_and_no_queue_is_shared() {
     let received = Received::default();
     let busy: Arc<std::sync::Mutex<BTreeMap<u32, usize>>> = Arc::default();
     let overlap = Arc::new(AtomicUsize::new(0));
-    let mut consumers = Vec::new();
-    for i in 0..2 {
+    let start = |i: usize| {
         let r = received.clone();
         let busy = Arc::clone(&busy);
         let overlap = Arc::clone(&overlap);
         let name = format!("o{i}");
         let who = name.clone();
-        let c = consumer(ns.local_addr, "og", &name)
+        consumer(ns.local_addr, "og", &name)
             .orderly(true)
             .subscribe("O", "*")
             .start(move |msgs| {
@@ -163,25 +162,30 @@ async fn orderly_messages_of_a_key_arrive_in_order_and_no_queue_is_shared() {
                     ConsumeResult::Success
                 }
             })
-            .await
-            .unwrap();
-        consumers.push(c);
-    }
+    };
+    // One member first; the second joins while the first is consuming, so queues move between
+    // members mid-stream: a queue's lock is released only after its last handler finished.
+    let mut consumers = vec![start(0).await.unwrap()];
     let p = producer(ns.local_addr).await;
-    for i in 0..120 {
+    for i in 0..240 {
+        if i == 60 {
+            consumers.push(start(1).await.unwrap());
+        }
         let key = format!("k{}", i % 6);
         p.send_orderly(Message::new("O", format!("{key}:{i}")), &key)
             .await
             .unwrap();
     }
-    assert!(eventually(WAIT, || received.distinct().len() == 120).await);
+    assert!(eventually(WAIT, || received.distinct().len() == 240).await);
     assert_eq!(
         overlap.load(Ordering::SeqCst),
         0,
         "a queue was consumed by two at once"
     );
-    // Per key, the sequence numbers arrive increasing within each consumer's stream.
+    // Per key, the sequence numbers arrive increasing within each member's stream: the new
+    // member starts a moved queue where the old one committed, after it finished.
     let got = received.0.lock().unwrap().clone();
+    assert!(got.len() == 2, "both members consumed: {:?}", got.keys());
     for msgs in got.values() {
         let mut last: BTreeMap<String, u32> = BTreeMap::new();
         for m in msgs {

@@ -577,6 +577,14 @@ async fn pull_loop(me: std::sync::Weak<Inner>, pq: Arc<ProcessQueue>) {
                 let n = msgs.len().min(inner.buffer_capacity);
                 let buffer = Arc::clone(&inner.buffer);
                 let tx = inner.tx.clone();
+                // A pull that was under way when the queue was paused keeps its messages until
+                // the queue is resumed: `poll` never returns messages of a paused queue.
+                while lock(&inner.paused).contains(&mq) {
+                    if pq.is_dropped() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 drop(inner);
                 // Wait for room in the buffer (the application polls to make it).
                 let Ok(permits) = buffer.acquire_many_owned(n as u32).await else {
