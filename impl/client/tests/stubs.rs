@@ -270,7 +270,8 @@ async fn hostile(answer: fn(&mut Vec<u8>)) -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_brokers_give_typed_errors_within_the_budget() {
-    let cases: [(&str, fn(&mut Vec<u8>)); 3] = [
+    type Answer = fn(&mut Vec<u8>);
+    let cases: [(&str, Answer); 3] = [
         ("garbage", |o| {
             o.extend_from_slice(b"HTTP/1.1 400 Bad Request\r\n\r\nnonsense that is not a frame")
         }),
