@@ -193,18 +193,26 @@ impl Admin {
         Ok(())
     }
 
-    /// Min and max offsets of every queue of `topic`.
-    pub async fn topic_status(&self, topic: &str) -> Result<Vec<QueueStatus>> {
+    /// Every readable queue of `topic` with a connection to its broker (the master, or a slave
+    /// when the master is gone: `BrokerData.selectBrokerAddr`).
+    async fn queue_peers(&self, topic: &str) -> Result<Vec<(MessageQueue, crate::api::Peer)>> {
         let route = self.route(topic).await?;
         let mut out = Vec::new();
         for mq in route.subscribe_queues(topic) {
-            let Some(addr) = route
+            if let Some(addr) = route
                 .broker(&mq.broker_name)
                 .and_then(|b| b.select_broker_addr(0))
-            else {
-                continue;
-            };
-            let p = self.instance.peer(addr).await?;
+            {
+                out.push((mq, self.instance.peer(addr).await?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Min and max offsets of every queue of `topic`.
+    pub async fn topic_status(&self, topic: &str) -> Result<Vec<QueueStatus>> {
+        let mut out = Vec::new();
+        for (mq, p) in self.queue_peers(topic).await? {
             out.push(QueueStatus {
                 min_offset: p.min_offset(&mq, self.timeout()).await?,
                 max_offset: p.max_offset(&mq, self.timeout()).await?,
@@ -295,15 +303,7 @@ impl Admin {
         }
         let mut out = Vec::new();
         for topic in topics {
-            let route = self.route(topic).await?;
-            for mq in route.subscribe_queues(topic) {
-                let Some(addr) = route
-                    .broker(&mq.broker_name)
-                    .and_then(|b| b.select_broker_addr(0))
-                else {
-                    continue;
-                };
-                let p = self.instance.peer(addr).await?;
+            for (mq, p) in self.queue_peers(topic).await? {
                 out.push(QueueProgress {
                     broker_offset: p.max_offset(&mq, self.timeout()).await?,
                     consumer_offset: p.query_offset(group, &mq, self.timeout()).await?,

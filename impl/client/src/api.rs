@@ -306,14 +306,7 @@ impl Peer {
         mqs: &[MessageQueue],
         timeout: Duration,
     ) -> Result<Vec<MessageQueue>> {
-        let body = LockBatchRequestBody {
-            client_id: client_id.to_owned(),
-            consumer_group: group.to_owned(),
-            mq_set: mqs.iter().map(mq_json).collect(),
-            only_this_broker: false,
-        };
-        let req =
-            RemotingCommand::request(request::LOCK_BATCH_MQ, 0).with_body(body::encode(&body));
+        let req = lock_request(request::LOCK_BATCH_MQ, group, client_id, mqs);
         let resp = self.call_ok(req, timeout).await?;
         let locked: LockBatchResponseBody =
             body::decode("lock batch", &resp.body).map_err(|e| bad(&self.addr, e))?;
@@ -332,14 +325,7 @@ impl Peer {
         mqs: &[MessageQueue],
         timeout: Duration,
     ) -> Result<()> {
-        let body = LockBatchRequestBody {
-            client_id: client_id.to_owned(),
-            consumer_group: group.to_owned(),
-            mq_set: mqs.iter().map(mq_json).collect(),
-            only_this_broker: false,
-        };
-        let req =
-            RemotingCommand::request(request::UNLOCK_BATCH_MQ, 0).with_body(body::encode(&body));
+        let req = lock_request(request::UNLOCK_BATCH_MQ, group, client_id, mqs);
         self.call_ok(req, timeout).await.map(drop)
     }
 
@@ -364,6 +350,17 @@ impl Peer {
             RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC, 0).with_ext(header.to_ext());
         self.call_ok(req, timeout).await.map(drop)
     }
+}
+
+/// LOCK_BATCH_MQ or UNLOCK_BATCH_MQ with its `LockBatchRequestBody`.
+fn lock_request(code: i32, group: &str, client_id: &str, mqs: &[MessageQueue]) -> RemotingCommand {
+    let body = LockBatchRequestBody {
+        client_id: client_id.to_owned(),
+        consumer_group: group.to_owned(),
+        mq_set: mqs.iter().map(mq_json).collect(),
+        only_this_broker: false,
+    };
+    RemotingCommand::request(code, 0).with_body(body::encode(&body))
 }
 
 /// A queue as lock bodies carry it.

@@ -170,39 +170,53 @@ impl ClientInstance {
     fn spawn_timers(&self) {
         let poll = self.inner.config.poll_name_server_interval;
         let beat = self.inner.config.heartbeat_broker_interval;
-        let weak = Arc::downgrade(&self.inner);
-        let mut stopped = self.inner.stop.subscribe();
-        let t1 = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(poll);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stopped.changed() => return,
-                }
-                let Some(inner) = weak.upgrade() else { return };
-                ClientInstance { inner }.poll_routes().await;
-            }
-        });
-        let weak = Arc::downgrade(&self.inner);
-        let mut stopped = self.inner.stop.subscribe();
-        let t2 = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(beat);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stopped.changed() => return,
-                }
-                let Some(inner) = weak.upgrade() else { return };
-                let me = ClientInstance { inner };
-                me.clean_offline_brokers();
-                me.heartbeat_all().await;
-            }
+        let t1 = self.every(poll, |me| async move { me.poll_routes().await });
+        let t2 = self.every(beat, |me| async move {
+            me.clean_offline_brokers();
+            me.heartbeat_all().await;
         });
         lock(&self.inner.tasks).extend([t1, t2]);
+    }
+
+    /// A task running `job` every `period` until shutdown (or until the instance is gone).
+    fn every<F, Fut>(&self, period: std::time::Duration, job: F) -> JoinHandle<()>
+    where
+        F: Fn(ClientInstance) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let weak = Arc::downgrade(&self.inner);
+        let mut stopped = self.inner.stop.subscribe();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopped.changed() => return,
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                job(ClientInstance { inner }).await;
+            }
+        })
+    }
+
+    /// Tell every broker (masters and slaves) that this client left `group`
+    /// (UNREGISTER_CLIENT), after the consumer stopped.
+    pub(crate) async fn leave_group(&self, group: &str) {
+        self.unregister_consumer(group);
+        let timeout = self.inner.config.mq_client_api_timeout;
+        for b in self.brokers() {
+            for addr in b.broker_addrs.values() {
+                if let Ok(p) = self.peer(addr).await
+                    && let Err(e) = p
+                        .unregister_client(self.client_id(), None, Some(group), timeout)
+                        .await
+                {
+                    tracing::debug!(%addr, error = %e, "unregister failed");
+                }
+            }
+        }
     }
 
     /// The client id (`ip@instance`).

@@ -15,6 +15,11 @@ use std::sync::Arc;
 pub use pull::{PullConsumer, PullConsumerBuilder};
 pub use push::{PushConsumer, PushConsumerBuilder};
 
+use std::collections::BTreeMap;
+
+use sextant_model::client::{ConsumeFromWhere, Subscription};
+use sextant_remoting::body::{ConsumerData, SubscriptionData, java_hash};
+
 use crate::message::MessageExt;
 
 /// What a handler says about the messages it was given.
@@ -79,4 +84,39 @@ pub fn strategy_by_name(name: &str) -> Option<Box<dyn sextant_model::consumer::A
         "machine-room-nearby" => Box::new(MachineRoomNearby::new(Box::new(Averagely))),
         _ => return None,
     })
+}
+
+/// A subscription as heartbeats carry it (`SubscriptionData`: tags and their Java hashes).
+pub(crate) fn subscription_data(topic: &str, s: &Subscription, version: i64) -> SubscriptionData {
+    SubscriptionData {
+        class_filter_mode: false,
+        code_set: s.tags.iter().map(|t| java_hash(t)).collect(),
+        expression_type: "TAG".into(),
+        sub_string: s.expression.clone(),
+        sub_version: version,
+        tags_set: s.tags.iter().cloned().collect(),
+        topic: topic.to_owned(),
+    }
+}
+
+/// A consumer's part of a heartbeat (`ConsumerData`).
+pub(crate) fn consumer_data(
+    group: &str,
+    consume_type: &str,
+    model: MessageModel,
+    from: ConsumeFromWhere,
+    subscriptions: &BTreeMap<String, Subscription>,
+    version: i64,
+) -> ConsumerData {
+    ConsumerData {
+        consume_from_where: from.name().into(),
+        consume_type: consume_type.into(),
+        group_name: group.to_owned(),
+        message_model: model.name().into(),
+        subscription_data_set: subscriptions
+            .iter()
+            .map(|(t, s)| subscription_data(t, s, version))
+            .collect(),
+        unit_mode: false,
+    }
 }

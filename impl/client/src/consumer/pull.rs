@@ -26,8 +26,7 @@ use tokio::task::JoinHandle;
 use crate::config::ClientConfig;
 use crate::consumer::offset::{Backend, OffsetStore};
 use crate::consumer::process_queue::ProcessQueue;
-use crate::consumer::push::subscription_data;
-use crate::consumer::{MessageModel, rebalance};
+use crate::consumer::{MessageModel, consumer_data, rebalance};
 use crate::error::{Error, Result};
 use crate::instance::{ClientInstance, ConsumerHook, lock};
 use crate::message::{MessageExt, decode_pulled};
@@ -264,18 +263,14 @@ impl ConsumerHook for Hook {
         let Some(i) = self.0.upgrade() else {
             return ConsumerData::default();
         };
-        ConsumerData {
-            consume_from_where: i.config.consume_from_where.name().into(),
-            consume_type: "CONSUME_ACTIVELY".into(),
-            group_name: i.config.consumer_group.clone(),
-            message_model: MessageModel::Clustering.name().into(),
-            subscription_data_set: i
-                .subscriptions
-                .iter()
-                .map(|(t, s)| subscription_data(t, s, i.sub_version))
-                .collect(),
-            unit_mode: false,
-        }
+        consumer_data(
+            &i.config.consumer_group,
+            "CONSUME_ACTIVELY",
+            MessageModel::Clustering,
+            i.config.consume_from_where,
+            &i.subscriptions,
+            i.sub_version,
+        )
     }
     fn topics(&self) -> Vec<String> {
         self.0
@@ -407,26 +402,13 @@ impl PullConsumer {
         for mq in &owned {
             inner.release(mq);
         }
-        let i = &inner.instance;
         if inner.subscribed {
-            i.unregister_consumer(&inner.config.consumer_group);
-            let timeout = i.config().mq_client_api_timeout;
-            for b in i.brokers() {
-                for addr in b.broker_addrs.values() {
-                    if let Ok(p) = i.peer(addr).await {
-                        let _ = p
-                            .unregister_client(
-                                i.client_id(),
-                                None,
-                                Some(&inner.config.consumer_group),
-                                timeout,
-                            )
-                            .await;
-                    }
-                }
-            }
+            inner
+                .instance
+                .leave_group(&inner.config.consumer_group)
+                .await;
         }
-        i.release().await;
+        inner.instance.release().await;
     }
 }
 

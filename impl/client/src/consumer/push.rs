@@ -31,7 +31,7 @@ use sextant_model::client::{
 };
 use sextant_model::consumer::{AllocateStrategy, Averagely, RebalancePlan};
 use sextant_model::route::{MASTER_ID, MessageQueue};
-use sextant_remoting::body::{ConsumerData, SubscriptionData, java_hash};
+use sextant_remoting::body::{ConsumerData, SubscriptionData};
 use sextant_remoting::code::response;
 use sextant_remoting::header::{ConsumerSendMsgBackRequestHeader, PullMessageRequestHeader};
 use tokio::sync::{Notify, Semaphore, watch};
@@ -40,7 +40,9 @@ use tokio::task::JoinHandle;
 use crate::config::ClientConfig;
 use crate::consumer::offset::{Backend, OffsetStore};
 use crate::consumer::process_queue::ProcessQueue;
-use crate::consumer::{ConsumeResult, Handler, MessageModel, handler, rebalance};
+use crate::consumer::{
+    ConsumeResult, Handler, MessageModel, consumer_data, handler, rebalance, subscription_data,
+};
 use crate::error::{Error, Result};
 use crate::instance::{ClientInstance, ConsumerHook, lock};
 use crate::message::{MessageExt, decode_pulled};
@@ -408,24 +410,11 @@ impl PushConsumer {
         if inner.orderly_clustering() {
             inner.unlock(&all).await;
         }
-        let i = &inner.instance;
-        i.unregister_consumer(&inner.config.consumer_group);
-        let timeout = i.config().mq_client_api_timeout;
-        for b in i.brokers() {
-            for addr in b.broker_addrs.values() {
-                if let Ok(p) = i.peer(addr).await {
-                    let _ = p
-                        .unregister_client(
-                            i.client_id(),
-                            None,
-                            Some(&inner.config.consumer_group),
-                            timeout,
-                        )
-                        .await;
-                }
-            }
-        }
-        i.release().await;
+        inner
+            .instance
+            .leave_group(&inner.config.consumer_group)
+            .await;
+        inner.instance.release().await;
     }
 }
 
@@ -475,18 +464,14 @@ impl Inner {
     }
 
     fn consumer_data(&self) -> ConsumerData {
-        ConsumerData {
-            consume_from_where: self.config.consume_from_where.name().into(),
-            consume_type: "CONSUME_PASSIVELY".into(),
-            group_name: self.config.consumer_group.clone(),
-            message_model: self.config.message_model.name().into(),
-            subscription_data_set: self
-                .subscriptions
-                .iter()
-                .map(|(t, s)| subscription_data(t, s, self.sub_version))
-                .collect(),
-            unit_mode: false,
-        }
+        consumer_data(
+            &self.config.consumer_group,
+            "CONSUME_PASSIVELY",
+            self.config.message_model,
+            self.config.consume_from_where,
+            &self.subscriptions,
+            self.sub_version,
+        )
     }
 
     /// `doRebalance`: every subscribed topic.
@@ -1123,19 +1108,6 @@ impl Inner {
             }
             _ => (PullAnswer::OffsetIllegal { next_begin: next }, Vec::new()),
         })
-    }
-}
-
-/// The heartbeat's form of a subscription.
-pub(crate) fn subscription_data(topic: &str, s: &Subscription, version: i64) -> SubscriptionData {
-    SubscriptionData {
-        class_filter_mode: false,
-        code_set: s.tags.iter().map(|t| java_hash(t)).collect(),
-        expression_type: "TAG".into(),
-        sub_string: s.expression.clone(),
-        sub_version: version,
-        tags_set: s.tags.iter().cloned().collect(),
-        topic: topic.to_owned(),
     }
 }
 
