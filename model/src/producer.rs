@@ -49,6 +49,7 @@ impl TopicPublishInfo {
                 let mut parts = item.split(':');
                 if let (Some(broker), Some(nums), None) = (parts.next(), parts.next(), parts.next())
                     && let Ok(nums) = nums.trim().parse::<u32>()
+                    && nums <= crate::route::MAX_QUEUE_NUMS
                 {
                     push_broker(&mut info, broker, nums);
                 }
@@ -629,6 +630,13 @@ mod tests {
         let info = TopicPublishInfo::from_route("T", &r);
         assert!(info.order_topic);
         assert_eq!(names(&info.message_queues), ["b:0", "b:1", "a:0"]);
+        r.order_topic_conf = Some("a:4000000000;b:1".into());
+        let info = TopicPublishInfo::from_route("T", &r);
+        assert_eq!(
+            names(&info.message_queues),
+            ["b:0"],
+            "an absurd count is skipped"
+        );
     }
 
     #[test]

@@ -12,6 +12,11 @@ use std::sync::Arc;
 /// The broker id of a master. Any other id is a slave.
 pub const MASTER_ID: u64 = 0;
 
+/// The most queues one topic may have on one broker group that a route is taken with: clients
+/// build a list entry per queue, so a route claiming billions must be refused, not allocated.
+/// RocketMQ's brokers allow far fewer (Sextant's at most 1024).
+pub const MAX_QUEUE_NUMS: u32 = 65_536;
+
 /// Permission bits of a topic on a broker (`PermName`): read, write, inherit, priority.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Perm(pub u32);

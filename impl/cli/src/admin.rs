@@ -359,13 +359,14 @@ pub fn run_group(args: &GroupArgs, out: &mut impl Write) -> anyhow::Result<()> {
 pub struct MessageArgs {
     #[command(flatten)]
     ns: Namesrv,
-    /// The broker's message id (offset id, as a send result's `offsetMsgId`).
+    /// A message id: the broker's (`offsetMsgId`), or with --topic the client's (`msgId`, the
+    /// `UNIQ_KEY`).
     #[arg(long, conflicts_with = "key", required_unless_present = "key")]
     id: Option<String>,
     /// A key (`KEYS`), with --topic.
     #[arg(long, requires = "topic")]
     key: Option<String>,
-    /// The topic of --key.
+    /// The topic of --key, or of a client --id.
     #[arg(long)]
     topic: Option<String>,
 }
@@ -404,7 +405,15 @@ fn print_message(out: &mut impl Write, m: &MessageExt) -> std::io::Result<()> {
 pub fn run_message(args: &MessageArgs, out: &mut impl Write) -> anyhow::Result<()> {
     block(async {
         let a = admin(&args.ns).await?;
-        if let Some(id) = &args.id {
+        if let (Some(id), Some(t)) = (&args.id, &args.topic) {
+            // A client id is looked up by the index (QUERY_MESSAGE with the unique-key flag);
+            // failing that, it may be a broker id after all.
+            let msgs = a.query_unique(t, id).await?;
+            match msgs.first() {
+                Some(m) => print_message(out, m)?,
+                None => print_message(out, &a.view_message(id).await?)?,
+            }
+        } else if let Some(id) = &args.id {
             let m = a.view_message(id).await?;
             print_message(out, &m)?;
         } else if let (Some(k), Some(t)) = (&args.key, &args.topic) {

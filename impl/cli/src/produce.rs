@@ -42,7 +42,8 @@ pub struct ProduceArgs {
     /// The producer group.
     #[arg(long, default_value = "sextant-cli-producer")]
     group: String,
-    /// Print each message's id, queue and offset.
+    /// Print each message's ids (`msgId`, the client's `UNIQ_KEY`; `offsetMsgId`, the broker's),
+    /// queue and offset.
     #[arg(long)]
     verbose: bool,
 }
@@ -92,8 +93,9 @@ pub fn run_produce(args: &ProduceArgs, out: &mut impl Write) -> anyhow::Result<b
                     if args.verbose {
                         writeln!(
                             out,
-                            "{}  {}[{}]  offset {}  {:?}",
+                            "{}  {}  {}[{}]  offset {}  {:?}",
                             r.msg_id,
+                            r.offset_msg_id,
                             r.queue.broker_name,
                             r.queue.queue_id,
                             r.queue_offset,
@@ -170,6 +172,13 @@ pub fn run_consume(args: &ConsumeArgs, out: &mut impl Write) -> anyhow::Result<b
             From::First => ConsumeFromWhere::FirstOffset,
             From::Last => ConsumeFromWhere::LastOffset,
         };
+        // The handler takes at most --count distinct messages. Past that it holds the message
+        // until the consumer has stopped, then answers "later": the queue is dropped by then, so
+        // nothing past what was printed is committed and the group's next run gets it.
+        let gate = std::sync::Arc::new(std::sync::Mutex::new((BTreeSet::<String>::new(), 0u64)));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let count = args.count;
+        let handler_gate = std::sync::Arc::clone(&gate);
         let consumer = PushConsumer::builder()
             .consumer_group(args.group.clone())
             .namesrv_addr(args.ns.namesrv.clone())
@@ -178,9 +187,26 @@ pub fn run_consume(args: &ConsumeArgs, out: &mut impl Write) -> anyhow::Result<b
             .subscribe(args.topic.clone(), args.tag.clone())
             .start(move |msgs| {
                 let tx = tx.clone();
+                let gate = std::sync::Arc::clone(&handler_gate);
+                let mut stop = stop_rx.clone();
                 async move {
-                    for m in msgs {
-                        let _ = tx.send(m);
+                    let mut over = false;
+                    {
+                        let mut g = gate.lock().unwrap_or_else(|p| p.into_inner());
+                        for m in &msgs {
+                            if g.0.contains(&m.msg_id) {
+                                g.1 += 1;
+                            } else if (g.0.len() as u64) < count {
+                                g.0.insert(m.msg_id.clone());
+                                let _ = tx.send(m.clone());
+                            } else {
+                                over = true;
+                            }
+                        }
+                    }
+                    if over {
+                        let _ = stop.wait_for(|s| *s).await;
+                        return ConsumeResult::RetryLater;
                     }
                     ConsumeResult::Success
                 }
@@ -188,19 +214,15 @@ pub fn run_consume(args: &ConsumeArgs, out: &mut impl Write) -> anyhow::Result<b
             .await
             .context("starting the consumer")?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
-        let mut seen = BTreeSet::new();
-        let mut duplicates = 0u64;
-        while (seen.len() as u64) < args.count {
+        let mut shown = 0u64;
+        while shown < args.count {
             let Ok(Some(m)) = tokio::time::timeout_at(deadline, rx.recv()).await else {
                 break;
             };
-            if !seen.insert(m.msg_id.clone()) {
-                duplicates += 1;
-                continue;
-            }
+            shown += 1;
             if !args.quiet {
                 let body = String::from_utf8_lossy(&m.body);
-                let shown: String = body.chars().take(60).collect();
+                let text: String = body.chars().take(60).collect();
                 writeln!(
                     out,
                     "{}  {}[{}]  offset {}  tag {}  {}",
@@ -209,10 +231,16 @@ pub fn run_consume(args: &ConsumeArgs, out: &mut impl Write) -> anyhow::Result<b
                     m.queue.queue_id,
                     m.queue_offset,
                     m.tags().unwrap_or("-"),
-                    shown
+                    text
                 )?;
             }
         }
+        consumer.stop_consuming();
+        let _ = stop_tx.send(true);
+        let (seen, duplicates) = {
+            let g = gate.lock().unwrap_or_else(|p| p.into_inner());
+            (g.0.clone(), g.1)
+        };
         consumer.shutdown().await;
         let ok = seen.len() as u64 >= args.count;
         writeln!(

@@ -121,31 +121,72 @@ fn every_client_command_works_against_standalone() {
         "--verbose",
     ]);
     assert!(produced.contains("sent 20, failed 0"), "{produced}");
-    let first_id = produced
+    let first: Vec<&str> = produced
         .lines()
         .next()
         .unwrap()
         .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    assert_eq!(first_id.len(), 32);
-    let consumed = run(&[
-        "consume",
-        "--topic",
-        "CliT",
-        "--group",
-        "cli-g",
-        "--count",
-        "20",
-        "--from",
-        "first",
-        "--timeout",
-        "20",
-        "--tag",
-        "TagA",
-    ]);
-    assert!(consumed.contains("consumed 20, duplicates 0"), "{consumed}");
+        .collect();
+    let (msg_id, offset_id) = (first[0].to_owned(), first[1].to_owned());
+    assert_eq!((msg_id.len(), offset_id.len()), (32, 32));
+    // The broker's id names the store host and offset: VIEW_MESSAGE_BY_ID finds it.
+    let shown = run(&["message", "--id", &offset_id]);
+    assert!(
+        shown.contains(&format!("msgId:        {msg_id}")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("topic:        CliT") && shown.contains("tags:         TagA"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("keys:         order-7") && shown.contains("body:         message-0"),
+        "{shown}"
+    );
+    // Five first: the consumer takes no more than it prints, so what it did not print is not
+    // committed and the group's next run gets it — together the runs see all 20.
+    let ids = |out: &str| -> std::collections::BTreeSet<String> {
+        out.lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| w.len() == 32)
+            .map(str::to_owned)
+            .collect()
+    };
+    let consume = |count: &str, timeout: &str| {
+        let a = with(&[
+            "consume",
+            "--topic",
+            "CliT",
+            "--group",
+            "cli-g",
+            "--count",
+            count,
+            "--from",
+            "first",
+            "--timeout",
+            timeout,
+            "--tag",
+            "TagA",
+        ]);
+        let out = sextant(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok5, first5) = consume("5", "20");
+    assert!(
+        ok5 && first5.contains("consumed 5, duplicates 0"),
+        "{first5}"
+    );
+    let (_, rest) = consume("20", "4");
+    let all: std::collections::BTreeSet<String> =
+        ids(&first5).union(&ids(&rest)).cloned().collect();
+    assert_eq!(
+        all.len(),
+        20,
+        "none of the 20 is lost between runs:\n{first5}\n{rest}"
+    );
     // Nothing more to consume: a count that cannot be reached exits non-zero at the timeout.
     let more = sextant(
         &with(&[

@@ -342,6 +342,22 @@ impl Admin {
 
     /// Messages of `topic` with key `key` (QUERY_MESSAGE on every broker of the topic).
     pub async fn query_message(&self, topic: &str, key: &str, max: u32) -> Result<Vec<MessageExt>> {
+        self.query(topic, key, max, false).await
+    }
+
+    /// The message of `topic` whose client id (`UNIQ_KEY`) is `msg_id` (QUERY_MESSAGE with the
+    /// unique-key flag); more than one when it was stored twice (a retried send).
+    pub async fn query_unique(&self, topic: &str, msg_id: &str) -> Result<Vec<MessageExt>> {
+        self.query(topic, msg_id, 32, true).await
+    }
+
+    async fn query(
+        &self,
+        topic: &str,
+        key: &str,
+        max: u32,
+        unique: bool,
+    ) -> Result<Vec<MessageExt>> {
         let route = self.route(topic).await?;
         let mut out = Vec::new();
         for b in &route.broker_datas {
@@ -354,7 +370,7 @@ impl Admin {
             ext.insert("maxNum", max.to_string());
             ext.insert("beginTimestamp", "0");
             ext.insert("endTimestamp", i64::MAX.to_string());
-            ext.insert("_UNIQUE_KEY_QUERY", "false");
+            ext.insert("_UNIQUE_KEY_QUERY", if unique { "true" } else { "false" });
             let req = RemotingCommand::request(code::QUERY_MESSAGE, 0).with_ext(ext);
             let resp = self
                 .instance
@@ -373,9 +389,14 @@ impl Admin {
                 });
             }
             let mq = MessageQueue::new(topic, &b.broker_name, 0);
-            for mut m in decode_pulled(&resp.body, &mq)? {
-                if m.topic == topic && (m.keys().any(|k| k == key) || m.msg_id == key) {
-                    m.queue = MessageQueue::new(topic, &b.broker_name, m.queue.queue_id);
+            for m in decode_pulled(&resp.body, &mq)? {
+                // The index hashes keys: collisions are dropped here, as RocketMQ's admin does.
+                let hit = if unique {
+                    m.msg_id == key
+                } else {
+                    m.keys().any(|k| k == key)
+                };
+                if m.topic == topic && hit {
                     out.push(m);
                 }
             }

@@ -213,7 +213,9 @@ impl Peer {
                 consumer_group: group.to_owned(),
                 topic: mq.topic.to_string(),
                 queue_id: mq.queue_id as i32,
-                set_zero_if_not_found: Some(false),
+                // Not sent, as RocketMQ 4.9 and 5.1+ clients: a broker then answers 0 for a group
+                // new to a queue that still starts at 0 (its first message is still there).
+                set_zero_if_not_found: None,
             }
             .to_ext(),
         );

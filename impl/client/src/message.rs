@@ -186,7 +186,12 @@ impl MessageExt {
         };
         Ok(MessageExt {
             topic,
-            queue: queue.clone(),
+            // The record's own queue id (an admin lookup passes only the topic and broker).
+            queue: MessageQueue::from_shared(
+                queue.topic.clone(),
+                queue.broker_name.clone(),
+                u32::try_from(view.queue_id).unwrap_or(queue.queue_id),
+            ),
             queue_offset: view.queue_offset.max(0) as u64,
             commit_log_offset: view.physical_offset.max(0) as u64,
             body,

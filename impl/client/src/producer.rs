@@ -166,11 +166,11 @@ impl ProducerBuilder {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let window = Semaphore::new(c.back_pressure_for_async_send_num.max(1));
+        let window = Arc::new(Semaphore::new(c.back_pressure_for_async_send_num.max(1)));
         let bytes_capacity = c
             .back_pressure_for_async_send_size
             .clamp(1 << 20, u32::MAX as usize);
-        let bytes = Semaphore::new(bytes_capacity);
+        let bytes = Arc::new(Semaphore::new(bytes_capacity));
         let inner = Arc::new(Inner {
             instance,
             select: Mutex::new((strategy, SendIndex::new(seed))),
@@ -188,8 +188,8 @@ struct Inner {
     config: ProducerConfig,
     instance: ClientInstance,
     select: Mutex<(FaultStrategy, SendIndex)>,
-    window: Semaphore,
-    bytes: Semaphore,
+    window: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
     bytes_capacity: usize,
 }
 
@@ -771,27 +771,25 @@ impl Producer {
     async fn spawn_async(&self, p: Prepared) -> Result<SendHandle> {
         let inner = &self.inner;
         let size = p.body.len().clamp(1, inner.bytes_capacity) as u32;
-        let slot = inner.window.acquire().await.map_err(|_| Error::Shutdown)?;
-        let bytes = inner
-            .bytes
-            .acquire_many(size)
+        // Owned permits moved into the task: given back when it ends, however it ends.
+        let slot = Arc::clone(&inner.window)
+            .acquire_owned()
             .await
             .map_err(|_| Error::Shutdown)?;
-        slot.forget();
-        bytes.forget();
+        let bytes = Arc::clone(&inner.bytes)
+            .acquire_many_owned(size)
+            .await
+            .map_err(|_| Error::Shutdown)?;
         let me = self.clone();
         let task = tokio::spawn(async move {
-            let r = me
-                .send_prepared(
-                    &p,
-                    Target::Select {
-                        retries: me.inner.config.retry_times_when_send_async_failed,
-                    },
-                )
-                .await;
-            me.inner.bytes.add_permits(size as usize);
-            me.inner.window.add_permits(1);
-            r
+            let _permits = (slot, bytes);
+            me.send_prepared(
+                &p,
+                Target::Select {
+                    retries: me.inner.config.retry_times_when_send_async_failed,
+                },
+            )
+            .await
         });
         Ok(SendHandle(task))
     }

@@ -217,7 +217,8 @@ pub(crate) fn parse_lenient<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Decode a route body (either key style) into the model's route.
+/// Decode a route body (either key style) into the model's route. Queue counts above
+/// [`sextant_model::route::MAX_QUEUE_NUMS`] are refused.
 pub fn decode_route(body: &[u8]) -> Result<TopicRouteData, Error> {
     let text = std::str::from_utf8(body).map_err(|e| Error::Malformed(format!("route: {e}")))?;
     parse_lenient::<RouteJson>("route", text)?.into_model()
@@ -365,6 +366,18 @@ impl BrokerJson {
 
 impl RouteJson {
     fn into_model(self) -> Result<TopicRouteData, Error> {
+        let max = sextant_model::route::MAX_QUEUE_NUMS;
+        if let Some(q) = self
+            .queue_datas
+            .iter()
+            .flatten()
+            .find(|q| q.read_queue_nums > max || q.write_queue_nums > max)
+        {
+            return Err(Error::Malformed(format!(
+                "route: {} claims {}/{} queues, more than {max}",
+                q.broker_name, q.read_queue_nums, q.write_queue_nums
+            )));
+        }
         Ok(TopicRouteData {
             order_topic_conf: self.order_topic_conf,
             queue_datas: self
@@ -547,5 +560,17 @@ mod tests {
         let overlapping = r#""brokerAddrs":{:""brokerAddrs":{:\"",0"#;
         let _ = quote_known_maps(overlapping);
         assert!(decode_route(overlapping.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn absurd_queue_counts_are_refused() {
+        let body = br#"{"brokerDatas":[],"queueDatas":[{"brokerName":"b","perm":6,"readQueueNums":4000000000,"topicSysFlag":0,"writeQueueNums":4}]}"#;
+        let err = decode_route(body).unwrap_err().to_string();
+        assert!(err.contains("4000000000"), "{err}");
+        let ok = br#"{"brokerDatas":[],"queueDatas":[{"brokerName":"b","perm":6,"readQueueNums":65536,"topicSysFlag":0,"writeQueueNums":4}]}"#;
+        assert_eq!(
+            decode_route(ok).unwrap().queue_datas[0].read_queue_nums,
+            65_536
+        );
     }
 }

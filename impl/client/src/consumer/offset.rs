@@ -103,7 +103,11 @@ impl OffsetStore {
                             && e.queue_id == mq.queue_id
                     })
                     .map_or(CommittedOffset::NotFound, |e| CommittedOffset::At(e.offset)),
-                Err(_) => CommittedOffset::Failed,
+                Err(e) => {
+                    // A broken file must not keep the queue from being consumed forever.
+                    tracing::warn!(error = %e, "unreadable local offsets, starting as a new group");
+                    CommittedOffset::NotFound
+                }
             },
             Backend::Remote => {
                 let timeout = instance.config().mq_client_api_timeout;
@@ -199,27 +203,37 @@ impl OffsetStore {
                 Ok(())
             }
             Backend::Remote => {
+                // All at once: a dead broker costs one timeout, not one per queue.
                 let timeout = instance.config().mq_client_api_timeout;
-                let mut first_err = None;
-                for (mq, offset) in dirty {
-                    let Some((addr, _)) =
-                        instance.subscribe_addr(&mq.broker_name, MASTER_ID, false)
-                    else {
-                        continue;
-                    };
-                    let r = match instance.peer(&addr).await {
-                        Ok(p) => p.update_offset(&self.group, &mq, offset, timeout).await,
-                        Err(e) => Err(e),
-                    };
-                    match r {
-                        Ok(()) => self.mark_written(&[(mq, offset)]),
-                        Err(e) => {
-                            tracing::debug!(queue = ?mq, error = %e, "offset commit failed");
-                            first_err.get_or_insert(e);
+                let errors = std::sync::Mutex::new(Vec::new());
+                let writes = dirty.into_iter().map(|(mq, offset)| {
+                    let errors = &errors;
+                    async move {
+                        let Some((addr, _)) =
+                            instance.subscribe_addr(&mq.broker_name, MASTER_ID, false)
+                        else {
+                            return;
+                        };
+                        let r = match instance.peer(&addr).await {
+                            Ok(p) => p.update_offset(&self.group, &mq, offset, timeout).await,
+                            Err(e) => Err(e),
+                        };
+                        match r {
+                            Ok(()) => self.mark_written(&[(mq, offset)]),
+                            Err(e) => {
+                                tracing::debug!(queue = ?mq, error = %e, "offset commit failed");
+                                lock(errors).push(e);
+                            }
                         }
                     }
-                }
-                first_err.map_or(Ok(()), Err)
+                });
+                crate::instance::futures_join_all(writes).await;
+                let first = errors
+                    .into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .into_iter()
+                    .next();
+                first.map_or(Ok(()), Err)
             }
         }
     }
@@ -259,7 +273,10 @@ fn save(path: &PathBuf, file: &LocalFile) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let tmp = path.with_extension("json.tmp");
+    // A name of its own per write: two writers never share a temporary file.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("json.{}.{n}.tmp", std::process::id()));
     let bytes = serde_json::to_vec_pretty(file).expect("plain data serializes");
     {
         use std::io::Write;
@@ -291,7 +308,6 @@ mod tests {
     fn local_files_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g/offsets.json");
-        let q = MessageQueue::new("T", "b", 1);
         let mut f = LocalFile::default();
         f.offset_table.push(LocalEntry {
             topic: "T".into(),
@@ -310,6 +326,5 @@ mod tests {
         );
         std::fs::write(&path, b"{garbage").unwrap();
         assert!(load(&path).is_err());
-        let _ = q;
     }
 }

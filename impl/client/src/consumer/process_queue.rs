@@ -47,6 +47,7 @@ pub(crate) struct ProcessQueue {
     pub mq: MessageQueue,
     state: Mutex<State>,
     dropped: AtomicBool,
+    released: AtomicBool,
     /// Woken when a handler finishes or the queue is dropped.
     pub changed: Notify,
 }
@@ -69,6 +70,7 @@ impl ProcessQueue {
                 pull_from: 0,
             }),
             dropped: AtomicBool::new(false),
+            released: AtomicBool::new(false),
             changed: Notify::new(),
         }
     }
@@ -83,11 +85,22 @@ impl ProcessQueue {
         self.dropped.load(Ordering::Acquire)
     }
 
-    /// Drop it: no more pulls, no more handlers start, results of running ones are not
-    /// committed.
+    /// Drop it (it drains): no more pulls, no more handlers start; what running handlers
+    /// consume is still recorded, until [`ProcessQueue::released`].
     pub fn drop_queue(&self) {
         self.dropped.store(true, Ordering::Release);
         self.changed.notify_waiters();
+    }
+
+    /// Its offset was committed and it is no longer this member's: later results are not
+    /// recorded (the next owner consumes those messages again: at-least-once).
+    pub fn released(&self) {
+        self.released.store(true, Ordering::Release);
+    }
+
+    /// Whether [`ProcessQueue::released`] was called.
+    pub fn is_released(&self) -> bool {
+        self.released.load(Ordering::Acquire)
     }
 
     /// Why the next pull must wait, by the model's flow control.

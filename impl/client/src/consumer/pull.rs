@@ -184,6 +184,7 @@ impl PullConsumerBuilder {
             subscriptions,
             instance: instance.clone(),
             queues: Mutex::default(),
+            consumed: Mutex::default(),
             paused: Mutex::default(),
             wake: Notify::new(),
             stop,
@@ -193,10 +194,13 @@ impl PullConsumerBuilder {
         });
         instance.acquire();
         if inner.subscribed {
-            instance.register_consumer(
+            if let Err(e) = instance.register_consumer(
                 &inner.config.consumer_group,
                 Arc::new(Hook(Arc::downgrade(&inner))),
-            )?;
+            ) {
+                instance.release().await;
+                return Err(e);
+            }
             for t in inner.subscriptions.keys() {
                 let _ = instance.update_route(t).await;
             }
@@ -236,6 +240,8 @@ struct Inner {
     tx: mpsc::UnboundedSender<Buffered>,
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Buffered>>,
     queues: Mutex<BTreeMap<MessageQueue, Owned>>,
+    /// Per queue, the offset after what `poll` returned (what a commit writes).
+    consumed: Mutex<BTreeMap<MessageQueue, u64>>,
     paused: Mutex<BTreeSet<MessageQueue>>,
     wake: Notify,
     stop: watch::Sender<bool>,
@@ -293,13 +299,16 @@ async fn run(inner: Arc<Inner>) {
     let mut commit = tokio::time::interval(inner.config.auto_commit_interval);
     commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     commit.tick().await;
+    let mut every = tokio::time::interval(inner.config.rebalance_interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
     if inner.subscribed {
         inner.rebalance().await;
     }
     loop {
         tokio::select! {
             _ = stopped.changed() => return,
-            _ = tokio::time::sleep(inner.config.rebalance_interval), if inner.subscribed => inner.rebalance().await,
+            _ = every.tick(), if inner.subscribed => inner.rebalance().await,
             _ = inner.wake.notified(), if inner.subscribed => inner.rebalance().await,
             _ = commit.tick(), if inner.config.auto_commit => {
                 let _ = inner.commit().await;
@@ -340,14 +349,28 @@ impl PullConsumer {
                 continue;
             }
             let offset = pq.consumed(&msgs, self.inner.instance.now());
-            self.inner.offsets.update(&pq.mq, offset, true);
+            self.inner.mark_consumed(&pq.mq, offset, true);
             return msgs;
         }
     }
 
-    /// Commit the consumed offsets of every queue now (`commitSync`).
+    /// Commit the consumed offsets of every queue now (`commitSync`): what `poll` returned so
+    /// far counts as consumed. With `autoCommit` off nothing else commits.
     pub async fn commit(&self) -> Result<()> {
         self.inner.commit().await
+    }
+
+    /// Commit these offsets (each the offset of the next message to consume) now, whatever
+    /// `poll` returned (`commit(Map<MessageQueue, Long>, true)`).
+    pub async fn commit_offsets(&self, offsets: &BTreeMap<MessageQueue, u64>) -> Result<()> {
+        for (mq, o) in offsets {
+            self.inner.offsets.update(mq, *o, false);
+        }
+        let mqs: BTreeSet<MessageQueue> = offsets.keys().cloned().collect();
+        for mq in &mqs {
+            self.inner.offsets.persist(&self.inner.instance, mq).await?;
+        }
+        Ok(())
     }
 
     /// The offset committed for `mq` as the broker holds it.
@@ -371,7 +394,7 @@ impl PullConsumer {
             )));
         }
         self.inner.release(mq);
-        self.inner.offsets.update(mq, offset, false);
+        self.inner.mark_consumed(mq, offset, false);
         self.inner.start_at(mq, offset);
         Ok(())
     }
@@ -397,7 +420,9 @@ impl PullConsumer {
         for t in tasks {
             let _ = t.await;
         }
-        let _ = inner.commit().await;
+        if inner.config.auto_commit {
+            let _ = inner.commit().await;
+        }
         let owned: Vec<MessageQueue> = lock(&inner.queues).keys().cloned().collect();
         for mq in &owned {
             inner.release(mq);
@@ -415,7 +440,24 @@ impl PullConsumer {
 impl Inner {
     async fn commit(&self) -> Result<()> {
         let held: BTreeSet<MessageQueue> = lock(&self.queues).keys().cloned().collect();
+        {
+            let consumed = lock(&self.consumed);
+            for mq in &held {
+                if let Some(o) = consumed.get(mq) {
+                    self.offsets.update(mq, *o, false);
+                }
+            }
+        }
         self.offsets.persist_all(&self.instance, &held).await
+    }
+
+    /// `poll` (or a pull that found nothing, or a seek) moved `mq` to `offset`.
+    fn mark_consumed(&self, mq: &MessageQueue, offset: u64, increase_only: bool) {
+        let mut c = lock(&self.consumed);
+        let e = c.entry(mq.clone()).or_insert(offset);
+        if !increase_only || offset > *e {
+            *e = offset;
+        }
     }
 
     async fn rebalance(self: &Arc<Self>) {
@@ -438,9 +480,16 @@ impl Inner {
                 .collect();
             let plan = RebalancePlan::compute(&held, &share, &BTreeSet::new());
             for mq in &plan.drop {
-                let _ = self.offsets.persist(&self.instance, mq).await;
+                // Stop pulling first, then commit what was consumed, then forget it.
                 self.release(mq);
+                if self.config.auto_commit
+                    && let Some(o) = lock(&self.consumed).get(mq).copied()
+                {
+                    self.offsets.update(mq, o, false);
+                }
+                let _ = self.offsets.persist(&self.instance, mq).await;
                 self.offsets.remove(mq);
+                lock(&self.consumed).remove(mq);
             }
             for mq in &plan.add {
                 self.take(mq).await;
@@ -581,16 +630,21 @@ async fn pull_loop(me: std::sync::Weak<Inner>, pq: Arc<ProcessQueue>) {
                 pq.pulled(&[], next, inner.instance.now());
                 if pq.state().offsets.is_empty() {
                     let c = pq.state().offsets.commit_offset();
-                    inner.offsets.update(&mq, c, true);
+                    inner.mark_consumed(&mq, c, true);
                 }
             }
             _ => {
                 // OFFSET_MOVED: continue where the broker says, remembered as consumed up to there.
                 tracing::warn!(queue = ?mq, from = offset, to = next, "offset illegal, the queue moves");
-                inner.offsets.update(&mq, next, false);
-                let mq2 = mq.clone();
-                inner.release(&mq2);
-                inner.start_at(&mq2, next);
+                // Only if the queue is still this task's: a rebalance may have released it.
+                let mine = lock(&inner.queues)
+                    .get(&mq)
+                    .is_some_and(|o| Arc::ptr_eq(&o.pq, &pq));
+                if mine {
+                    inner.mark_consumed(&mq, next, false);
+                    inner.release(&mq);
+                    inner.start_at(&mq, next);
+                }
                 return;
             }
         }

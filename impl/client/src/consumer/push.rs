@@ -273,10 +273,13 @@ impl PushConsumerBuilder {
             config: c,
         });
         instance.acquire();
-        instance.register_consumer(
+        if let Err(e) = instance.register_consumer(
             &inner.config.consumer_group,
             Arc::new(Hook(Arc::downgrade(&inner))),
-        )?;
+        ) {
+            instance.release().await;
+            return Err(e);
+        }
         // Learn the routes, tell every broker of them about this member, then rebalance at once:
         // the first messages arrive without waiting for a timer.
         for t in inner.subscriptions.keys() {
@@ -379,6 +382,19 @@ impl PushConsumer {
         self.inner.offsets.read_memory(mq)
     }
 
+    /// Stop taking work, at once: every owned queue stops pulling and no new handler starts;
+    /// handlers already running finish, and what they consume is still committed by
+    /// [`PushConsumer::shutdown`] (their "retry later" answers are left for the next owner).
+    /// A handler that waits for something the application does after its last wanted message
+    /// can be released after this call without that message being committed.
+    pub fn stop_consuming(&self) {
+        let _ = self.inner.stop.send(true);
+        for o in lock(&self.inner.queues).values() {
+            o.pq.drop_queue();
+            o.pull.abort();
+        }
+    }
+
     /// Rebalance now (what a membership notification does).
     pub fn rebalance_now(&self) {
         self.inner.wake.notify_one();
@@ -387,8 +403,8 @@ impl PushConsumer {
     /// Stop: no more pulls or handlers, wait for running handlers, commit the offsets, release
     /// orderly locks, leave the group on every broker, release the client instance.
     pub async fn shutdown(self) {
+        self.stop_consuming();
         let inner = self.inner;
-        let _ = inner.stop.send(true);
         let tasks: Vec<_> = lock(&inner.tasks).drain(..).collect();
         for t in tasks {
             let _ = t.await;
@@ -396,19 +412,23 @@ impl PushConsumer {
         let owned: Vec<(MessageQueue, Owned)> = std::mem::take(&mut *lock(&inner.queues))
             .into_iter()
             .collect();
-        for (_, o) in &owned {
-            o.pq.drop_queue();
-            o.pull.abort();
-        }
-        for (_, o) in &owned {
-            o.pq.idle(Duration::from_secs(10)).await;
+        let mut idle = BTreeSet::new();
+        for (mq, o) in &owned {
+            if o.pq.idle(Duration::from_secs(10)).await {
+                idle.insert(mq.clone());
+            }
         }
         let all: BTreeSet<MessageQueue> = owned.iter().map(|(mq, _)| mq.clone()).collect();
         if let Err(e) = inner.offsets.persist_all(&inner.instance, &all).await {
             tracing::warn!(error = %e, "committing offsets at shutdown failed");
         }
+        for (_, o) in &owned {
+            o.pq.released();
+        }
         if inner.orderly_clustering() {
-            inner.unlock(&all).await;
+            // Only queues whose handlers finished: a lock released under a running handler
+            // would let the next owner consume beside it. The others lapse on the broker.
+            inner.unlock(&idle).await;
         }
         inner
             .instance
@@ -427,13 +447,18 @@ async fn run(inner: Arc<Inner>) {
     persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut relock = tokio::time::interval(inner.config.lock_interval);
     relock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // An interval, not a sleep made anew on every pass: the other ticks must not keep pushing
+    // the periodic rebalance back.
+    let mut every = tokio::time::interval(inner.config.rebalance_interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     persist.tick().await;
     relock.tick().await;
+    every.tick().await;
     inner.rebalance().await;
     loop {
         tokio::select! {
             _ = stopped.changed() => return,
-            _ = tokio::time::sleep(inner.config.rebalance_interval) => inner.rebalance().await,
+            _ = every.tick() => inner.rebalance().await,
             _ = inner.wake.notified() => inner.rebalance().await,
             _ = persist.tick() => {
                 let held: BTreeSet<MessageQueue> = lock(&inner.queues).keys().cloned().collect();
@@ -562,10 +587,13 @@ impl Inner {
         } else {
             Duration::from_secs(5)
         };
+        // The loop that renews orderly locks waits for this (at most 20 s, well inside the
+        // broker's 60 s lock life after a renewal at most 20 s ago).
         let idle = owned.pq.idle(wait).await;
         if let Err(e) = self.offsets.persist(&self.instance, mq).await {
             tracing::debug!(queue = ?mq, error = %e, "offset commit on drop failed");
         }
+        owned.pq.released();
         self.offsets.remove(mq);
         if self.orderly_clustering() && idle {
             self.unlock(&BTreeSet::from([mq.clone()])).await;
@@ -591,6 +619,10 @@ impl Inner {
         };
         let Some(start) = start else {
             tracing::debug!(queue = ?mq, "no start offset; the next rebalance tries again");
+            if self.orderly_clustering() {
+                // The lock just taken would block the others for a minute for nothing.
+                self.unlock(&BTreeSet::from([mq.clone()])).await;
+            }
             return false;
         };
         let pq = Arc::new(ProcessQueue::new(mq.clone(), start, now));
@@ -788,11 +820,13 @@ impl Inner {
         msgs: Vec<MessageExt>,
         result: ConsumeResult,
     ) {
-        if pq.is_dropped() {
+        if pq.is_released() {
             return;
         }
         let done = match result {
             ConsumeResult::Success => msgs,
+            // A draining queue records what succeeded; a retry is left to the next owner.
+            _ if pq.is_dropped() => return,
             ConsumeResult::RetryLater | ConsumeResult::RetryLaterAt(_)
                 if self.config.message_model == MessageModel::Broadcasting =>
             {
@@ -825,7 +859,7 @@ impl Inner {
             }
         };
         let offset = pq.consumed(&done, self.now());
-        if !pq.is_dropped() {
+        if !pq.is_released() {
             self.offsets.update(&pq.mq, offset, true);
         }
     }
@@ -916,12 +950,14 @@ async fn consume_orderly(me: std::sync::Weak<Inner>, pq: Arc<ProcessQueue>) {
         };
         drop(permit);
         let mut suspend = false;
-        if !pq.is_dropped() {
+        if !pq.is_released() {
             match result {
+                // A draining queue still records what succeeded (its lock is held until then).
                 ConsumeResult::Success => {
                     let offset = pq.consumed(&batch, inner.now());
                     inner.offsets.update(&pq.mq, offset, true);
                 }
+                _ if pq.is_dropped() => {}
                 ConsumeResult::RetryLater | ConsumeResult::RetryLaterAt(_) => {
                     let max = inner.max_reconsume_times();
                     let mut keep = Vec::new();
@@ -963,6 +999,9 @@ async fn pull_loop(me: std::sync::Weak<Inner>, pq: Arc<ProcessQueue>) {
         if pq.is_dropped() {
             return;
         }
+        // The queue is alive while its task runs, paused or not (`lastPullTimestamp` is set
+        // before the flow-control check): only a stuck task lets it expire.
+        pq.state().last_pull = inner.now();
         if let Some(why) = pq.pause(&inner.config.flow_control, inner.config.orderly) {
             tracing::trace!(queue = ?pq.mq, ?why, "pull paused");
             drop(inner);
@@ -1017,8 +1056,19 @@ async fn pull_loop(me: std::sync::Weak<Inner>, pq: Arc<ProcessQueue>) {
                 if let Err(e) = inner.offsets.persist(&inner.instance, &pq.mq).await {
                     tracing::debug!(error = %e, "committing the moved offset failed");
                 }
-                lock(&inner.queues).remove(&pq.mq);
-                inner.offsets.remove(&pq.mq);
+                // Only this queue's own entry: a rebalance may have replaced it meanwhile.
+                let mine = {
+                    let mut q = lock(&inner.queues);
+                    let mine = q.get(&pq.mq).is_some_and(|o| Arc::ptr_eq(&o.pq, &pq));
+                    if mine {
+                        q.remove(&pq.mq);
+                    }
+                    mine
+                };
+                pq.released();
+                if mine {
+                    inner.offsets.remove(&pq.mq);
+                }
                 inner.wake.notify_one();
                 return;
             }
