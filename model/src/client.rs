@@ -410,6 +410,78 @@ pub fn after_pull(answer: PullAnswer, current: u64, on_error: Millis) -> PullNex
     }
 }
 
+/// Response codes a pull answer is classified by (`MQClientAPIImpl.processPullResponse`).
+pub mod pull_code {
+    /// SUCCESS: messages.
+    pub const FOUND: i32 = 0;
+    /// SYSTEM_BUSY.
+    pub const SYSTEM_BUSY: i32 = 2;
+    /// PULL_NOT_FOUND: nothing new.
+    pub const NOT_FOUND: i32 = 19;
+    /// PULL_RETRY_IMMEDIATELY: nothing matched the subscription.
+    pub const RETRY_IMMEDIATELY: i32 = 20;
+    /// PULL_OFFSET_MOVED.
+    pub const OFFSET_MOVED: i32 = 21;
+    /// FLOW_CONTROL: the broker asks to slow down.
+    pub const FLOW_CONTROL: i32 = 215;
+}
+
+/// What a pull's answer code means (`processPullResponse`): FOUND, NO_NEW_MSG / NO_MATCHED_MSG
+/// (nothing up to `next_begin`), OFFSET_ILLEGAL, or an error (busy when the broker asks to slow
+/// down). `None` for the code means no answer at all (connection, timeout).
+pub fn pull_answer(code: Option<i32>, next_begin: u64) -> PullAnswer {
+    match code {
+        Some(pull_code::FOUND) => PullAnswer::Found { next_begin },
+        Some(pull_code::NOT_FOUND | pull_code::RETRY_IMMEDIATELY) => {
+            PullAnswer::Nothing { next_begin }
+        }
+        Some(pull_code::OFFSET_MOVED) => PullAnswer::OffsetIllegal { next_begin },
+        Some(c) => PullAnswer::Error {
+            busy: c == pull_code::SYSTEM_BUSY || c == pull_code::FLOW_CONTROL,
+        },
+        None => PullAnswer::Error { busy: false },
+    }
+}
+
+/// `PullSysFlag` bits.
+pub mod pull_flag {
+    /// Commit this offset on the way.
+    pub const COMMIT_OFFSET: i32 = 0x1;
+    /// Hold the pull while nothing is new (long polling).
+    pub const SUSPEND: i32 = 0x2;
+    /// The subscription travels with the pull.
+    pub const SUBSCRIPTION: i32 = 0x4;
+}
+
+/// The `sysFlag` of a push consumer's pull (`pullKernelImpl`): commit the held offset on the
+/// way only when there is one (> 0), in clustering, to a master (a slave clears the flag);
+/// always suspend; send the subscription when `post_subscription`.
+pub fn pull_sys_flag(
+    commit_offset: Option<u64>,
+    clustering: bool,
+    from_slave: bool,
+    post_subscription: bool,
+) -> i32 {
+    let mut f = pull_flag::SUSPEND;
+    if commit_offset.is_some_and(|o| o > 0) && clustering && !from_slave {
+        f |= pull_flag::COMMIT_OFFSET;
+    }
+    if post_subscription {
+        f |= pull_flag::SUBSCRIPTION;
+    }
+    f
+}
+
+/// `maxReconsumeTimes` as a consumer applies it: the configured value when set (≥ 0), else
+/// RocketMQ's `-1`: 16 for concurrent consumers, unbounded for orderly ones.
+pub fn max_reconsume_times(configured: Option<i32>, orderly: bool) -> i32 {
+    match configured {
+        Some(m) if m >= 0 => m,
+        _ if orderly => i32::MAX,
+        _ => crate::broker::DEFAULT_MAX_RECONSUME_TIMES,
+    }
+}
+
 /// Whether something last done at `last` is expired at `now` after `max_live` ms (a pull:
 /// `pullMaxIdleTime` 120 s; a local orderly lock: `lockMaxLiveTime` 30 s).
 pub fn expired(last: Millis, now: Millis, max_live: Millis) -> bool {
@@ -629,6 +701,42 @@ mod tests {
             after_pull(PullAnswer::OffsetIllegal { next_begin: 3 }, 10, 1000),
             PullNext::DropAndRebalance { offset: 3 }
         );
+    }
+
+    #[test]
+    fn pull_answers_flags_and_reconsume_limits() {
+        assert_eq!(pull_answer(Some(0), 5), PullAnswer::Found { next_begin: 5 });
+        assert_eq!(
+            pull_answer(Some(19), 5),
+            PullAnswer::Nothing { next_begin: 5 }
+        );
+        assert_eq!(
+            pull_answer(Some(20), 6),
+            PullAnswer::Nothing { next_begin: 6 }
+        );
+        assert_eq!(
+            pull_answer(Some(21), 1),
+            PullAnswer::OffsetIllegal { next_begin: 1 }
+        );
+        assert_eq!(pull_answer(Some(215), 1), PullAnswer::Error { busy: true });
+        assert_eq!(pull_answer(Some(2), 1), PullAnswer::Error { busy: true });
+        assert_eq!(pull_answer(Some(24), 1), PullAnswer::Error { busy: false });
+        assert_eq!(pull_answer(None, 1), PullAnswer::Error { busy: false });
+        assert_eq!(pull_sys_flag(Some(3), true, false, true), 0x7);
+        assert_eq!(pull_sys_flag(Some(0), true, false, false), 0x2);
+        assert_eq!(
+            pull_sys_flag(Some(3), true, true, false),
+            0x2,
+            "never commit through a slave"
+        );
+        assert_eq!(
+            pull_sys_flag(Some(3), false, false, false),
+            0x2,
+            "broadcasting keeps its own"
+        );
+        assert_eq!(max_reconsume_times(None, false), 16);
+        assert_eq!(max_reconsume_times(Some(-1), true), i32::MAX);
+        assert_eq!(max_reconsume_times(Some(2), true), 2);
     }
 
     #[test]

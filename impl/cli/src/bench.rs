@@ -83,6 +83,9 @@ pub struct ConsumeBench {
     /// Stop after this many seconds (default 10 when --messages is not given).
     #[arg(long)]
     duration: Option<u64>,
+    /// With --messages: give up (exit 1) after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
     /// Write the summary as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -261,15 +264,28 @@ async fn produce(a: &ProduceBench, out: &mut impl Write) -> anyhow::Result<bool>
             let waiter = {
                 let stats = Arc::clone(&stats);
                 let size = a.size as u64;
+                // Each send's latency when it completes, in whatever order: a finished send
+                // never waits behind a slower earlier one.
                 tokio::spawn(async move {
-                    while let Some((t0, h)) = rx.recv().await {
-                        let h: sextant_client::SendHandle = h;
-                        let t0: Instant = t0;
-                        match h.await {
-                            Ok(_) => stats.record(batch, batch * size, t0.elapsed()),
-                            Err(_) => {
-                                stats.errors.fetch_add(batch, Ordering::Relaxed);
-                            }
+                    use futures_util::StreamExt;
+                    let mut pending = futures_util::stream::FuturesUnordered::new();
+                    let mut open = true;
+                    loop {
+                        tokio::select! {
+                            next = rx.recv(), if open => match next {
+                                Some((t0, h)) => {
+                                    let (t0, h): (Instant, sextant_client::SendHandle) = (t0, h);
+                                    pending.push(async move { (t0, h.await) });
+                                }
+                                None => open = false,
+                            },
+                            Some((t0, r)) = pending.next(), if !pending.is_empty() => match r {
+                                Ok(_) => stats.record(batch, batch * size, t0.elapsed()),
+                                Err(_) => {
+                                    stats.errors.fetch_add(batch, Ordering::Relaxed);
+                                }
+                            },
+                            else => break,
                         }
                     }
                 })
@@ -367,12 +383,8 @@ async fn consume(a: &ConsumeBench, out: &mut impl Write) -> anyhow::Result<bool>
             .context("starting the consumer")?
     };
     let (bar, stop_bar) = progress(Arc::clone(&stats), started);
-    match until {
-        Some(u) => {
-            let _ = tokio::time::timeout_at(u.into(), done.notified()).await;
-        }
-        None => done.notified().await,
-    }
+    let until = until.unwrap_or_else(|| Instant::now() + Duration::from_secs(a.timeout));
+    let _ = tokio::time::timeout_at(until.into(), done.notified()).await;
     let elapsed = started.elapsed().as_secs_f64();
     stop_bar.notify_one();
     let _ = bar.await;
@@ -393,5 +405,7 @@ async fn consume(a: &ConsumeBench, out: &mut impl Write) -> anyhow::Result<bool>
             .with_context(|| format!("writing {}", path.display()))?;
     }
     consumer.shutdown().await;
-    Ok(true)
+    // With --messages, fewer than asked before the timeout is a failure.
+    Ok(a.messages
+        .is_none_or(|n| stats.done.load(Ordering::Relaxed) >= n))
 }

@@ -303,7 +303,18 @@ async fn hostile_brokers_give_typed_errors_within_the_budget() {
             other => panic!("{what}: unexpected {other}"),
         }
         if what == "never answers" {
+            // The one attempt waits out the whole 800 ms budget: then it is spent.
             assert!(matches!(err, Error::SendTimeout { .. }), "{what}: {err}");
+        } else {
+            // A broken answer fails the attempt at once (the connection is closed): three
+            // attempts, every one reported, long before the budget.
+            match &err {
+                Error::SendFailed { attempts, .. } => {
+                    assert_eq!(attempts.len(), 3, "{what}: {err}")
+                }
+                other => panic!("{what}: expected every attempt to fail, got {other}"),
+            }
+            assert!(took < Duration::from_millis(400), "{what}: took {took:?}");
         }
         p.shutdown().await;
     }
@@ -382,4 +393,110 @@ async fn the_async_window_bounds_sends_in_flight() {
         t0.elapsed()
     );
     p.shutdown().await;
+}
+
+/// A broker whose group membership changes without ever telling the consumer: only the
+/// periodic rebalance can notice.
+struct SilentGroupBroker {
+    member: std::sync::Mutex<Option<String>>,
+    other_joined: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Handler for SilentGroupBroker {
+    async fn handle(&self, _peer: &Peer, req: RemotingCommand) -> Option<RemotingCommand> {
+        let ok = |r: &RemotingCommand| RemotingCommand::response_to(r, response::SUCCESS, None);
+        Some(match req.code {
+            request::HEART_BEAT => {
+                let hb: sextant_remoting::body::HeartbeatData =
+                    sextant_remoting::body::decode("hb", &req.body).unwrap();
+                *self.member.lock().unwrap() = Some(hb.client_id);
+                ok(&req)
+            }
+            request::GET_CONSUMER_LIST_BY_GROUP => {
+                let mut ids: Vec<String> = self.member.lock().unwrap().iter().cloned().collect();
+                if self.other_joined.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Sorts first: averagely gives it queue 0, the real member queue 1.
+                    ids.push("0.0.0.0@other".into());
+                }
+                ok(&req).with_body(sextant_remoting::body::encode(
+                    &sextant_remoting::body::ConsumerListBody {
+                        consumer_id_list: ids,
+                    },
+                ))
+            }
+            request::QUERY_CONSUMER_OFFSET => {
+                ok(&req).with_ext(OffsetResponseHeader { offset: 0 }.to_ext())
+            }
+            request::PULL_MESSAGE => {
+                let h =
+                    PullMessageRequestHeader::from_ext(req.ext_fields.as_ref().unwrap()).unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                RemotingCommand::response_to(&req, response::PULL_NOT_FOUND, None).with_ext(
+                    PullMessageResponseHeader {
+                        suggest_which_broker_id: 0,
+                        next_begin_offset: h.queue_offset,
+                        min_offset: 0,
+                        max_offset: 0,
+                        offset_delta: None,
+                        topic_sys_flag: None,
+                        group_sys_flag: None,
+                        forbidden_type: None,
+                    }
+                    .to_ext(),
+                )
+            }
+            _ => ok(&req),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_periodic_rebalance_runs_without_notifications() {
+    let joined = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (baddr, _stop_b) = serve_on(SilentGroupBroker {
+        member: std::sync::Mutex::new(None),
+        other_joined: Arc::clone(&joined),
+    })
+    .await;
+    let (ns, _stop_ns) = serve_on(StubNamesrv { broker: baddr }).await;
+    let mut cfg = config(ns, "periodic");
+    // Ticks shorter than the rebalance interval: they must not keep postponing it.
+    cfg.persist_consumer_offset_interval = Duration::from_millis(50);
+    cfg.heartbeat_broker_interval = Duration::from_millis(50);
+    let c = sextant_client::PushConsumer::builder()
+        .consumer_group("g")
+        .client_config(cfg)
+        .rebalance_interval(Duration::from_millis(300))
+        .subscribe("T", "*")
+        .start(|_| async { sextant_client::ConsumeResult::Success })
+        .await
+        .unwrap();
+    let on_t =
+        |c: &sextant_client::PushConsumer| c.owned().iter().filter(|q| &*q.topic == "T").count();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while on_t(&c) != 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(on_t(&c), 2, "alone, it owns both queues");
+    joined.store(true, std::sync::atomic::Ordering::SeqCst);
+    let t0 = Instant::now();
+    while on_t(&c) != 1 && t0.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        on_t(&c),
+        1,
+        "the next periodic rebalance gives queue 0 to the other member"
+    );
+    assert!(
+        c.owned()
+            .iter()
+            .any(|q| &*q.topic == "T" && q.queue_id == 1)
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "within a few intervals: {:?}",
+        t0.elapsed()
+    );
+    c.shutdown().await;
 }

@@ -12,13 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sextant_model::client::{
-    CommittedOffset, ConsumeFromWhere, FlowControl, PULL_DELAY_FLOW_CONTROL, StartOffset,
-    Subscription, start_offset,
+    CommittedOffset, ConsumeFromWhere, FlowControl, PULL_DELAY_FLOW_CONTROL, PullAnswer, PullNext,
+    StartOffset, Subscription, after_pull, pull_answer, pull_sys_flag, start_offset,
 };
 use sextant_model::consumer::{AllocateStrategy, Averagely, RebalancePlan};
 use sextant_model::route::{MASTER_ID, MessageQueue};
 use sextant_remoting::body::ConsumerData;
-use sextant_remoting::code::response;
 use sextant_remoting::header::PullMessageRequestHeader;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -564,7 +563,8 @@ async fn pull_loop(me: std::sync::Weak<Inner>, pq: Arc<ProcessQueue>) {
             let peer = inner.instance.peer(&addr).await.ok()?;
             let sub = inner.subscriptions.get(&*mq.topic);
             let header = PullMessageRequestHeader {
-                sys_flag: 0x2 | 0x4,
+                // Lite pulls never commit on the way (commits are the application's).
+                sys_flag: pull_sys_flag(None, true, false, true),
                 suspend_timeout_millis: inner.config.broker_suspend_max_time.as_millis() as i64,
                 sub_version: inner.sub_version,
                 subscription: Some(sub.map_or_else(|| "*".to_owned(), |s| s.expression.clone())),
@@ -577,21 +577,42 @@ async fn pull_loop(me: std::sync::Weak<Inner>, pq: Arc<ProcessQueue>) {
                     inner.config.pull_batch_size as i32,
                 )
             };
-            peer.pull(&header, inner.config.consumer_timeout_when_suspend)
-                .await
-                .ok()
+            Some(
+                peer.pull(&header, inner.config.consumer_timeout_when_suspend)
+                    .await,
+            )
         }
         .await;
-        let Some((code, h, body)) = result else {
-            let delay = inner.instance.config().pull_time_delay_when_exception;
-            drop(inner);
-            tokio::time::sleep(delay).await;
-            continue;
+        let on_error = inner
+            .instance
+            .config()
+            .pull_time_delay_when_exception
+            .as_millis() as u64;
+        let (answer, body) = match result {
+            Some(Ok((code, h, body))) => {
+                pq.state().pull_from =
+                    u64::try_from(h.suggest_which_broker_id).unwrap_or(MASTER_ID);
+                (
+                    pull_answer(Some(code), h.next_begin_offset.max(0) as u64),
+                    body,
+                )
+            }
+            Some(Err(e)) => (pull_answer(e.code(), offset), bytes::Bytes::new()),
+            None => (pull_answer(None, offset), bytes::Bytes::new()),
         };
-        pq.state().pull_from = u64::try_from(h.suggest_which_broker_id).unwrap_or(MASTER_ID);
-        let next = h.next_begin_offset.max(0) as u64;
-        match code {
-            response::SUCCESS => {
+        let next = match after_pull(answer, offset, on_error) {
+            // An error: the same offset again after the model's delay.
+            PullNext::Pull { delay, .. } if delay > 0 => {
+                drop(inner);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                continue;
+            }
+            PullNext::Pull { offset: next, .. } | PullNext::DropAndRebalance { offset: next } => {
+                next
+            }
+        };
+        match answer {
+            PullAnswer::Found { .. } => {
                 let Ok(msgs) = decode_pulled(&body, &mq) else {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
@@ -626,14 +647,15 @@ async fn pull_loop(me: std::sync::Weak<Inner>, pq: Arc<ProcessQueue>) {
                     return;
                 }
             }
-            response::PULL_NOT_FOUND | response::PULL_RETRY_IMMEDIATELY => {
+            PullAnswer::Nothing { .. } => {
                 pq.pulled(&[], next, inner.instance.now());
                 if pq.state().offsets.is_empty() {
                     let c = pq.state().offsets.commit_offset();
                     inner.mark_consumed(&mq, c, true);
                 }
             }
-            _ => {
+            PullAnswer::Error { .. } => {}
+            PullAnswer::OffsetIllegal { .. } => {
                 // OFFSET_MOVED: continue where the broker says, remembered as consumed up to there.
                 tracing::warn!(queue = ?mq, from = offset, to = next, "offset illegal, the queue moves");
                 // Only if the queue is still this task's: a rebalance may have released it.

@@ -23,16 +23,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sextant_model::broker::{DEFAULT_MAX_RECONSUME_TIMES, retry_topic};
+use sextant_model::broker::retry_topic;
 use sextant_model::client::{
     ConsumeFromWhere, FlowControl, LOCAL_LOCK_MAX_LIVE_MS, OrderlyRetry, PULL_DELAY_FLOW_CONTROL,
     PULL_MAX_IDLE_MS, PullAnswer, PullNext, StartOffset, Subscription, after_pull, expired,
-    orderly_retry, start_offset,
+    max_reconsume_times, orderly_retry, pull_answer, pull_sys_flag, start_offset,
 };
 use sextant_model::consumer::{AllocateStrategy, Averagely, RebalancePlan};
 use sextant_model::route::{MASTER_ID, MessageQueue};
 use sextant_remoting::body::{ConsumerData, SubscriptionData};
-use sextant_remoting::code::response;
 use sextant_remoting::header::{ConsumerSendMsgBackRequestHeader, PullMessageRequestHeader};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -47,11 +46,6 @@ use crate::error::{Error, Result};
 use crate::instance::{ClientInstance, ConsumerHook, lock};
 use crate::message::{MessageExt, decode_pulled};
 use crate::producer::setter;
-
-/// `PullSysFlag` bits.
-const FLAG_COMMIT_OFFSET: i32 = 0x1;
-const FLAG_SUSPEND: i32 = 0x2;
-const FLAG_SUBSCRIPTION: i32 = 0x4;
 
 /// A push consumer's settings, with RocketMQ's names and defaults.
 #[derive(Clone, Debug)]
@@ -481,11 +475,7 @@ impl Inner {
     }
 
     fn max_reconsume_times(&self) -> i32 {
-        match self.config.max_reconsume_times {
-            Some(m) if m >= 0 => m,
-            _ if self.config.orderly => i32::MAX,
-            _ => DEFAULT_MAX_RECONSUME_TIMES,
-        }
+        max_reconsume_times(self.config.max_reconsume_times, self.config.orderly)
     }
 
     fn consumer_data(&self) -> ConsumerData {
@@ -1021,16 +1011,16 @@ async fn pull_loop(me: std::sync::Weak<Inner>, pq: Arc<ProcessQueue>) {
             .config()
             .pull_time_delay_when_exception
             .as_millis() as u64;
-        let (answer, msgs) = match answer {
-            Ok(x) => x,
-            Err(busy) => (PullAnswer::Error { busy }, Vec::new()),
-        };
+        let (answer, msgs) = answer;
         match after_pull(answer, offset, on_error) {
-            PullNext::Pull { delay, .. } => {
+            PullNext::Pull {
+                offset: next,
+                delay,
+            } => {
                 let now = inner.now();
                 match answer {
-                    PullAnswer::Found { next_begin } | PullAnswer::Nothing { next_begin } => {
-                        pq.pulled(&msgs, next_begin, now);
+                    PullAnswer::Found { .. } | PullAnswer::Nothing { .. } => {
+                        pq.pulled(&msgs, next, now);
                         if pq.is_dropped() {
                             return;
                         }
@@ -1077,40 +1067,32 @@ async fn pull_loop(me: std::sync::Weak<Inner>, pq: Arc<ProcessQueue>) {
 }
 
 impl Inner {
-    /// One long-polling pull; `Err(busy)` for an error answer.
-    async fn pull_once(
-        &self,
-        pq: &ProcessQueue,
-        offset: u64,
-    ) -> std::result::Result<(PullAnswer, Vec<MessageExt>), bool> {
+    /// One long-polling pull, its answer as the model classifies it, and the messages that
+    /// pass the subscription.
+    async fn pull_once(&self, pq: &ProcessQueue, offset: u64) -> (PullAnswer, Vec<MessageExt>) {
         let mq = &pq.mq;
+        let failed = (pull_answer(None, offset), Vec::new());
         let pull_from = pq.state().pull_from;
         let Some((addr, slave)) = self
             .instance
             .subscribe_addr(&mq.broker_name, pull_from, false)
         else {
             let _ = self.instance.update_route(&mq.topic).await;
-            return Err(false);
+            return failed;
         };
         let peer = match self.instance.peer(&addr).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!(%addr, error = %e, "pull: broker unreachable");
-                return Err(false);
+                return failed;
             }
         };
         let sub = self.subscriptions.get(&*mq.topic);
-        let commit = self.offsets.read_memory(mq).filter(|o| *o > 0);
-        let mut flag = FLAG_SUSPEND;
-        if commit.is_some() && !slave && self.config.message_model == MessageModel::Clustering {
-            flag |= FLAG_COMMIT_OFFSET;
-        }
+        let commit = self.offsets.read_memory(mq);
         let post = self.config.post_subscription_when_pull;
-        if post {
-            flag |= FLAG_SUBSCRIPTION;
-        }
+        let clustering = self.config.message_model == MessageModel::Clustering;
         let header = PullMessageRequestHeader {
-            sys_flag: flag,
+            sys_flag: pull_sys_flag(commit, clustering, slave, post),
             commit_offset: commit.unwrap_or(0) as i64,
             suspend_timeout_millis: self.config.broker_suspend_max_time.as_millis() as i64,
             sub_version: self.sub_version,
@@ -1129,35 +1111,27 @@ impl Inner {
         let (code, h, body) = match peer.pull(&header, timeout).await {
             Ok(x) => x,
             Err(e) => {
-                let busy = matches!(e.code(), Some(c) if c == response::SYSTEM_BUSY || c == 215);
                 tracing::debug!(queue = ?mq, error = %e, "pull failed");
-                return Err(busy);
+                return (pull_answer(e.code(), offset), Vec::new());
             }
         };
         pq.state().pull_from = u64::try_from(h.suggest_which_broker_id).unwrap_or(MASTER_ID);
-        let next = h.next_begin_offset.max(0) as u64;
-        Ok(match code {
-            response::SUCCESS => {
-                let msgs = match decode_pulled(&body, mq) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(queue = ?mq, error = %e, "undecodable messages");
-                        return Err(false);
-                    }
-                };
-                let kept: Vec<MessageExt> = match sub {
-                    Some(s) if !s.is_all() => {
-                        msgs.into_iter().filter(|m| s.matches(m.tags())).collect()
-                    }
-                    _ => msgs,
-                };
-                (PullAnswer::Found { next_begin: next }, kept)
+        let answer = pull_answer(Some(code), h.next_begin_offset.max(0) as u64);
+        if !matches!(answer, PullAnswer::Found { .. }) {
+            return (answer, Vec::new());
+        }
+        let msgs = match decode_pulled(&body, mq) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(queue = ?mq, error = %e, "undecodable messages");
+                return failed;
             }
-            response::PULL_NOT_FOUND | response::PULL_RETRY_IMMEDIATELY => {
-                (PullAnswer::Nothing { next_begin: next }, Vec::new())
-            }
-            _ => (PullAnswer::OffsetIllegal { next_begin: next }, Vec::new()),
-        })
+        };
+        let kept: Vec<MessageExt> = match sub {
+            Some(s) if !s.is_all() => msgs.into_iter().filter(|m| s.matches(m.tags())).collect(),
+            _ => msgs,
+        };
+        (answer, kept)
     }
 }
 
