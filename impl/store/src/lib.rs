@@ -5,12 +5,14 @@
 //! commit: every put waiting when an fsync starts is covered by the next one) and `ASYNC_FLUSH`
 //! (an interval); and recovery. Records are stored in RocketMQ's own layout
 //! (`sextant_remoting::message`), in segment files named by their 20-digit start offset, so that
-//! a pull answers with bytes copied straight from disk.
+//! a pull answers with bytes copied straight from disk. The [`index`] (RocketMQ's `IndexFile`s)
+//! finds records by key and unique key for QUERY_MESSAGE ([`MessageStore::query_message`]).
 //!
 //! On open the log is recovered — every record is checked (size, magic code, body CRC, its own
 //! physical offset) and the log is cut at the first that fails, the torn tail a crash leaves —
 //! the ConsumeQueues are cut back to it and the records past the last checkpoint are dispatched
-//! again (verified where an entry exists). Without a checkpoint every queue is rebuilt.
+//! again (verified where an entry exists). Without a checkpoint every queue is rebuilt. The
+//! index is repaired to what its headers say is durable and takes the records past it.
 //!
 //! [`config`] keeps the small JSON files beside the logs (consumer offsets, topics), written
 //! atomically. Which status a read answers is `sextant_model::broker::locate`'s decision.
@@ -19,12 +21,15 @@ mod commitlog;
 pub mod config;
 mod consumequeue;
 mod files;
+pub mod index;
 mod store;
 
 pub use commitlog::{CommitLog, DEFAULT_SEGMENT_SIZE, FlushJob, Recovery};
 pub use consumequeue::{ConsumeQueue, CqEntry, DEFAULT_ENTRIES_PER_FILE, ENTRY_SIZE};
+pub use index::{IndexConfig, IndexRecovery};
 pub use store::{
-    Get, GetResult, MessageStore, Put, PutResult, StoreConfig, StoreRecovery, Stored, tags_code_of,
+    Get, GetResult, MAX_QUERY_BYTES, MessageStore, Put, PutResult, QueryResult, StoreConfig,
+    StoreRecovery, Stored, tags_code_of,
 };
 
 /// What can go wrong in the store.

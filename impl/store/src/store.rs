@@ -2,8 +2,10 @@
 //! thread, and recovery.
 //!
 //! Layout under the store directory: `commitlog/` (segments), `consumequeue/<topic>/<queueId>/`
-//! (as RocketMQ), and `checkpoint` — the CommitLog offset below which every ConsumeQueue entry
-//! is on disk. On open the CommitLog is recovered, every ConsumeQueue is cut back to it, and the
+//! and `index/` (as RocketMQ), and `checkpoint` — the CommitLog offset below which every
+//! ConsumeQueue entry is on disk. Records are dispatched to the [message index](crate::index)
+//! too, which keeps its own coverage: on open the records past either are dispatched again, each
+//! to what lacks it. On open the CommitLog is recovered, every ConsumeQueue is cut back to it, and the
 //! records from the checkpoint on are dispatched again (entries already present are verified,
 //! missing ones appended). Without a checkpoint or a `consumequeue/` directory, every queue is
 //! rebuilt from the whole log — the queues of a deleted topic too, since its records stay in the
@@ -12,8 +14,8 @@
 //!
 //! Flushing runs on its own thread: with `SYNC_FLUSH` it wakes when a put asks, takes every
 //! record appended so far into one set of fsyncs (group commit) and publishes the durable offset;
-//! with `ASYNC_FLUSH` it flushes at an interval. ConsumeQueues and the checkpoint are flushed
-//! every `cq_flush_interval`. Putters wait for the durable offset through [`MessageStore::wait_flushed`].
+//! with `ASYNC_FLUSH` it flushes at an interval. ConsumeQueues, the index and the checkpoint are
+//! flushed every `cq_flush_interval`. Putters wait for the durable offset through [`MessageStore::wait_flushed`].
 //! A failed fsync stops the store from taking puts ([`Error::Failed`]): after one, Linux may
 //! report later fsyncs as successful for pages it already dropped, so nothing written since can
 //! be acknowledged as durable.
@@ -31,9 +33,18 @@ use sextant_remoting::message::{BLANK_MAGIC, MessageView};
 use tokio::sync::watch;
 
 use crate::files::io;
+use crate::index::{IndexConfig, IndexRecovery, IndexStore, record_matches};
 use crate::{
     CommitLog, ConsumeQueue, CqEntry, DEFAULT_ENTRIES_PER_FILE, DEFAULT_SEGMENT_SIZE, Error,
 };
+
+/// Body bytes one QUERY_MESSAGE answer holds at most (one record is always answered).
+pub const MAX_QUERY_BYTES: usize = 4 * 1024 * 1024;
+/// Index entries a query checks at most against their records: hash collisions and the
+/// entries of records lost with a log tail are skipped, and the lookup widens up to this.
+const MAX_QUERY_CANDIDATES: usize = 1024;
+/// Record bytes a query reads at most to check candidates (what it answers included).
+const MAX_QUERY_READ: usize = 4 * MAX_QUERY_BYTES;
 
 /// How a store is laid out and flushed (RocketMQ's `MessageStoreConfig` names in brackets).
 #[derive(Clone, Debug)]
@@ -54,6 +65,8 @@ pub struct StoreConfig {
     pub sync_flush_timeout: Duration,
     /// The delay levels (`messageDelayLevel`), for the delivery time of delayed messages.
     pub delay_levels: DelayLevels,
+    /// The message index (`messageIndexEnable`, `maxHashSlotNum`, `maxIndexNum`).
+    pub index: IndexConfig,
 }
 
 impl StoreConfig {
@@ -68,6 +81,7 @@ impl StoreConfig {
             cq_flush_interval: Duration::from_secs(1),
             sync_flush_timeout: Duration::from_secs(5),
             delay_levels: DelayLevels::default(),
+            index: IndexConfig::default(),
         }
     }
 }
@@ -147,11 +161,29 @@ pub struct StoreRecovery {
     pub redispatched: u64,
     /// Whether every queue was rebuilt from the whole log (no checkpoint).
     pub rebuilt: bool,
+    /// What opening the message index found and repaired.
+    pub index: IndexRecovery,
+    /// Records the index took on open (those past what it covered).
+    pub indexed: u64,
+}
+
+/// What a QUERY_MESSAGE found (`QueryMessageResult`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryResult {
+    /// The records, back to back as stored, by CommitLog offset.
+    pub records: Vec<u8>,
+    /// How many records.
+    pub count: usize,
+    /// The newest index file's end time (`indexLastUpdateTimestamp`).
+    pub index_last_update_timestamp: i64,
+    /// The newest index file's end offset (`indexLastUpdatePhyoffset`).
+    pub index_last_update_phy_offset: i64,
 }
 
 struct Inner {
     log: CommitLog,
     queues: HashMap<String, BTreeMap<u32, ConsumeQueue>>,
+    index: IndexStore,
     buf: Vec<u8>,
     cq_root: PathBuf,
     per_file: u64,
@@ -178,6 +210,9 @@ struct Shared {
     lock: Mutex<Option<fs::File>>,
     /// The last checkpoint written.
     covered: Mutex<Option<u64>>,
+    /// Held through a flush of the ConsumeQueues and the index: index flushes write slots and
+    /// headers from what they took, and must not overtake one another.
+    flushing: Mutex<()>,
 }
 
 /// The broker's message store: see the module documentation.
@@ -217,9 +252,12 @@ impl MessageStore {
         if rebuilt && cq_root.exists() {
             fs::remove_dir_all(&cq_root).map_err(io(&cq_root))?;
         }
+        let (index, index_recovery) =
+            IndexStore::open(config.dir.join("index"), config.index.clone(), log.end())?;
         let mut inner = Inner {
             log,
             queues: HashMap::new(),
+            index,
             buf: Vec::new(),
             cq_root,
             per_file: config.cq_entries_per_file,
@@ -237,13 +275,15 @@ impl MessageStore {
         } else {
             saved.unwrap_or(0).min(end).max(inner.log.start())
         };
-        let redispatched = inner.redispatch(from, rebuilt)?;
+        let (redispatched, indexed) = inner.redispatch(from, rebuilt)?;
         let queues = inner.queues.values().map(BTreeMap::len).sum();
         let recovery = StoreRecovery {
             commitlog,
             queues,
             redispatched,
             rebuilt,
+            index: index_recovery,
+            indexed,
         };
         let (flushed, _) = watch::channel(end);
         let shared = Arc::new(Shared {
@@ -255,6 +295,7 @@ impl MessageStore {
             checkpoint,
             lock: Mutex::new(Some(lock_file)),
             covered: Mutex::new(None),
+            flushing: Mutex::new(()),
         });
         shared.flush_queues()?;
         let s = Arc::clone(&shared);
@@ -318,7 +359,9 @@ impl MessageStore {
         let mut run: Vec<CqEntry> = Vec::new();
         for (p, offset) in msgs.iter_mut().zip(&offsets) {
             p.msg.physical_offset = *offset as i64;
+            inner.index.dispatch(&p.msg, *offset);
         }
+        inner.index.finish();
         for (i, p) in msgs.iter().enumerate() {
             let entry = CqEntry {
                 commitlog_offset: offsets[i],
@@ -459,6 +502,69 @@ impl MessageStore {
     /// The record at `physical_offset` (e.g. a message a consumer sends back).
     pub fn read_record(&self, physical_offset: u64) -> Result<Vec<u8>, Error> {
         lock(&self.shared.inner).log.read_record(physical_offset)
+    }
+
+    /// The messages of `topic` with key `key` (a `KEYS` token or the `UNIQ_KEY`) stored within
+    /// `[begin, end]` (ms), at most `max_num` (RocketMQ's `queryMessage`): the newest the index
+    /// names whose records are stored under `topic` with that key, as many as fit
+    /// [`MAX_QUERY_BYTES`] (one at least), answered by CommitLog offset. Hash collisions and
+    /// entries of records lost with a log tail are read and skipped; the lookup widens until
+    /// `max_num` match or the index has no more, checking at most 1024 entries and reading at
+    /// most 16 MiB of records.
+    pub fn query_message(
+        &self,
+        topic: &str,
+        key: &str,
+        max_num: usize,
+        begin: i64,
+        end: i64,
+    ) -> Result<QueryResult, Error> {
+        let inner = lock(&self.shared.inner);
+        let (ts, phy) = inner.index.last_update();
+        let mut found: Vec<(u64, Vec<u8>)> = Vec::new();
+        let (mut answered, mut read) = (0, 0);
+        let mut checked = 0;
+        let mut limit = max_num.min(MAX_QUERY_CANDIDATES);
+        'widen: while found.len() < max_num {
+            // The same walk with a higher limit: the first `checked` are the same offsets.
+            let candidates = inner.index.lookup(topic, key, begin, end, limit)?;
+            for &offset in candidates.get(checked..).unwrap_or_default() {
+                if found.len() >= max_num || read >= MAX_QUERY_READ {
+                    break 'widen;
+                }
+                let Ok(record) = inner.log.read_record(offset) else {
+                    continue;
+                };
+                read += record.len();
+                if let Ok((m, _)) = MessageView::decode(&record)
+                    && m.physical_offset == offset as i64
+                    && record_matches(&m, topic, key)
+                {
+                    if !found.is_empty() && answered + record.len() > MAX_QUERY_BYTES {
+                        break 'widen;
+                    }
+                    answered += record.len();
+                    found.push((offset, record));
+                }
+            }
+            checked = candidates.len();
+            if candidates.len() < limit || limit >= MAX_QUERY_CANDIDATES {
+                break;
+            }
+            limit = (limit * 4).min(MAX_QUERY_CANDIDATES);
+        }
+        drop(inner);
+        found.sort_unstable_by_key(|(offset, _)| *offset);
+        let mut records = Vec::with_capacity(answered);
+        for (_, record) in &found {
+            records.extend_from_slice(record);
+        }
+        Ok(QueryResult {
+            records,
+            count: found.len(),
+            index_last_update_timestamp: ts,
+            index_last_update_phy_offset: phy,
+        })
     }
 
     /// The CommitLog's `[start, end)` (RocketMQ's `commitLogMinOffset`, `commitLogMaxOffset`).
@@ -625,10 +731,13 @@ impl Shared {
         Ok(())
     }
 
-    /// fsync the ConsumeQueues, then record in the checkpoint how far they cover the log.
+    /// fsync the ConsumeQueues, then record in the checkpoint how far they cover the log; make
+    /// the message index durable (its headers say how far it covers the log). A failed index
+    /// flush stops the index, not the store.
     fn flush_queues(&self) -> Result<(), Error> {
+        let _one_at_a_time = lock(&self.flushing);
         // Take the fsyncs under the lock, run them outside it (puts go on meanwhile).
-        let (covered, jobs) = {
+        let (covered, jobs, index_job) = {
             let mut inner = lock(&self.inner);
             let end = inner.log.end();
             let jobs: Vec<_> = inner
@@ -637,12 +746,17 @@ impl Shared {
                 .flat_map(|m| m.values_mut())
                 .map(ConsumeQueue::flush_job)
                 .collect();
-            (end, jobs)
+            (end, jobs, inner.index.flush_job())
         };
+        let indexed = index_job.run();
+        if let Err(e) = &indexed {
+            lock(&self.inner).index.fail(e.to_string());
+        }
         for job in jobs {
             job.run()?;
         }
-        self.advance_checkpoint(covered)
+        self.advance_checkpoint(covered)?;
+        indexed
     }
 
     /// Record that every ConsumeQueue entry below `covered` is on disk. The checkpoint only moves
@@ -712,14 +826,22 @@ impl Inner {
             .ok_or_else(|| Error::Corrupt(format!("no message record at {offset}")))
     }
 
-    /// Dispatch every record from `from` to the log's end again. When `rebuilding` (every queue
-    /// from the whole log), a queue offset that starts again at 0 is a topic deleted and created
-    /// again ([`MessageStore::delete_topic`]): the queue is emptied and indexes the new one.
-    fn redispatch(&mut self, from: u64, rebuilding: bool) -> Result<u64, Error> {
+    /// Dispatch every record from `cq_from` to the log's end again to the ConsumeQueues, and
+    /// every record the message index lacks to the index (from where it stopped, which may be
+    /// before `cq_from` or after it). When `rebuilding` (every queue from the whole log), a
+    /// queue offset that starts again at 0 is a topic deleted and created again
+    /// ([`MessageStore::delete_topic`]): the queue is emptied and indexes the new one. Returns
+    /// the ConsumeQueue entries appended and the records indexed.
+    fn redispatch(&mut self, cq_from: u64, rebuilding: bool) -> Result<(u64, u64), Error> {
         let end = self.log.end();
         let seg = self.log.segment_size();
+        let from = match self.index.resume_from() {
+            Some(i) => cq_from.min(i.max(self.log.start())),
+            None => cq_from,
+        };
         let mut at = from;
         let mut n = 0;
+        let mut indexed = 0;
         while at < end {
             let seg_end = at - at % seg + seg;
             if seg_end - at < 8 {
@@ -734,6 +856,13 @@ impl Inner {
             let record = self.log.read_record(at)?;
             let (m, size) = MessageView::decode(&record)
                 .map_err(|e| Error::Corrupt(format!("at {at}: {e}")))?;
+            if self.index.dispatch(&m, at) {
+                indexed += 1;
+            }
+            if at < cq_from {
+                at = self.log.next_record(at, size as u64);
+                continue;
+            }
             let qid = u32::try_from(m.queue_id)
                 .map_err(|_| Error::Corrupt(format!("at {at}: queue id {}", m.queue_id)))?;
             let qo = u64::try_from(m.queue_offset)
@@ -771,7 +900,8 @@ impl Inner {
             }
             at = self.log.next_record(at, size as u64);
         }
-        Ok(n)
+        self.index.finish();
+        Ok((n, indexed))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The message store on a temp directory: puts and reads, statuses, tag filters, reopening,
-//! rebuilding and re-dispatching ConsumeQueues, SYNC_FLUSH acknowledgements, search by time.
+//! rebuilding and re-dispatching ConsumeQueues, SYNC_FLUSH acknowledgements, search by time,
+//! queries by key within the answer's size.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -428,4 +429,60 @@ fn a_deleted_topic_loses_its_queues_not_its_log_and_starts_again_at_zero() {
     assert_eq!(reads(&store), new);
     assert_eq!(store.offsets("T", 1), (0, 3));
     assert_eq!(store.offsets("U", 0), (0, 3));
+}
+
+#[test]
+fn a_query_answers_the_newest_that_fit_4_mib_by_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path());
+    c.segment_size = 16 << 20;
+    let (store, _) = MessageStore::open(c).expect("open");
+    let big = vec![b'b'; 1 << 20];
+    let mut offsets = Vec::new();
+    for i in 0..6 {
+        let props = encode_properties([(property::KEYS, "big"), (property::UNIQ_KEY, "U")]);
+        let mut p = [Put {
+            msg: view("T", 0, &big, &props, 1_000 + i),
+            tags_code: 0,
+        }];
+        offsets.push(store.put(&mut p).expect("put").stored[0].physical_offset);
+    }
+    let r = store
+        .query_message("T", "big", 64, 0, i64::MAX)
+        .expect("query");
+    // Three records of 1 MiB and a little fit 4 MiB: the newest three, by offset.
+    assert_eq!(r.count, 3);
+    assert!(r.records.len() <= sextant_store::MAX_QUERY_BYTES);
+    let mut at = 0;
+    for want in &offsets[3..] {
+        let (m, n) = MessageView::decode(&r.records[at..]).expect("record");
+        assert_eq!(m.physical_offset as u64, *want);
+        at += n;
+    }
+    assert_eq!(
+        (
+            r.index_last_update_phy_offset as u64,
+            r.index_last_update_timestamp
+        ),
+        (offsets[5], 1_005)
+    );
+    // One record is answered whatever its size; another topic's or key's are not.
+    let r = store
+        .query_message("T", "U", 1, 0, i64::MAX)
+        .expect("query");
+    assert_eq!(r.count, 1);
+    assert_eq!(
+        store
+            .query_message("X", "big", 64, 0, i64::MAX)
+            .expect("query")
+            .count,
+        0
+    );
+    assert_eq!(
+        store
+            .query_message("T", "bi", 64, 0, i64::MAX)
+            .expect("query")
+            .count,
+        0
+    );
 }
