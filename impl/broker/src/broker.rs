@@ -947,6 +947,7 @@ impl Handler for BrokerHandler {
             request::GET_CONSUMER_RUNNING_INFO => b.consumer_running_info(&req).await,
             request::DELETE_TOPIC_IN_BROKER => b.delete_topic(&req),
             request::VIEW_MESSAGE_BY_ID => b.view_message(&req),
+            request::QUERY_MESSAGE => b.query_message(&req),
             _ => return None,
         };
         Some(answer.unwrap_or_else(|Reply(code, remark)| {

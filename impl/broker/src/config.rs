@@ -10,7 +10,7 @@ use sextant_model::broker::{
     CHANNEL_EXPIRED_MS, DEFAULT_TOPIC_QUEUE_NUMS, DelayLevels, LOCK_MAX_LIVE_MS,
 };
 use sextant_model::store::{BrokerRole, FlushDiskType};
-use sextant_store::StoreConfig;
+use sextant_store::{IndexConfig, StoreConfig};
 
 use crate::Error;
 
@@ -85,6 +85,16 @@ pub struct BrokerConfig {
     /// `consumerRunningInfoTimeoutMills`: how long GET_CONSUMER_RUNNING_INFO waits for the
     /// client it is forwarded to (ms). Sextant's key: RocketMQ's `Broker2Client` waits 10 s.
     pub consumer_running_info_timeout_mills: u64,
+    /// `messageIndexEnable`: index messages by key and unique key for QUERY_MESSAGE.
+    pub message_index_enable: bool,
+    /// `maxHashSlotNum`: slots per index file.
+    pub max_hash_slot_num: u32,
+    /// `maxIndexNum`: entries per index file.
+    pub max_index_num: u32,
+    /// `maxMsgsNumBatch`: the most messages one QUERY_MESSAGE answers.
+    pub max_msgs_num_batch: u32,
+    /// `defaultQueryMaxNum`: what a query by unique key asks for, whatever its `maxNum`.
+    pub default_query_max_num: u32,
     /// Keys this broker does not know (RocketMQ has many): warned about, not fatal.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
@@ -124,6 +134,11 @@ impl Default for BrokerConfig {
             region_id: "DefaultRegion".into(),
             trace_on: true,
             consumer_running_info_timeout_mills: 10_000,
+            message_index_enable: true,
+            max_hash_slot_num: sextant_store::index::DEFAULT_MAX_HASH_SLOTS,
+            max_index_num: sextant_store::index::DEFAULT_MAX_INDEX_NUM,
+            max_msgs_num_batch: 64,
+            default_query_max_num: 32,
             unknown: BTreeMap::new(),
         }
     }
@@ -205,6 +220,9 @@ impl BrokerConfig {
         if self.default_topic_queue_nums == 0 || self.default_topic_queue_nums > 1024 {
             return Err(bad("defaultTopicQueueNums", "must be 1..=1024".into()));
         }
+        self.index_config()
+            .check()
+            .map_err(|e| bad("maxHashSlotNum/maxIndexNum", e))?;
         if self.max_message_size == 0 || self.max_message_size > 4 * 1024 * 1024 {
             return Err(bad(
                 "maxMessageSize",
@@ -230,7 +248,16 @@ impl BrokerConfig {
         c.cq_flush_interval = Duration::from_millis(self.flush_interval_consume_queue.max(1));
         c.sync_flush_timeout = Duration::from_millis(self.sync_flush_timeout.max(1));
         c.delay_levels = settings.delay_levels.clone();
+        c.index = self.index_config();
         c
+    }
+
+    fn index_config(&self) -> IndexConfig {
+        IndexConfig {
+            enabled: self.message_index_enable,
+            max_hash_slots: self.max_hash_slot_num,
+            max_index_num: self.max_index_num,
+        }
     }
 }
 
@@ -252,6 +279,9 @@ mod tests {
             brokerIP1 = "127.0.0.1"
             listenPort = 10921
             deleteWhen = "04"
+            messageIndexEnable = false
+            maxHashSlotNum = 1000
+            maxIndexNum = 4000
             "#,
         )
         .expect("parses");
@@ -263,6 +293,12 @@ mod tests {
         assert_eq!(s.flush, FlushDiskType::SyncFlush);
         assert_eq!(s.namesrvs.len(), 2);
         assert_eq!(s.listen.port(), 10921);
+        let index = c.store_config(&s).index;
+        assert_eq!(
+            (index.enabled, index.max_hash_slots, index.max_index_num),
+            (false, 1000, 4000)
+        );
+        assert_eq!((c.max_msgs_num_batch, c.default_query_max_num), (64, 32));
     }
 
     #[test]
@@ -289,5 +325,13 @@ mod tests {
                 .contains("namesrvAddr")
         );
         assert!(BrokerConfig::from_toml("brokerId = \"x\"").is_err());
+        c.namesrv_addr = "127.0.0.1:9876".into();
+        c.max_index_num = 1;
+        assert!(
+            c.settings()
+                .unwrap_err()
+                .to_string()
+                .contains("maxIndexNum")
+        );
     }
 }

@@ -9,12 +9,13 @@
 //! delay levels and `%DLQ%<group>` past the maximum reconsume times, and delayed delivery; and
 //! the admin requests of `mqadmin` (runtime info, the topic table, topic and consume stats,
 //! consumer connections, GET_CONSUMER_RUNNING_INFO forwarded to the client, topic deletion,
-//! messages by offset). It registers all its topics with every NameServer at the configured
+//! messages by offset) and QUERY_MESSAGE (messages by key and by unique key, through the store's
+//! message index). It registers all its topics with every NameServer at the configured
 //! period and unregisters on a clean stop.
 //!
 //! Modules: `broker` (state, send, pull, offsets, groups, locks, send-back), `admin` (the admin
-//! requests), [`config`], `register`, `schedule` (delayed delivery), `stats` (message counters
-//! and their TPS), `topics` (the topic table).
+//! requests), `query` (QUERY_MESSAGE), [`config`], `register`, `schedule` (delayed delivery),
+//! `stats` (message counters and their TPS), `topics` (the topic table).
 //!
 //! Every decision — the send queue, auto-creation, the pull status and whether to hold the pull,
 //! the send-back target, locks, group membership, when a put may be acknowledged — is
@@ -24,6 +25,7 @@
 mod admin;
 mod broker;
 pub mod config;
+mod query;
 mod register;
 mod schedule;
 mod stats;

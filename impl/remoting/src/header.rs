@@ -569,6 +569,33 @@ header! {
     }
 }
 
+header! {
+    /// QUERY_MESSAGE request (`queryMsgByKey`, `queryMsgByUniqueKey`). The extFields key
+    /// `_UNIQUE_KEY_QUERY` (`"true"`) marks a query by unique key; it is not a header field.
+    QueryMessageRequestHeader {
+        /// The topic.
+        topic: String = "topic",
+        /// A key (`KEYS` token) or a unique key (`UNIQ_KEY`).
+        key: String = "key",
+        /// Messages wanted at most.
+        max_num: i32 = "maxNum",
+        /// Earliest store time (ms).
+        begin_timestamp: i64 = "beginTimestamp",
+        /// Latest store time (ms).
+        end_timestamp: i64 = "endTimestamp",
+    } defaulted {} optional {}
+}
+
+header! {
+    /// QUERY_MESSAGE response, also with QUERY_NOT_FOUND.
+    QueryMessageResponseHeader {
+        /// The newest index file's end time.
+        index_last_update_timestamp: i64 = "indexLastUpdateTimestamp",
+        /// The newest index file's end offset (Java's spelling: lowercase `o`).
+        index_last_update_phyoffset: i64 = "indexLastUpdatePhyoffset",
+    } defaulted {} optional {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,6 +719,34 @@ mod tests {
         assert_eq!(
             GetAllTopicConfigRequestHeader::from_ext(&ExtFields::new()).unwrap(),
             GetAllTopicConfigRequestHeader::default()
+        );
+        // `MQAdminImpl.queryMessage`, 5.x: every field written, the unique-key flag beside them.
+        let query = QueryMessageRequestHeader::from_ext(&ext(&[
+            ("topic", "T"),
+            ("key", "order-1"),
+            ("maxNum", "32"),
+            ("beginTimestamp", "0"),
+            ("endTimestamp", "9223372036854775807"),
+            ("_UNIQUE_KEY_QUERY", "false"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (query.key.as_str(), query.max_num, query.end_timestamp),
+            ("order-1", 32, i64::MAX)
+        );
+        assert!(!query.to_ext().contains_key("_UNIQUE_KEY_QUERY"));
+        let err = QueryMessageRequestHeader::from_ext(&ext(&[("topic", "T")])).unwrap_err();
+        assert!(err.to_string().contains("key"), "{err}");
+        let answer = QueryMessageResponseHeader {
+            index_last_update_timestamp: 1_700_000_000_000,
+            index_last_update_phyoffset: 4096,
+        };
+        assert_eq!(
+            answer.to_ext(),
+            ext(&[
+                ("indexLastUpdateTimestamp", "1700000000000"),
+                ("indexLastUpdatePhyoffset", "4096"),
+            ])
         );
         let err = ViewMessageRequestHeader::from_ext(&ext(&[("offset", "x")])).unwrap_err();
         assert!(err.to_string().contains("offset"), "{err}");
