@@ -143,6 +143,21 @@ fn every_client_command_works_against_standalone() {
         shown.contains("keys:         order-7") && shown.contains("body:         message-0"),
         "{shown}"
     );
+    // The client's id, by the broker's index (QUERY_MESSAGE with the unique-key flag).
+    let by_uniq = run(&["message", "--id", &msg_id, "--topic", "CliT"]);
+    assert!(
+        by_uniq.contains(&format!("offsetMsgId:  {offset_id}")),
+        "{by_uniq}"
+    );
+    // By key: all 20 carry order-7; an unknown key is an error.
+    let by_key = run(&["message", "--key", "order-7", "--topic", "CliT"]);
+    assert_eq!(by_key.matches("msgId:").count(), 20, "{by_key}");
+    let none = with(&["message", "--key", "no-such-key", "--topic", "CliT"]);
+    assert!(
+        !sextant(&none.iter().map(String::as_str).collect::<Vec<_>>())
+            .status
+            .success()
+    );
     // Five first: the consumer takes no more than it prints, so what it did not print is not
     // committed and the group's next run gets it — together the runs see all 20.
     let ids = |out: &str| -> std::collections::BTreeSet<String> {
@@ -306,6 +321,15 @@ fn every_client_command_works_against_standalone() {
         "the first message within 1 s: {v}"
     );
 
+    let deleted = run(&["topic", "delete", "--topic", "CliB"]);
+    assert!(deleted.contains("deleted"), "{deleted}");
+    let gone = with(&["route", "CliB"]);
+    assert!(
+        !sextant(&gone.iter().map(String::as_str).collect::<Vec<_>>())
+            .status
+            .success(),
+        "no route after delete"
+    );
     let _ = server.kill();
     let _ = server.wait();
 }

@@ -382,8 +382,9 @@ impl PushConsumer {
     /// A handler that waits for something the application does after its last wanted message
     /// can be released after this call without that message being committed.
     pub fn stop_consuming(&self) {
+        let queues = lock(&self.inner.queues);
         let _ = self.inner.stop.send(true);
-        for o in lock(&self.inner.queues).values() {
+        for o in queues.values() {
             o.pq.drop_queue();
             o.pull.abort();
         }
@@ -621,9 +622,20 @@ impl Inner {
             s.locked = true;
             s.last_lock = now;
         }
-        let pull = tokio::spawn(pull_loop(Arc::downgrade(self), Arc::clone(&pq)));
-        lock(&self.queues).insert(mq.clone(), Owned { pq, pull });
-        true
+        {
+            // Checked under the table's lock, as `stop_consuming` drops what the table holds:
+            // a queue is either dropped by it or never started.
+            let mut queues = lock(&self.queues);
+            if !*self.stop.borrow() {
+                let pull = tokio::spawn(pull_loop(Arc::downgrade(self), Arc::clone(&pq)));
+                queues.insert(mq.clone(), Owned { pq, pull });
+                return true;
+            }
+        }
+        if self.orderly_clustering() {
+            self.unlock(&BTreeSet::from([mq.clone()])).await;
+        }
+        false
     }
 
     /// The queue's max offset, or the offset of its first message at or after `time`.
