@@ -104,6 +104,23 @@ fn other_bodies(data: &[u8]) {
             "topic table round trip"
         );
     }
+    // Admin bodies with objects as map keys (`mqTable`, `offsetTable`): what decodes writes
+    // back the way the broker writes them and decodes to the same entries.
+    if let Ok(text) = std::str::from_utf8(data) {
+        for field in ["mqTable", "offsetTable"] {
+            if let Ok(entries) = crate::body::object_key_map(text, field) {
+                let mut out = format!("{{\"{field}\":").into_bytes();
+                crate::body::encode_object_key_map(&mut out, entries.iter().map(|(k, v)| (k, v)));
+                out.push(b'}');
+                let again = std::str::from_utf8(&out).expect("JSON is UTF-8");
+                assert_eq!(
+                    crate::body::object_key_map(again, field).ok(),
+                    Some(entries),
+                    "object-keyed map round trip"
+                );
+            }
+        }
+    }
 }
 
 /// Decode a route body (and the other JSON bodies) from arbitrary bytes; a decoded route must

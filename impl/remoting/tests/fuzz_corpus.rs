@@ -36,6 +36,23 @@ fn route_corpus() {
         if name.ends_with(".json") {
             decode_route(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
+        let text = String::from_utf8_lossy(&data);
+        if name == "consume-stats.txt" {
+            let m = sextant_remoting::body::object_key_map(&text, "offsetTable").unwrap();
+            assert_eq!(
+                (m.len(), m[0].1["pullOffset"].as_u64()),
+                (1, Some(95)),
+                "{name}"
+            );
+        }
+        if name == "running-info.txt" {
+            let m = sextant_remoting::body::object_key_map(&text, "mqTable").unwrap();
+            assert_eq!(
+                (m.len(), m[0].0["queueId"].as_u64()),
+                (1, Some(1)),
+                "{name}"
+            );
+        }
     }
 }
 
