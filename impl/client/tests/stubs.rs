@@ -37,7 +37,7 @@ impl Handler for StubNamesrv {
             return None;
         }
         let topic = req.ext("topic").unwrap_or_default().to_owned();
-        let mut resp = if topic == "T" {
+        let mut resp = if topic == "T" || topic.starts_with("%RETRY%") {
             let route =
                 TopicRouteData::of_masters("C", [("stub-a", self.broker.to_string().as_str())], 2);
             let body = encode_route(&route, KeyStyle::Unquoted);
@@ -497,6 +497,122 @@ async fn the_periodic_rebalance_runs_without_notifications() {
         t0.elapsed() < Duration::from_secs(2),
         "within a few intervals: {:?}",
         t0.elapsed()
+    );
+    c.shutdown().await;
+}
+
+/// A broker whose CONSUMER_SEND_MSG_BACK always fails, and which records the sends it gets.
+struct NoSendBackBroker {
+    stub: StubBroker,
+    member: std::sync::Mutex<Option<String>>,
+    retries: Arc<std::sync::Mutex<Vec<SendMessageRequestHeaderV2>>>,
+}
+
+impl Handler for NoSendBackBroker {
+    async fn handle(&self, peer: &Peer, req: RemotingCommand) -> Option<RemotingCommand> {
+        match req.code {
+            request::CONSUMER_SEND_MSG_BACK => Some(RemotingCommand::response_to(
+                &req,
+                response::SYSTEM_ERROR,
+                Some("send back refused by the test".into()),
+            )),
+            request::HEART_BEAT => {
+                let hb: sextant_remoting::body::HeartbeatData =
+                    sextant_remoting::body::decode("hb", &req.body).unwrap();
+                if !hb.consumer_data_set.is_empty() {
+                    *self.member.lock().unwrap() = Some(hb.client_id);
+                }
+                Some(RemotingCommand::response_to(&req, response::SUCCESS, None))
+            }
+            request::GET_CONSUMER_LIST_BY_GROUP => {
+                let ids: Vec<String> = self.member.lock().unwrap().iter().cloned().collect();
+                Some(
+                    RemotingCommand::response_to(&req, response::SUCCESS, None).with_body(
+                        sextant_remoting::body::encode(&sextant_remoting::body::ConsumerListBody {
+                            consumer_id_list: ids,
+                        }),
+                    ),
+                )
+            }
+            request::SEND_MESSAGE_V2 => {
+                let h =
+                    SendMessageRequestHeaderV2::from_ext(req.ext_fields.as_ref().unwrap()).unwrap();
+                if h.b.starts_with("%RETRY%") {
+                    self.retries.lock().unwrap().push(h.clone());
+                    let ext = SendMessageResponseHeader {
+                        msg_id: "7F00000100002A9F0000000000000001".into(),
+                        queue_id: 0,
+                        queue_offset: 0,
+                        transaction_id: None,
+                        batch_uniq_id: None,
+                        msg_region: None,
+                        trace_on: None,
+                    };
+                    return Some(
+                        RemotingCommand::response_to(&req, response::SUCCESS, None)
+                            .with_ext(ext.to_ext()),
+                    );
+                }
+                self.stub.handle(peer, req).await
+            }
+            _ => self.stub.handle(peer, req).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_send_back_goes_to_the_retry_topic_as_a_message() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let baddr = l.local_addr().unwrap();
+    let retries: Arc<std::sync::Mutex<Vec<SendMessageRequestHeaderV2>>> = Arc::default();
+    let broker = NoSendBackBroker {
+        stub: StubBroker {
+            addr: std::sync::Mutex::new(Some(baddr)),
+        },
+        member: std::sync::Mutex::new(None),
+        retries: Arc::clone(&retries),
+    };
+    let (_stop_b, stopped) = watch::channel(false);
+    tokio::spawn(serve(l, FrameCodec::default(), Arc::new(broker), stopped));
+    let (ns, _stop_ns) = serve_on(StubNamesrv { broker: baddr }).await;
+    let c = sextant_client::PushConsumer::builder()
+        .consumer_group("g")
+        .client_config(config(ns, "fallback"))
+        .consume_from_where(ConsumeFromWhere::FirstOffset)
+        .subscribe("T", "*")
+        .start(|_| async { sextant_client::ConsumeResult::RetryLater })
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    while retries.lock().unwrap().is_empty() && t0.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let h = retries
+        .lock()
+        .unwrap()
+        .first()
+        .cloned()
+        .expect("a send to the retry topic");
+    assert_eq!(h.b, "%RETRY%g");
+    assert_eq!(h.a, "CLIENT_INNER_PRODUCER");
+    assert_eq!(
+        (h.j, h.l),
+        (Some(1), Some(16)),
+        "reconsume times and the maximum in the header"
+    );
+    let props = h.i.clone().unwrap();
+    let p = sextant_remoting::message::parse_properties(&props);
+    assert_eq!(p.get("RETRY_TOPIC"), Some(&"T"));
+    assert_eq!(p.get("DELAY"), Some(&"3"), "3 + reconsumeTimes");
+    assert_eq!(p.get("RECONSUME_TIME"), Some(&"1"));
+    assert_eq!(
+        p.get("ORIGIN_MESSAGE_ID"),
+        Some(&"00000000000000000000000000000001")
+    );
+    assert_eq!(
+        p.get("UNIQ_KEY"),
+        Some(&"00000000000000000000000000000001"),
+        "the id is kept"
     );
     c.shutdown().await;
 }

@@ -264,6 +264,7 @@ impl PushConsumerBuilder {
             stop,
             tasks: Mutex::default(),
             sub_version,
+            inner_producer: tokio::sync::OnceCell::new(),
             config: c,
         });
         instance.acquire();
@@ -307,7 +308,12 @@ pub(crate) struct Inner {
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     sub_version: i64,
+    /// `CLIENT_INNER_PRODUCER`, made on first use (a failed send-back).
+    inner_producer: tokio::sync::OnceCell<crate::producer::Producer>,
 }
+
+/// The producer group of a consumer's inner producer (RocketMQ's `CLIENT_INNER_PRODUCER`).
+const INNER_PRODUCER_GROUP: &str = "CLIENT_INNER_PRODUCER";
 
 /// A push consumer.
 pub struct PushConsumer {
@@ -429,6 +435,9 @@ impl PushConsumer {
             .instance
             .leave_group(&inner.config.consumer_group)
             .await;
+        if let Some(p) = inner.inner_producer.get() {
+            p.clone().shutdown().await;
+        }
         inner.instance.release().await;
     }
 }
@@ -886,7 +895,63 @@ impl Inner {
         match peer.send_back(header, Duration::from_secs(5)).await {
             Ok(()) => true,
             Err(e) => {
-                tracing::debug!(id = %m.msg_id, error = %e, "send back failed");
+                tracing::debug!(id = %m.msg_id, error = %e, "send back failed; sending it as a message");
+                self.send_back_as_message(m).await
+            }
+        }
+    }
+
+    /// `sendMessageBackAsNormalMessage`: when CONSUMER_SEND_MSG_BACK fails, the message goes to
+    /// the group's retry topic as an ordinary send through the client's inner producer, with
+    /// its reconsume count raised and the broker's delay level (`3 + reconsumeTimes`); past the
+    /// maximum the broker moves it to the dead-letter topic.
+    async fn send_back_as_message(&self, m: &MessageExt) -> bool {
+        use sextant_remoting::message::property;
+        let producer = match self
+            .inner_producer
+            .get_or_try_init(|| {
+                crate::producer::Producer::builder()
+                    .producer_group(INNER_PRODUCER_GROUP)
+                    .instance(self.instance.clone())
+                    .start()
+            })
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "no inner producer");
+                return false;
+            }
+        };
+        let mut props: BTreeMap<String, String> = m
+            .properties()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        props.remove("TRAN_MSG");
+        props.remove(property::DELAY);
+        props
+            .entry(property::RETRY_TOPIC.into())
+            .or_insert_with(|| m.topic.clone());
+        props
+            .entry(property::ORIGIN_MESSAGE_ID.into())
+            .or_insert_with(|| m.msg_id.clone());
+        props.insert("RECONSUME_TIME".into(), (m.reconsume_times + 1).to_string());
+        props.insert(
+            property::MAX_RECONSUME_TIMES.into(),
+            self.max_reconsume_times().to_string(),
+        );
+        let mut msg =
+            crate::message::Message::new(retry_topic(&self.config.consumer_group), m.body.clone())
+                .with_flag(m.flag)
+                .with_delay_level((3 + m.reconsume_times.max(0)) as u32);
+        for (k, v) in props {
+            msg = msg.with_property(k, v);
+        }
+        match producer.send(msg).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(id = %m.msg_id, error = %e, "sending it back as a message failed");
                 false
             }
         }
