@@ -356,6 +356,14 @@ impl ConsumerHook for Hook {
     }
 }
 
+impl Drop for PushConsumer {
+    /// A consumer dropped without [`PushConsumer::shutdown`] still stops pulling and its tasks
+    /// end (its offsets since the last periodic commit are not written).
+    fn drop(&mut self) {
+        self.stop_consuming();
+    }
+}
+
 impl PushConsumer {
     /// A builder with RocketMQ's defaults.
     pub fn builder() -> PushConsumerBuilder {
@@ -405,7 +413,7 @@ impl PushConsumer {
     /// orderly locks, leave the group on every broker, release the client instance.
     pub async fn shutdown(self) {
         self.stop_consuming();
-        let inner = self.inner;
+        let inner = Arc::clone(&self.inner);
         let tasks: Vec<_> = lock(&inner.tasks).drain(..).collect();
         for t in tasks {
             let _ = t.await;
@@ -552,9 +560,8 @@ impl Inner {
             add = ?plan.add,
             "rebalance"
         );
-        for mq in &plan.drop {
-            self.remove_queue(mq).await;
-        }
+        // Dropped queues drain side by side: the wait is the longest handler's, not their sum.
+        crate::instance::futures_join_all(plan.drop.iter().map(|mq| self.remove_queue(mq))).await;
         let mut not_locked = false;
         for mq in &plan.add {
             if !self.add_queue(mq).await {
