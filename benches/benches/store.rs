@@ -118,5 +118,67 @@ fn message_store(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, appends, lookups, message_store);
+/// The message index's cost on the put path (the same put with the index on and off, in one
+/// run), and a query by unique key among 20 000 distinct keys.
+fn message_index(c: &mut Criterion) {
+    use sextant_store::{MessageStore, Put, StoreConfig};
+    let body = vec![b'y'; 1024];
+    let mut g = c.benchmark_group("message_index");
+    g.throughput(Throughput::Elements(1));
+    for on in [false, true] {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mut config = StoreConfig::new(dir.path());
+        config.segment_size = 256 << 20;
+        config.index.enabled = on;
+        let (store, _) = MessageStore::open(config).expect("opens");
+        let mut n = 0u64;
+        let name = if on { "index_on" } else { "index_off" };
+        g.bench_function(BenchmarkId::new("put_1x1KiB", name), |b| {
+            b.iter(|| {
+                n += 1;
+                let props = sextant_remoting::message::encode_properties([
+                    ("KEYS", "order-1234"),
+                    (
+                        "UNIQ_KEY",
+                        format!("7F0000010F2A18B4AAC2720E{n:08X}").as_str(),
+                    ),
+                ]);
+                let mut p = [Put {
+                    msg: sextant_benches::sample_message(&body, &props),
+                    tags_code: 0,
+                }];
+                store.put(&mut p).expect("puts")
+            })
+        });
+    }
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut config = StoreConfig::new(dir.path());
+    config.segment_size = 256 << 20;
+    let (store, _) = MessageStore::open(config).expect("opens");
+    let keys: Vec<String> = (0..20_000u32)
+        .map(|i| format!("7F0000010F2A18B4AAC2720E{i:08X}"))
+        .collect();
+    for k in &keys {
+        let props = sextant_remoting::message::encode_properties([("UNIQ_KEY", k.as_str())]);
+        let mut p = [Put {
+            msg: sextant_benches::sample_message(&body, &props),
+            tags_code: 0,
+        }];
+        store.put(&mut p).expect("puts");
+    }
+    let mut i = 0usize;
+    g.bench_function("query_unique_of_20000", |b| {
+        b.iter(|| {
+            i = (i + 7919) % keys.len();
+            let r = store
+                .query_message("TopicTest", &keys[i], 32, 0, i64::MAX)
+                .expect("queries");
+            assert_eq!(r.count, 1);
+            r
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, appends, lookups, message_store, message_index);
 criterion_main!(benches);
