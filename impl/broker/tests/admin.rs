@@ -4,6 +4,9 @@
 //! that answers and to one that does not, topic deletion, and messages viewed by offset. Bodies
 //! are checked field by field and against golden prefixes of fastjson's layout.
 
+mod common;
+
+use common::*;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -29,27 +32,15 @@ use tokio::sync::mpsc;
 const T: Duration = Duration::from_secs(10);
 
 async fn namesrv(config: NamesrvConfig) -> sextant_namesrv::Running {
-    sextant_namesrv::start("127.0.0.1:0".parse().unwrap(), config)
-        .await
-        .unwrap()
+    namesrv_with(config).await
 }
 
 fn config(dir: &Path, namesrv: SocketAddr) -> BrokerConfig {
     BrokerConfig {
-        listen_port: 0,
-        namesrv_addr: namesrv.to_string(),
-        store_path_root_dir: dir.to_owned(),
-        mapped_file_size_commit_log: 1 << 20,
         flush_consumer_offset_interval: 50,
         consumer_running_info_timeout_mills: 300,
-        ..Default::default()
+        ..base_config(dir, namesrv)
     }
-}
-
-async fn connect(addr: SocketAddr) -> Connection {
-    Connection::connect(addr, FrameCodec::default(), None)
-        .await
-        .unwrap()
 }
 
 /// A request with the extFields `fields`.
@@ -185,16 +176,6 @@ fn field_names(v: &Value) -> Vec<&str> {
 
 fn remark(r: &RemotingCommand) -> &str {
     r.remark.as_deref().unwrap_or("")
-}
-
-async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
-    for _ in 0..250 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

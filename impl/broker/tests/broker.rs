@@ -4,12 +4,14 @@
 //! clients, locks, send-back with retry, delay and DLQ, a slave refusing writes, SYNC_FLUSH, and
 //! broken or lenient requests.
 
+mod common;
+
+use common::*;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use sextant_broker::{BrokerConfig, start};
-use sextant_model::namesrv::NamesrvConfig;
 use sextant_remoting::body::{
     self, ConsumerListBody, LockBatchRequestBody, LockBatchResponseBody, MessageQueueJson,
 };
@@ -31,27 +33,11 @@ use tokio::sync::mpsc;
 
 const T: Duration = Duration::from_secs(10);
 
-async fn namesrv() -> sextant_namesrv::Running {
-    sextant_namesrv::start("127.0.0.1:0".parse().unwrap(), NamesrvConfig::default())
-        .await
-        .unwrap()
-}
-
 fn config(dir: &Path, namesrv: SocketAddr) -> BrokerConfig {
     BrokerConfig {
-        listen_port: 0,
-        namesrv_addr: namesrv.to_string(),
-        store_path_root_dir: dir.to_owned(),
-        mapped_file_size_commit_log: 1 << 20,
         flush_consumer_offset_interval: 50,
-        ..Default::default()
+        ..base_config(dir, namesrv)
     }
-}
-
-async fn connect(addr: SocketAddr) -> Connection {
-    Connection::connect(addr, FrameCodec::default(), None)
-        .await
-        .unwrap()
 }
 
 fn send_v2(topic: &str, queue: i32, body: &[u8], props: &str) -> RemotingCommand {
@@ -103,16 +89,6 @@ async fn route_code(ns: &Connection, topic: &str) -> RemotingCommand {
         .to_ext(),
     );
     ns.invoke(req, T).await.unwrap()
-}
-
-async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
-    for _ in 0..250 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,12 +5,14 @@
 //! header, bad requests, a restart (the index kept), a lost index rebuilt from the log, and a
 //! broker with the index off.
 
+mod common;
+
+use common::*;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use sextant_broker::{BrokerConfig, start};
-use sextant_model::namesrv::NamesrvConfig;
 use sextant_remoting::code::{request, response};
 use sextant_remoting::ext::CommandHeader;
 use sextant_remoting::header::{
@@ -18,33 +20,17 @@ use sextant_remoting::header::{
 };
 use sextant_remoting::message::{MessageView, encode_properties, parse_offset_msg_id};
 use sextant_remoting::transport::Connection;
-use sextant_remoting::{ExtFields, FrameCodec, RemotingCommand};
+use sextant_remoting::{ExtFields, RemotingCommand};
 
 const T: Duration = Duration::from_secs(10);
 
-async fn namesrv() -> sextant_namesrv::Running {
-    sextant_namesrv::start("127.0.0.1:0".parse().unwrap(), NamesrvConfig::default())
-        .await
-        .unwrap()
-}
-
 fn config(dir: &Path, namesrv: SocketAddr) -> BrokerConfig {
     BrokerConfig {
-        listen_port: 0,
-        namesrv_addr: namesrv.to_string(),
-        store_path_root_dir: dir.to_owned(),
-        mapped_file_size_commit_log: 1 << 20,
         // Tiny index files: 7 slots, 15 entries each — collisions in every chain, many rolls.
         max_hash_slot_num: 7,
         max_index_num: 16,
-        ..Default::default()
+        ..base_config(dir, namesrv)
     }
-}
-
-async fn connect(addr: SocketAddr) -> Connection {
-    Connection::connect(addr, FrameCodec::default(), None)
-        .await
-        .unwrap()
 }
 
 /// Send `body` to `topic` with `KEYS` and `UNIQ_KEY` as a Java producer sets them; its
