@@ -5,37 +5,18 @@
 //! and the consumers rebalance onto the live one; once it restarts, no acknowledged message is
 //! lost.
 
+mod common;
+
+use common::spawn;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use sextant_client::admin::{Admin, TopicSpec, TopicTarget};
 use sextant_client::{
     ClientConfig, ConsumeFromWhere, ConsumeResult, Message, Producer, PullConsumer, PushConsumer,
 };
-
-/// Start `sextant <args>` and wait for its "<what> listening on ADDR" line on stderr.
-fn spawn(args: &[&str], what: &str) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sextant");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let prefix = format!("{what} listening on ");
-    let addr = loop {
-        let line = lines.next().expect("an address line").expect("stderr");
-        if let Some(a) = line.strip_prefix(&prefix) {
-            break a.trim().parse().expect("an address");
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
 
 fn broker(ns: SocketAddr, name: &str, dir: &std::path::Path, listen: &str) -> (Child, SocketAddr) {
     spawn(

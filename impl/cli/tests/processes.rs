@@ -2,10 +2,12 @@
 //! sustained sends loses no acknowledged message; SIGTERM stops it cleanly (exit 0, unregistered);
 //! `sextant standalone` serves a send and a pull.
 
+mod common;
+
+use common::spawn;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -21,31 +23,6 @@ use sextant_remoting::transport::Connection;
 use sextant_remoting::{FrameCodec, RemotingCommand};
 
 const T: Duration = Duration::from_secs(10);
-
-/// Start `sextant <args>` and wait for its "<what> listening on ADDR" line on stderr.
-fn spawn(args: &[&str], what: &str) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sextant");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let prefix = format!("{what} listening on ");
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the process printed its address")
-            .expect("stderr line");
-        if let Some(a) = line.strip_prefix(&prefix) {
-            break a.trim().parse().expect("an address");
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
 
 fn send(topic: &str, queue: i32, body: &[u8]) -> RemotingCommand {
     let h = SendMessageRequestHeaderV2::new("pg", topic, queue);
