@@ -13,20 +13,24 @@
 //! message index). It registers all its topics with every NameServer at the configured
 //! period and unregisters on a clean stop.
 //!
-//! Modules: `broker` (state, send, pull, offsets, groups, locks, send-back), `admin` (the admin
-//! requests), `query` (QUERY_MESSAGE), [`config`], `register`, `schedule` (delayed delivery),
-//! `stats` (message counters and their TPS), `topics` (the topic table).
+//! Layout: `broker` (the state), `handler/` (one file per request family — `send`, `pull`,
+//! `offsets`, `client` (heartbeats, groups, channels), `locks`, `send_back`, `topic`, `admin`,
+//! `query` — and in `handler/mod.rs` the dispatch table from request code to handler), `put`
+//! (the put path and its acknowledgement), `reply` (answer helpers), [`config`], `register`,
+//! `schedule` (delayed delivery), `stats` (message counters and their TPS), `topics` (the topic
+//! table).
 //!
 //! Every decision — the send queue, auto-creation, the pull status and whether to hold the pull,
 //! the send-back target, locks, group membership, when a put may be acknowledged — is
 //! `sextant_model`'s (`broker` and `store` modules). This crate owns the sockets, the timers and
 //! the files (through `sextant_store`).
 
-mod admin;
 mod broker;
 pub mod config;
-mod query;
+mod handler;
+mod put;
 mod register;
+mod reply;
 mod schedule;
 mod stats;
 mod topics;
@@ -35,8 +39,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use broker::{Broker, BrokerHandler, wall_ms};
+pub use broker::{Broker, wall_ms};
 pub use config::{BrokerConfig, DEFAULT_PORT, Settings};
+pub use handler::BrokerHandler;
 pub use schedule::Schedule;
 use sextant_remoting::FrameCodec;
 use sextant_remoting::transport::{bind, serve};

@@ -1,0 +1,36 @@
+//! LOCK_BATCH_MQ and UNLOCK_BATCH_MQ: orderly consumption's broker locks (`RebalanceLockManager`).
+
+use sextant_model::route::MessageQueue;
+use sextant_remoting::RemotingCommand;
+use sextant_remoting::body::{self, LockBatchRequestBody, LockBatchResponseBody, MessageQueueJson};
+use sextant_remoting::code::response;
+
+use crate::broker::{Answer, Broker, lock, ok, reply};
+
+impl Broker {
+    pub(crate) fn lock_batch(&self, req: &RemotingCommand, unlock: bool) -> Answer {
+        let b: LockBatchRequestBody = body::decode("lock batch", &req.body)
+            .map_err(|e| reply(response::SYSTEM_ERROR, e.to_string()))?;
+        let mqs: Vec<MessageQueue> = b.mq_set.iter().map(mq_of).collect();
+        let now = self.now();
+        let mut locks = lock(&self.locks);
+        if unlock {
+            locks.unlock_batch(&b.consumer_group, &mqs, &b.client_id);
+            return Ok(ok(req));
+        }
+        let granted = locks.try_lock_batch(&b.consumer_group, &mqs, &b.client_id, now);
+        let set = b
+            .mq_set
+            .into_iter()
+            .filter(|m| granted.contains(&mq_of(m)))
+            .collect();
+        Ok(ok(req).with_body(body::encode(&LockBatchResponseBody {
+            lock_ok_mq_set: set,
+        })))
+    }
+}
+
+/// The lock batch body's queue as the model's queue.
+fn mq_of(m: &MessageQueueJson) -> MessageQueue {
+    MessageQueue::new(&m.topic, &m.broker_name, m.queue_id)
+}

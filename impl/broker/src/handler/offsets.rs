@@ -1,0 +1,93 @@
+//! Consumer offsets and queue offsets: QUERY/UPDATE_CONSUMER_OFFSET, GET_MAX/MIN_OFFSET, SEARCH_OFFSET_BY_TIMESTAMP (`ConsumerManageProcessor`, `AdminBrokerProcessor`).
+
+use std::sync::atomic::Ordering;
+
+use sextant_model::broker::{self as decide};
+use sextant_remoting::RemotingCommand;
+use sextant_remoting::code::response;
+use sextant_remoting::ext::CommandHeader;
+use sextant_remoting::header::{
+    GetMaxOffsetRequestHeader, GetMinOffsetRequestHeader, OffsetResponseHeader,
+    QueryConsumerOffsetRequestHeader, SearchOffsetRequestHeader, UpdateConsumerOffsetRequestHeader,
+};
+
+use crate::broker::{Answer, Broker, header, lock, ok, queue_id, reply};
+
+impl Broker {
+    pub(crate) fn commit(&self, topic: &str, group: &str, qid: u32, offset: u64) {
+        lock(&self.offsets).commit(topic, group, qid, offset);
+        self.offsets_dirty.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn query_offset(&self, req: &RemotingCommand) -> Answer {
+        let h: QueryConsumerOffsetRequestHeader = header(req)?;
+        let qid = queue_id(h.queue_id)?;
+        let (min, _) = self.store.offsets(&h.topic, qid);
+        let committed = self.committed_offset(&h.topic, &h.consumer_group, qid);
+        let Some(offset) =
+            decide::query_offset(committed, min, h.set_zero_if_not_found != Some(false))
+        else {
+            return Err(reply(
+                response::QUERY_NOT_FOUND,
+                "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first",
+            ));
+        };
+        Ok(Self::offset_answer(req, offset))
+    }
+
+    pub(crate) fn update_offset(&self, req: &RemotingCommand) -> Answer {
+        let h: UpdateConsumerOffsetRequestHeader = header(req)?;
+        let qid = queue_id(h.queue_id)?;
+        let offset = u64::try_from(h.commit_offset).map_err(|_| {
+            reply(
+                response::INVALID_PARAMETER,
+                format!("commitOffset {}", h.commit_offset),
+            )
+        })?;
+        if self.topic(&h.topic).is_none() {
+            return Err(reply(
+                response::TOPIC_NOT_EXIST,
+                format!("Topic {} not exist!", h.topic),
+            ));
+        }
+        self.commit(&h.topic, &h.consumer_group, qid, offset);
+        Ok(ok(req))
+    }
+
+    pub(crate) fn offset_answer(req: &RemotingCommand, offset: u64) -> RemotingCommand {
+        ok(req).with_ext(
+            OffsetResponseHeader {
+                offset: offset as i64,
+            }
+            .to_ext(),
+        )
+    }
+
+    pub(crate) fn max_offset(&self, req: &RemotingCommand) -> Answer {
+        let h: GetMaxOffsetRequestHeader = header(req)?;
+        let qid = queue_id(h.queue_id)?;
+        Ok(Self::offset_answer(
+            req,
+            self.store.offsets(&h.topic, qid).1,
+        ))
+    }
+
+    pub(crate) fn min_offset(&self, req: &RemotingCommand) -> Answer {
+        let h: GetMinOffsetRequestHeader = header(req)?;
+        let qid = queue_id(h.queue_id)?;
+        Ok(Self::offset_answer(
+            req,
+            self.store.offsets(&h.topic, qid).0,
+        ))
+    }
+
+    pub(crate) fn search_offset(&self, req: &RemotingCommand) -> Answer {
+        let h: SearchOffsetRequestHeader = header(req)?;
+        let qid = queue_id(h.queue_id)?;
+        let offset = self
+            .store
+            .offset_by_time(&h.topic, qid, h.timestamp)
+            .map_err(|e| reply(response::SYSTEM_ERROR, e.to_string()))?;
+        Ok(Self::offset_answer(req, offset))
+    }
+}

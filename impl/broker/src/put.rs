@@ -1,0 +1,148 @@
+//! The put path: delayed messages through the schedule topic, the store, held pulls woken, and the acknowledgement `put_verdict` decides.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use sextant_model::broker::SCHEDULE_TOPIC;
+use sextant_model::store::{PutProgress, PutVerdict, put_verdict};
+use sextant_remoting::code::response;
+use sextant_remoting::message::{self, MessageView, encode_properties, parse_properties, property};
+use sextant_store::{Put, PutResult, tags_code_of};
+
+use crate::broker::{Broker, Reply, lock, reply, wall_ms};
+
+/// A message to store, before the store gives it offsets.
+pub(crate) struct NewMessage<'a> {
+    pub topic: Cow<'a, str>,
+    pub queue_id: u32,
+    pub flag: i32,
+    pub sys_flag: i32,
+    pub born_timestamp: i64,
+    pub born_host: SocketAddr,
+    pub reconsume_times: i32,
+    pub body: &'a [u8],
+    pub properties: String,
+}
+
+impl Broker {
+    /// Store `msgs`, sending delayed ones through the schedule topic first; wake waiting pulls.
+    pub(crate) fn put_messages(&self, msgs: Vec<NewMessage<'_>>) -> Result<PutResult, Reply> {
+        let now = wall_ms();
+        let levels = &self.settings.delay_levels;
+        let mut owned = Vec::with_capacity(msgs.len());
+        for mut m in msgs {
+            let level: i32 = message::property_of(&m.properties, property::DELAY)
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(0);
+            if let Some(q) = levels.queue_of(level) {
+                let real_q = m.queue_id.to_string();
+                let mut props: BTreeMap<&str, &str> = parse_properties(&m.properties);
+                props.insert(property::REAL_TOPIC, m.topic.as_ref());
+                props.insert(property::REAL_QID, &real_q);
+                let clamped = level.min(levels.max_level()).to_string();
+                props.insert(property::DELAY, &clamped);
+                let props = encode_properties(props);
+                m.properties = props;
+                m.topic = Cow::Borrowed(SCHEDULE_TOPIC);
+                m.queue_id = q;
+            }
+            owned.push(m);
+        }
+        let mut puts: Vec<Put<'_>> = owned
+            .iter()
+            .map(|m| {
+                let msg = MessageView {
+                    queue_id: m.queue_id as i32,
+                    flag: m.flag,
+                    queue_offset: 0,
+                    physical_offset: 0,
+                    // The host flags follow the addresses (set by the encoder).
+                    sys_flag: m.sys_flag,
+                    born_timestamp: m.born_timestamp,
+                    born_host: m.born_host,
+                    store_timestamp: now,
+                    store_host: self.addr,
+                    reconsume_times: m.reconsume_times,
+                    prepared_transaction_offset: 0,
+                    body_crc: 0,
+                    body: m.body,
+                    topic: &m.topic,
+                    properties: &m.properties,
+                };
+                let tags_code = tags_code_of(&msg, levels);
+                Put { msg, tags_code }
+            })
+            .collect();
+        let result = self.store.put(&mut puts).map_err(|e| {
+            self.stats.put_failed();
+            reply(response::SYSTEM_ERROR, format!("put message failed: {e}"))
+        })?;
+        self.stats.stored(
+            result.stored.len() as u64,
+            result.stored.iter().map(|s| u64::from(s.size)).sum(),
+        );
+        let arrivals = lock(&self.arrivals);
+        for (p, s) in puts.iter().zip(&result.stored) {
+            if let Some(tx) = arrivals
+                .get(p.msg.topic)
+                .and_then(|q| q.get(&(p.msg.queue_id as u32)))
+            {
+                tx.send_replace(s.queue_offset + 1);
+            }
+        }
+        Ok(result)
+    }
+
+    /// Wait until the put is acknowledged as `put_verdict` decides, and answer its code.
+    pub(crate) async fn verdict(&self, end: u64) -> i32 {
+        let progress = |flushed, timed_out| PutProgress {
+            end,
+            flushed,
+            slave_acked: None,
+            timed_out,
+        };
+        let mut v = put_verdict(
+            self.settings.flush,
+            self.settings.role,
+            progress(self.store.flushed(), false),
+        );
+        if v == PutVerdict::Wait {
+            let timeout = self.store.config().sync_flush_timeout;
+            let done = self.store.wait_flushed(end, timeout).await;
+            v = put_verdict(
+                self.settings.flush,
+                self.settings.role,
+                progress(self.store.flushed(), !done),
+            );
+        }
+        match v {
+            PutVerdict::Ok | PutVerdict::Wait => response::SUCCESS,
+            PutVerdict::FlushDiskTimeout => response::FLUSH_DISK_TIMEOUT,
+            PutVerdict::FlushSlaveTimeout => response::FLUSH_SLAVE_TIMEOUT,
+            PutVerdict::SlaveNotAvailable => response::SLAVE_NOT_AVAILABLE,
+        }
+    }
+
+    pub(crate) fn check_message(&self, body: &[u8], properties: &str) -> Result<(), Reply> {
+        if body.len() > self.config.max_message_size {
+            return Err(reply(
+                response::MESSAGE_ILLEGAL,
+                format!(
+                    "the message body size over max value, MAX: {}",
+                    self.config.max_message_size
+                ),
+            ));
+        }
+        if properties.len() > i16::MAX as usize {
+            return Err(reply(
+                response::MESSAGE_ILLEGAL,
+                format!(
+                    "the message properties length {} is too long",
+                    properties.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,36 @@
+//! Answer helpers shared by the handlers: the error answer, header decoding, the lock policy.
+
+use std::sync::{Mutex, MutexGuard};
+
+use sextant_remoting::code::response;
+use sextant_remoting::ext::CommandHeader;
+use sextant_remoting::{ExtFields, RemotingCommand};
+
+/// Lock `m`; a panic that poisoned it does not take the broker down (the data under a broker
+/// lock is consistent between statements).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An error answer: a response code and its remark.
+pub(crate) struct Reply(pub(crate) i32, pub(crate) String);
+
+pub(crate) type Answer = Result<RemotingCommand, Reply>;
+
+pub(crate) fn reply(code: i32, remark: impl Into<String>) -> Reply {
+    Reply(code, remark.into())
+}
+
+pub(crate) fn header<H: CommandHeader>(req: &RemotingCommand) -> Result<H, Reply> {
+    let empty = ExtFields::new();
+    H::from_ext(req.ext_fields.as_ref().unwrap_or(&empty))
+        .map_err(|e| reply(response::SYSTEM_ERROR, e.to_string()))
+}
+
+pub(crate) fn queue_id(q: i32) -> Result<u32, Reply> {
+    u32::try_from(q).map_err(|_| reply(response::SYSTEM_ERROR, format!("queueId[{q}] is illegal")))
+}
+
+pub(crate) fn ok(req: &RemotingCommand) -> RemotingCommand {
+    RemotingCommand::response_to(req, response::SUCCESS, None)
+}
