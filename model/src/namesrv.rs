@@ -15,8 +15,28 @@
 //!   with no queue data are deleted.
 //! - A topic never leaves the table just because a registration no longer mentions it (unless
 //!   [`NamesrvConfig::delete_topic_with_broker_registration`]).
+//!
+//! Decisions Sextant makes where RocketMQ leaves a gap:
+//! - **Which connection owns a broker.** Each registration names the connection it came over
+//!   ([`BrokerRegistration::channel`]); the live record keeps the last one
+//!   ([`BrokerLiveInfo::channel`]). [`RouteTable::connection_closed`] removes exactly the brokers
+//!   whose *owning* connection closed, as RocketMQ's `onChannelDestroy(Channel)` looks the broker up
+//!   by channel in `brokerLiveTable` — so a broker that re-registered over a new connection
+//!   survives its old connection's close. (RocketMQ stops at the first match; every match goes
+//!   here, for a process that registers several brokers over one connection.)
+//! - **Split registrations** (the broker's `enableSplitRegistration`, at most
+//!   `splitRegistrationSize` topics per request). Every part of one cycle carries the same data
+//!   version and is *merged*: no part removes the topics of another. A part marked with its place in
+//!   the cycle ([`RegistrationPart`]) is applied as the cycle's data version says — a topic changed
+//!   in the cycle is updated whichever part carries it, which RocketMQ misses for every part after
+//!   the first — and with `deleteTopicWithBrokerRegistration` the topics of the broker missing from
+//!   the *whole* cycle leave when its last part arrives, in order and complete. An unmarked
+//!   registration is a whole cycle by itself (RocketMQ: never combine the two settings).
+//!   [`split_registration`] is the broker's side: where a cycle is cut.
+//! - **The body checksum** ([`check_body_crc`]): RocketMQ's `bodyCrc32` rule as a pure function.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use crate::Millis;
 use crate::route::{BrokerData, MASTER_ID, Perm, QueueData, TopicRouteData};
@@ -121,6 +141,10 @@ pub struct BrokerRegistration {
     pub topic_configs: BTreeMap<String, TopicConfig>,
     /// Filter server addresses; an empty list removes the entry.
     pub filter_servers: Vec<String>,
+    /// The connection the registration came over; `None` where connections are not modelled.
+    pub channel: Option<ChannelId>,
+    /// Its place in a split registration cycle; `None` for a whole registration.
+    pub part: Option<RegistrationPart>,
 }
 
 impl BrokerRegistration {
@@ -138,7 +162,15 @@ impl BrokerRegistration {
             data_version: DataVersion::default(),
             topic_configs: BTreeMap::new(),
             filter_servers: Vec::new(),
+            channel: None,
+            part: None,
         }
+    }
+
+    /// The same registration, as sent over `channel`.
+    pub fn over(mut self, channel: ChannelId) -> Self {
+        self.channel = Some(channel);
+        self
     }
 
     /// The same registration carrying these topics.
@@ -205,8 +237,31 @@ pub struct BrokerLiveInfo {
     pub heartbeat_timeout: Millis,
     /// The data version it last registered.
     pub data_version: DataVersion,
+    /// The data version whose topics were last applied in full — by a whole registration or a
+    /// complete split cycle — if any: what decides whether the next registration's topics are.
+    pub applied_version: Option<DataVersion>,
     /// Its HA address.
     pub ha_server_addr: String,
+    /// The connection that owns it: the one its last registration came over.
+    pub channel: Option<ChannelId>,
+    /// The split registration cycle in progress, if its last registration was a part of one.
+    pub split: Option<SplitCycle>,
+}
+
+/// A split registration cycle the NameServer has seen the first parts of, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SplitCycle {
+    /// The data version every part of the cycle carries.
+    pub data_version: DataVersion,
+    /// Whether the cycle's version was new when it began: then every topic of every part is
+    /// applied, not only the missing ones.
+    pub apply_all: bool,
+    /// How many parts the cycle has.
+    pub count: u32,
+    /// The index of the part expected next.
+    pub next: u32,
+    /// The topics the parts so far carried.
+    pub topics: BTreeSet<String>,
 }
 
 impl BrokerLiveInfo {
@@ -234,6 +289,148 @@ pub struct Removed {
     pub broker_name: Option<String>,
     /// Its id in that group.
     pub broker_id: Option<u64>,
+    /// The connection that owned it, if known (RocketMQ closes an expired broker's channel).
+    pub channel: Option<ChannelId>,
+}
+
+/// One connection to the NameServer. The server numbers connections as it accepts them, so an
+/// identity is never reused, unlike a peer address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChannelId(pub u64);
+
+/// The extFields key with which Sextant's broker marks a part of a split registration, as
+/// `index/count` (a Java NameServer ignores keys it does not know).
+pub const REGISTRATION_PART_KEY: &str = "sextantRegisterPart";
+
+/// Most parts one split registration cycle may claim (5.2 million topics at 800 a part).
+pub const MAX_REGISTRATION_PARTS: u32 = 1 << 16;
+
+/// RocketMQ's default `splitRegistrationSize`: at most 800 topics per split registration.
+pub const DEFAULT_SPLIT_REGISTRATION_SIZE: usize = 800;
+
+/// Where a registration sits in a split registration cycle: part `index` of `count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RegistrationPart {
+    index: u32,
+    count: u32,
+}
+
+/// Why a registration part mark was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PartError {
+    /// Not `index/count` with two decimal numbers.
+    #[error("registration part {0:?} is not index/count")]
+    Malformed(String),
+    /// `index` is not below `count`, or `count` is 0 or above [`MAX_REGISTRATION_PARTS`].
+    #[error("registration part {index}/{count} is out of range")]
+    OutOfRange {
+        /// The claimed index.
+        index: u32,
+        /// The claimed count.
+        count: u32,
+    },
+}
+
+impl RegistrationPart {
+    /// Part `index` of `count`, if `index < count <= MAX_REGISTRATION_PARTS`.
+    pub fn new(index: u32, count: u32) -> Result<Self, PartError> {
+        if index >= count || count > MAX_REGISTRATION_PARTS {
+            return Err(PartError::OutOfRange { index, count });
+        }
+        Ok(RegistrationPart { index, count })
+    }
+
+    /// Parse the [`REGISTRATION_PART_KEY`] value `index/count`.
+    pub fn parse(text: &str) -> Result<Self, PartError> {
+        let malformed = || PartError::Malformed(text.chars().take(32).collect());
+        let (i, n) = text.split_once('/').ok_or_else(malformed)?;
+        let digits =
+            |s: &str| !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(i) || !digits(n) {
+            return Err(malformed());
+        }
+        let i: u32 = i.parse().map_err(|_| malformed())?;
+        let n: u32 = n.parse().map_err(|_| malformed())?;
+        Self::new(i, n)
+    }
+
+    /// The zero-based index.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// How many parts the cycle has.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The value of [`REGISTRATION_PART_KEY`].
+    pub fn to_ext_value(&self) -> String {
+        format!("{}/{}", self.index, self.count)
+    }
+
+    fn is_last(&self) -> bool {
+        self.index + 1 == self.count
+    }
+}
+
+/// Where a broker cuts a registration cycle (`registerBrokerAll` with `enableSplitRegistration`):
+/// the topics, in order, go into consecutive parts of at most `max_topics` topics (`None`: no
+/// limit, RocketMQ's default) whose encoded body — `base` bytes with no topic, plus each topic's
+/// `entry_sizes[i]`, plus one separator byte between two topics — stays within `max_bytes`.
+/// A topic larger than `max_bytes` by itself gets a part of its own. There is always at least one
+/// part, so a broker with no topics still registers.
+pub fn split_registration(
+    entry_sizes: &[usize],
+    base: usize,
+    max_topics: Option<usize>,
+    max_bytes: usize,
+) -> Vec<Range<usize>> {
+    let max_topics = max_topics.unwrap_or(usize::MAX).max(1);
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut bytes = base;
+    for (i, &size) in entry_sizes.iter().enumerate() {
+        let n = i - start;
+        let grown = bytes
+            .saturating_add(size)
+            .saturating_add(usize::from(n > 0));
+        if n > 0 && (n >= max_topics || grown > max_bytes) {
+            parts.push(start..i);
+            start = i;
+            bytes = base.saturating_add(size);
+        } else {
+            bytes = grown;
+        }
+    }
+    parts.push(start..entry_sizes.len());
+    parts
+}
+
+/// The registration body came with a `bodyCrc32` that does not match it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("crc32 not match")]
+pub struct BodyCrcMismatch {
+    /// The header's `bodyCrc32`.
+    pub claimed: i32,
+    /// `CRC32(body) & 0x7FFFFFFF`.
+    pub actual: i32,
+}
+
+/// RocketMQ's registration body check (`DefaultRequestProcessor.checksum`, `UtilAll.crc32`): a
+/// `bodyCrc32` of 0 is not checked; any other value must equal `CRC32(body) & 0x7FFFFFFF`.
+/// `crc32` computes the body's plain CRC-32 (IEEE) and is called only when there is a check to
+/// make. A mismatch is answered SYSTEM_ERROR "crc32 not match", before the body is decoded.
+pub fn check_body_crc(claimed: i32, crc32: impl FnOnce() -> u32) -> Result<(), BodyCrcMismatch> {
+    if claimed == 0 {
+        return Ok(());
+    }
+    let actual = (crc32() & 0x7FFF_FFFF) as i32;
+    if actual == claimed {
+        Ok(())
+    } else {
+        Err(BodyCrcMismatch { claimed, actual })
+    }
 }
 
 /// The NameServer's tables (`RouteInfoManager`), with an explicit clock.
@@ -323,7 +520,10 @@ impl RouteTable {
             }
         }
 
-        if !group.broker_addrs.contains_key(&reg.broker_id) && reg.topic_configs.len() == 1 {
+        // RocketMQ's guard against a single-topic registration (`registerSingleTopicAll`) being
+        // a broker's first; a marked part of a split cycle is a whole registration's share.
+        let single_topic = reg.topic_configs.len() == 1 && reg.part.is_none_or(|p| p.count == 1);
+        if !group.broker_addrs.contains_key(&reg.broker_id) && single_topic {
             return Err(RegisterError::NotYetRegistered {
                 broker_name: reg.broker_name.clone(),
                 broker_id: reg.broker_id,
@@ -344,25 +544,78 @@ impl RouteTable {
             cluster: reg.cluster.clone(),
             addr: reg.broker_addr.clone(),
         };
+        // The version whose topics were last applied in full; a split cycle in progress (or
+        // broken) has not been, so the next cycle is applied in full again.
+        let (applied_before, cycle_before) = match self.broker_live_table.get_mut(&key) {
+            Some(live) => (live.applied_version, live.split.take()),
+            None => (None, None),
+        };
+        let version_changed = applied_before != Some(reg.data_version);
+        let mut split = None;
+        let mut applied_version = Some(reg.data_version);
         if is_master || is_prime_slave {
-            if self.config.delete_topic_with_broker_registration {
+            // Which topics to apply, and (at the end of a whole cycle) which set the broker has:
+            // `Some(None)` is this registration's own topics.
+            let fresh = register_first || version_changed;
+            let (apply_all, cycle_topics) = match reg.part {
+                None => (fresh, Some(None)),
+                Some(part) if part.count == 1 => (fresh, Some(None)),
+                Some(part) if part.index == 0 => {
+                    applied_version = applied_before;
+                    split = Some(SplitCycle {
+                        data_version: reg.data_version,
+                        apply_all: fresh,
+                        count: part.count,
+                        next: 1,
+                        topics: reg.topic_configs.keys().cloned().collect(),
+                    });
+                    (fresh, None)
+                }
+                Some(part) => match cycle_before {
+                    Some(mut cycle)
+                        if cycle.data_version == reg.data_version
+                            && cycle.count == part.count
+                            && cycle.next == part.index =>
+                    {
+                        let apply_all = cycle.apply_all || register_first;
+                        cycle.topics.extend(reg.topic_configs.keys().cloned());
+                        if part.is_last() {
+                            (apply_all, Some(Some(cycle.topics)))
+                        } else {
+                            applied_version = applied_before;
+                            cycle.next += 1;
+                            split = Some(cycle);
+                            (apply_all, None)
+                        }
+                    }
+                    // A part lost, repeated or out of order, or a version changed mid-cycle:
+                    // merge what came, delete nothing, and apply the next cycle in full.
+                    _ => {
+                        applied_version = applied_before;
+                        (fresh, None)
+                    }
+                },
+            };
+            if self.config.delete_topic_with_broker_registration
+                && let Some(whole) = cycle_topics
+            {
+                let has = |topic: &String| match &whole {
+                    None => reg.topic_configs.contains_key(topic),
+                    Some(seen) => seen.contains(topic),
+                };
                 self.topic_queue_table.retain(|topic, by_broker| {
-                    if !reg.topic_configs.contains_key(topic) {
+                    if !has(topic) {
                         by_broker.remove(&reg.broker_name);
                     }
                     !by_broker.is_empty()
                 });
             }
-            let version_changed = self
-                .broker_live_table
-                .get(&key)
-                .is_none_or(|live| live.data_version != reg.data_version);
             for tc in reg.topic_configs.values() {
                 let missing = self
                     .topic_queue_table
                     .get(&tc.topic_name)
                     .is_none_or(|m| !m.contains_key(&reg.broker_name));
-                if register_first || version_changed || missing {
+                if apply_all || missing {
                     let mut perm = tc.perm;
                     if is_prime_slave && acting_master {
                         perm = perm.without_write();
@@ -390,7 +643,10 @@ impl RouteTable {
                 last_update: now,
                 heartbeat_timeout: reg.heartbeat_timeout.unwrap_or(self.config.broker_expiry),
                 data_version: reg.data_version,
+                applied_version,
                 ha_server_addr: reg.ha_server_addr.clone(),
+                channel: reg.channel,
+                split,
             },
         );
         if reg.filter_servers.is_empty() {
@@ -445,10 +701,11 @@ impl RouteTable {
             cluster: cluster.to_owned(),
             addr: broker_addr.to_owned(),
         };
+        // Changed until a split cycle of this version is complete, so the broker sends it again.
         let changed = self
             .broker_live_table
             .get(&key)
-            .is_none_or(|live| live.data_version != *version);
+            .is_none_or(|live| live.applied_version != Some(*version));
         self.heartbeat(cluster, broker_addr, now);
         changed
     }
@@ -459,13 +716,14 @@ impl RouteTable {
             cluster: cluster.to_owned(),
             addr: broker_addr.to_owned(),
         };
-        self.broker_live_table.remove(&key);
+        let channel = self.broker_live_table.remove(&key).and_then(|l| l.channel);
         self.filter_server_table.remove(&key);
 
         let mut removed = Removed {
             broker: key,
             broker_name: None,
             broker_id: None,
+            channel,
         };
         let mut remove_group = false;
         if let Some(group) = self.broker_addr_table.get_mut(broker_name) {
@@ -502,8 +760,9 @@ impl RouteTable {
         removed
     }
 
-    /// A broker's connection closed: forget the process at `(cluster, addr)` at once
-    /// (`onChannelDestroy`).
+    /// Forget the process at `(cluster, addr)` at once, whichever connection owns it
+    /// (`onChannelDestroy(BrokerAddrInfo)`: the liveness scan, or a model where a process is its
+    /// connection). A server whose connection closed calls [`RouteTable::connection_closed`].
     pub fn channel_closed(&mut self, cluster: &str, broker_addr: &str) -> Removed {
         let broker_name = self
             .broker_addr_table
@@ -517,15 +776,42 @@ impl RouteTable {
                     cluster: cluster.to_owned(),
                     addr: broker_addr.to_owned(),
                 };
-                self.broker_live_table.remove(&key);
+                let channel = self.broker_live_table.remove(&key).and_then(|l| l.channel);
                 self.filter_server_table.remove(&key);
                 Removed {
                     broker: key,
                     broker_name: None,
                     broker_id: None,
+                    channel,
                 }
             }
         }
+    }
+
+    /// The connection `channel` closed (`onChannelDestroy(Channel)`): every broker process it owns
+    /// — whose last registration came over it — is removed at once; a broker that registered
+    /// again over another connection stays. Returns what was removed.
+    pub fn connection_closed(&mut self, channel: ChannelId) -> Vec<Removed> {
+        let owned: Vec<BrokerAddrInfo> = self
+            .broker_live_table
+            .iter()
+            .filter(|(_, live)| live.channel == Some(channel))
+            .map(|(k, _)| k.clone())
+            .collect();
+        owned
+            .into_iter()
+            .map(|k| self.channel_closed(&k.cluster, &k.addr))
+            .collect()
+    }
+
+    /// The connection that owns the process at `(cluster, addr)`, if it is live and known.
+    pub fn owner(&self, cluster: &str, broker_addr: &str) -> Option<ChannelId> {
+        self.broker_live_table
+            .get(&BrokerAddrInfo {
+                cluster: cluster.to_owned(),
+                addr: broker_addr.to_owned(),
+            })
+            .and_then(|l| l.channel)
     }
 
     /// The liveness scan (`scanNotActiveBroker`) at `now`: every process silent for longer than
@@ -909,5 +1195,225 @@ mod tests {
         m.filter_servers.clear();
         t.register(&m, 1).unwrap();
         assert!(t.route("T").unwrap().filter_server_table.is_empty());
+    }
+
+    #[test]
+    fn only_the_owning_connection_removes_a_broker() {
+        let (a, b) = (ChannelId(1), ChannelId(2));
+        let mut t = RouteTable::default();
+        t.register(&master("a", "m:1").over(a), 0).unwrap();
+        assert_eq!(t.owner("C", "m:1"), Some(a));
+        t.register(&master("a", "m:1").over(b), 1).unwrap();
+        assert_eq!(t.owner("C", "m:1"), Some(b));
+        assert!(t.connection_closed(a).is_empty(), "A no longer owns it");
+        assert!(t.route("T").is_some());
+        let removed = t.connection_closed(b);
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].channel, Some(b));
+        assert!(t.route("T").is_none());
+        // The old address-keyed close ignores ownership: what `connection_closed` must not do.
+        let mut naive = RouteTable::default();
+        naive.register(&master("a", "m:1").over(a), 0).unwrap();
+        naive.register(&master("a", "m:1").over(b), 1).unwrap();
+        naive.channel_closed("C", "m:1");
+        assert!(
+            naive.route("T").is_none(),
+            "closing by address drops B's broker"
+        );
+    }
+
+    #[test]
+    fn one_connection_may_own_several_brokers() {
+        let c = ChannelId(7);
+        let mut t = RouteTable::default();
+        t.register(&master("a", "m:1").over(c), 0).unwrap();
+        t.register(&master("b", "m:2").over(c), 0).unwrap();
+        t.register(&slave("a", "s:1"), 0).unwrap();
+        assert_eq!(t.connection_closed(c).len(), 2);
+        assert!(t.is_live("C", "s:1"));
+        assert!(!t.is_live("C", "m:1") && !t.is_live("C", "m:2"));
+    }
+
+    fn part(reg: BrokerRegistration, index: u32, count: u32) -> BrokerRegistration {
+        BrokerRegistration {
+            part: Some(RegistrationPart::new(index, count).unwrap()),
+            ..reg
+        }
+    }
+
+    fn topics(version: i64, names: &[(&str, u32)]) -> BrokerRegistration {
+        let mut r = BrokerRegistration::new("C", "a", 0, "m:1")
+            .with_topics(names.iter().map(|(n, q)| TopicConfig::new(n, *q)));
+        r.data_version.counter = version;
+        r
+    }
+
+    #[test]
+    fn split_parts_merge_and_a_whole_cycle_deletes() {
+        let mut t = RouteTable::new(NamesrvConfig {
+            delete_topic_with_broker_registration: true,
+            ..Default::default()
+        });
+        t.register(&part(topics(1, &[("A", 1), ("B", 1)]), 0, 2), 0)
+            .unwrap();
+        t.register(&part(topics(1, &[("C", 1), ("D", 1)]), 1, 2), 0)
+            .unwrap();
+        assert_eq!(
+            t.topics(),
+            ["A", "B", "C", "D"],
+            "part 2 keeps part 1's topics"
+        );
+        // B is deleted on the broker, D changes: version 2.
+        t.register(&part(topics(2, &[("A", 1), ("C", 1)]), 0, 2), 1)
+            .unwrap();
+        assert_eq!(t.topics(), ["A", "B", "C", "D"], "nothing leaves mid-cycle");
+        t.register(&part(topics(2, &[("D", 8)]), 1, 2), 1).unwrap();
+        assert_eq!(
+            t.topics(),
+            ["A", "C", "D"],
+            "B leaves at the end of the cycle"
+        );
+        assert_eq!(
+            t.route("D").unwrap().queue_datas[0].write_queue_nums,
+            8,
+            "a change in a later part is applied"
+        );
+        // The same cycle treated as two whole registrations (RocketMQ with both settings) loses
+        // the first part's topics: what the part marks prevent.
+        let mut whole = RouteTable::new(t.config().clone());
+        whole
+            .register(&topics(1, &[("A", 1), ("B", 1)]), 0)
+            .unwrap();
+        whole
+            .register(&topics(1, &[("C", 1), ("D", 1)]), 0)
+            .unwrap();
+        assert_eq!(whole.topics(), ["C", "D"]);
+    }
+
+    #[test]
+    fn a_broken_cycle_merges_but_deletes_nothing() {
+        let mut t = RouteTable::new(NamesrvConfig {
+            delete_topic_with_broker_registration: true,
+            ..Default::default()
+        });
+        t.register(&topics(1, &[("A", 1), ("B", 1), ("Z", 1)]), 0)
+            .unwrap();
+        // Part 1 of 3 is lost: parts 0 and 2 come.
+        t.register(&part(topics(2, &[("A", 1)]), 0, 3), 1).unwrap();
+        t.register(&part(topics(2, &[("C", 1), ("D", 1)]), 2, 3), 1)
+            .unwrap();
+        assert_eq!(t.topics(), ["A", "B", "C", "D", "Z"]);
+        // A version change mid-cycle breaks it too.
+        t.register(&part(topics(3, &[("A", 1)]), 0, 2), 2).unwrap();
+        t.register(&part(topics(4, &[("C", 1), ("D", 1)]), 1, 2), 2)
+            .unwrap();
+        assert_eq!(t.topics(), ["A", "B", "C", "D", "Z"]);
+        // A whole cycle in order deletes.
+        t.register(&part(topics(4, &[("A", 1), ("B", 1)]), 0, 2), 3)
+            .unwrap();
+        t.register(&part(topics(4, &[("C", 1)]), 1, 2), 3).unwrap();
+        assert_eq!(t.topics(), ["A", "B", "C"]);
+    }
+
+    #[test]
+    fn unchanged_split_cycles_keep_wiped_permissions() {
+        let mut t = RouteTable::default();
+        let cycle = |t: &mut RouteTable, now| {
+            t.register(&part(topics(1, &[("A", 1)]), 0, 2), now)
+                .unwrap();
+            t.register(&part(topics(1, &[("B", 1), ("C", 1)]), 1, 2), now)
+                .unwrap();
+        };
+        cycle(&mut t, 0);
+        assert_eq!(t.wipe_write_perm("a"), 3);
+        cycle(&mut t, 1);
+        assert!(
+            !t.route("B").unwrap().queue_datas[0].perm.is_writeable(),
+            "the same version does not re-apply topics"
+        );
+    }
+
+    #[test]
+    fn registration_part_marks_parse_strictly() {
+        assert_eq!(
+            RegistrationPart::parse("2/7").unwrap().to_ext_value(),
+            "2/7"
+        );
+        for bad in [
+            "",
+            "/",
+            "1",
+            "1/",
+            "/2",
+            "-1/2",
+            "1/2/3",
+            "+1/2",
+            " 1/2",
+            "a/b",
+            "99999999999/1",
+        ] {
+            assert!(
+                matches!(RegistrationPart::parse(bad), Err(PartError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+        for (i, n) in [(2, 2), (0, 0), (0, MAX_REGISTRATION_PARTS + 1)] {
+            assert_eq!(
+                RegistrationPart::new(i, n),
+                Err(PartError::OutOfRange { index: i, count: n })
+            );
+        }
+    }
+
+    #[test]
+    fn split_points() {
+        assert_eq!(split_registration(&[], 10, Some(2), 100), vec![0..0; 1]);
+        assert_eq!(
+            split_registration(&[1; 5], 10, Some(2), 100),
+            [0..2, 2..4, 4..5]
+        );
+        assert_eq!(split_registration(&[1; 5], 10, None, 100), vec![0..5; 1]);
+        // 10 + 30 + 1 + 30 = 71 fits 71; a third does not.
+        assert_eq!(split_registration(&[30; 3], 10, None, 71), [0..2, 2..3]);
+        assert_eq!(
+            split_registration(&[30; 3], 10, None, 70),
+            [0..1, 1..2, 2..3]
+        );
+        // Too big alone: a part of its own.
+        assert_eq!(
+            split_registration(&[5, 500, 5], 10, None, 100),
+            [0..1, 1..2, 2..3]
+        );
+        assert_eq!(
+            split_registration(&[1; 3], 0, Some(0), 100),
+            [0..1, 1..2, 2..3]
+        );
+    }
+
+    #[test]
+    fn body_crc_rule() {
+        assert_eq!(
+            check_body_crc(0, || unreachable!("zero is not checked")),
+            Ok(())
+        );
+        assert_eq!(
+            check_body_crc(0x4BF4_3926, || 0xCBF4_3926),
+            Ok(()),
+            "the sign bit is masked"
+        );
+        assert_eq!(
+            check_body_crc(0x4BF4_3926, || 0xCBF4_3927),
+            Err(BodyCrcMismatch {
+                claimed: 0x4BF4_3926,
+                actual: 0x4BF4_3927
+            })
+        );
+        assert_eq!(
+            check_body_crc(-0x340B_C6DA, || 0xCBF4_3926)
+                .unwrap_err()
+                .to_string(),
+            "crc32 not match",
+            "an unmasked (negative) claim never matches, as in RocketMQ"
+        );
     }
 }
