@@ -3,38 +3,50 @@
 //! crash leaves either the old or the new content, never a torn one.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
-use crate::files::io;
+use crate::files::{ensure_dir, io};
+use crate::fs::{Fs, OpenMode, RealFs};
 
 /// Largest config file read (a guard against a wrong path, not a real limit: 64 MiB).
 const MAX_CONFIG: u64 = 64 * 1024 * 1024;
 
 /// Read `path`, `None` when it does not exist.
 pub fn load_bytes(path: &Path) -> Result<Option<Vec<u8>>, Error> {
-    let len = match fs::metadata(path) {
-        Ok(m) => m.len(),
+    load_bytes_in(&RealFs, path)
+}
+
+/// [`load_bytes`] on the file system `fs`.
+pub fn load_bytes_in(fs: &dyn Fs, path: &Path) -> Result<Option<Vec<u8>>, Error> {
+    let f = match fs.open(path, OpenMode::Existing) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(path)(e)),
     };
+    let len = f.len().map_err(io(path))?;
     if len > MAX_CONFIG {
         return Err(Error::Corrupt(format!(
             "{} is {len} bytes, more than a config file holds",
             path.display()
         )));
     }
-    fs::read(path).map(Some).map_err(io(path))
+    let mut bytes = vec![0; len as usize];
+    f.read_exact_at(&mut bytes, 0).map_err(io(path))?;
+    Ok(Some(bytes))
 }
 
 /// Read `path` as JSON, `None` when it does not exist.
 pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
-    let Some(bytes) = load_bytes(path)? else {
+    load_json_in(&RealFs, path)
+}
+
+/// [`load_json`] on the file system `fs`.
+pub fn load_json_in<T: DeserializeOwned>(fs: &dyn Fs, path: &Path) -> Result<Option<T>, Error> {
+    let Some(bytes) = load_bytes_in(fs, path)? else {
         return Ok(None);
     };
     serde_json::from_slice(&bytes)
@@ -44,24 +56,38 @@ pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
 
 /// Write `bytes` to `path`, atomically and durably.
 pub fn save_bytes(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io(dir))?;
+    save_bytes_in(&RealFs, path, bytes)
+}
+
+/// [`save_bytes`] on the file system `fs`: the bytes go to `<path>.tmp`, which is fsynced and
+/// renamed over `path`, and the directory is fsynced — so a crash or a power loss leaves the
+/// old content or the new, never a torn file, and once this returns the new content stays.
+pub fn save_bytes_in(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    ensure_dir(fs, dir)?;
     let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
+    let f = fs.open(&tmp, OpenMode::Truncate).map_err(io(&tmp))?;
+    f.write_all_at(bytes, 0).map_err(io(&tmp))?;
+    f.sync_data().map_err(io(&tmp))?;
+    drop(f);
+    fs.rename(&tmp, path).map_err(io(path))?;
+    fs.sync_dir(dir).map_err(io(dir))?;
     Ok(())
 }
 
 /// Write `value` to `path` as JSON, atomically and durably.
 pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    save_json_in(&RealFs, path, value)
+}
+
+/// [`save_json`] on the file system `fs`.
+pub fn save_json_in<T: Serialize>(fs: &dyn Fs, path: &Path, value: &T) -> Result<(), Error> {
     let bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
-    save_bytes(path, &bytes)
+    save_bytes_in(fs, path, &bytes)
 }
 
 /// Committed consumer offsets (`ConsumerOffsetManager`): `topic@group` → queue → offset, kept
@@ -108,6 +134,7 @@ impl ConsumerOffsets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn offsets_round_trip_through_a_file() {

@@ -3,14 +3,13 @@
 //! byte `20 n`, in files of `entries_per_file` entries named by their 20-digit start byte offset
 //! (RocketMQ: 300 000 entries, 6 000 000-byte files).
 
-use std::fs::{self, File};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::Error;
 use crate::commitlog::FlushJob;
 use crate::files::{self, io};
+use crate::fs::{Fs, StoreFile};
 
 /// Bytes per entry (`CQ_STORE_UNIT_SIZE`).
 pub const ENTRY_SIZE: u64 = 20;
@@ -54,13 +53,14 @@ struct CqFile {
     /// Queue offset of its first entry.
     first: u64,
     path: PathBuf,
-    file: Arc<File>,
+    file: Arc<dyn StoreFile>,
     /// Entries written.
     entries: u64,
 }
 
 /// One topic queue's index: see the module documentation.
 pub struct ConsumeQueue {
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
     per_file: u64,
     files: Vec<CqFile>,
@@ -74,6 +74,16 @@ impl ConsumeQueue {
     /// Open (creating if needed) the queue in `dir` and recover it: the queue ends at the first
     /// invalid or partial entry, and later files are removed.
     pub fn open(dir: impl AsRef<Path>, entries_per_file: u64) -> Result<ConsumeQueue, Error> {
+        Self::open_in(crate::fs::real(), dir, entries_per_file)
+    }
+
+    /// [`ConsumeQueue::open`] on the file system `fs`; what recovery cuts is durable before
+    /// this returns.
+    pub fn open_in(
+        fs: Arc<dyn Fs>,
+        dir: impl AsRef<Path>,
+        entries_per_file: u64,
+    ) -> Result<ConsumeQueue, Error> {
         let dir = dir.as_ref().to_owned();
         if entries_per_file == 0 {
             return Err(Error::Corrupt(
@@ -81,8 +91,9 @@ impl ConsumeQueue {
             ));
         }
         let file_bytes = entries_per_file * ENTRY_SIZE;
-        let starts = files::starts(&dir, file_bytes)?;
+        let starts = files::starts(&*fs, &dir, file_bytes)?;
         let mut q = ConsumeQueue {
+            fs,
             dir,
             per_file: entries_per_file,
             files: Vec::new(),
@@ -90,24 +101,28 @@ impl ConsumeQueue {
             created: false,
         };
         let mut ended = false;
+        let mut removed = false;
         for (i, start) in starts.iter().copied().enumerate() {
             let path = q.dir.join(files::name(start));
             let contiguous = i == 0 || start == starts[i - 1] + file_bytes;
             if ended || !contiguous {
-                fs::remove_file(&path).map_err(io(&path))?;
+                q.fs.remove_file(&path).map_err(io(&path))?;
+                removed = true;
                 ended = true;
                 continue;
             }
-            let file = Arc::new(files::open(&path, false)?);
-            let len = file.metadata().map_err(io(&path))?.len().min(file_bytes);
+            let file = files::open(&*q.fs, &path, false)?;
+            let full = file.len().map_err(io(&path))?;
+            let len = full.min(file_bytes);
             let mut bytes = vec![0u8; len as usize];
             file.read_exact_at(&mut bytes, 0).map_err(io(&path))?;
             let valid = bytes
                 .chunks_exact(ENTRY_SIZE as usize)
                 .take_while(|c| CqEntry::decode(c).is_some())
                 .count() as u64;
-            if valid * ENTRY_SIZE != file.metadata().map_err(io(&path))?.len() {
+            if valid * ENTRY_SIZE != full {
                 file.set_len(valid * ENTRY_SIZE).map_err(io(&path))?;
+                file.sync_data().map_err(io(&path))?;
             }
             if valid < entries_per_file {
                 ended = true;
@@ -118,6 +133,9 @@ impl ConsumeQueue {
                 file,
                 entries: valid,
             });
+        }
+        if removed {
+            q.fs.sync_dir(&q.dir).map_err(io(&q.dir))?;
         }
         Ok(q)
     }
@@ -146,7 +164,7 @@ impl ConsumeQueue {
         if self.files.last().is_none_or(|f| f.entries == self.per_file) {
             let first = self.max_offset();
             let path = self.dir.join(files::name(first * ENTRY_SIZE));
-            let file = Arc::new(files::open(&path, true)?);
+            let file = files::open(&*self.fs, &path, true)?;
             self.created = true;
             self.files.push(CqFile {
                 first,
@@ -235,6 +253,7 @@ impl ConsumeQueue {
     /// Drop every entry that points at or past `commitlog_end` (after the CommitLog was cut on
     /// recovery).
     pub fn truncate_to(&mut self, commitlog_end: u64) -> Result<(), Error> {
+        let mut removed = false;
         loop {
             let many = self.files.len() > 1;
             let Some(f) = self.files.last_mut() else {
@@ -253,12 +272,21 @@ impl ConsumeQueue {
             }
             if keep == 0 && many {
                 let f = self.files.pop().expect("a file");
-                fs::remove_file(&f.path).map_err(io(&f.path))?;
+                self.fs.remove_file(&f.path).map_err(io(&f.path))?;
+                removed = true;
                 continue;
             }
-            f.file.set_len(keep * ENTRY_SIZE).map_err(io(&f.path))?;
+            if keep != f.entries {
+                // Durable at once: entries appended next must not meet the cut ones again
+                // after a power loss.
+                f.file.set_len(keep * ENTRY_SIZE).map_err(io(&f.path))?;
+                f.file.sync_data().map_err(io(&f.path))?;
+            }
             f.entries = keep;
             break;
+        }
+        if removed {
+            self.fs.sync_dir(&self.dir).map_err(io(&self.dir))?;
         }
         Ok(())
     }
@@ -294,6 +322,7 @@ impl ConsumeQueue {
             Vec::new()
         };
         FlushJob {
+            fs: Arc::clone(&self.fs),
             files,
             dir,
             end: self.max_offset(),
@@ -304,6 +333,7 @@ impl ConsumeQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn e(i: u64) -> CqEntry {
         CqEntry {

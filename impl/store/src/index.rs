@@ -68,8 +68,6 @@
 //! next open rebuilds it past its last durable header.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,7 +75,8 @@ use std::sync::{Arc, Mutex};
 use sextant_remoting::message::{MessageView, property, sys_flag};
 
 use crate::Error;
-use crate::files::io;
+use crate::files::{self, io};
+use crate::fs::{Fs, OpenMode, StoreFile};
 
 /// RocketMQ's slots per index file (`maxHashSlotNum`).
 pub const DEFAULT_MAX_HASH_SLOTS: u32 = 5_000_000;
@@ -514,7 +513,7 @@ struct IndexFile {
     /// Creation time, from the name.
     created: i64,
     path: PathBuf,
-    file: Arc<File>,
+    file: Arc<dyn StoreFile>,
     header: IndexHeader,
     /// The slot table of the file being written, in memory (the flush writes it); `None` once
     /// sealed, when the file's own slots are complete.
@@ -546,6 +545,7 @@ impl IndexFile {
 
 /// The index files of a store: see the module documentation.
 pub struct IndexStore {
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
     config: IndexConfig,
     /// Oldest first; the last is written to.
@@ -566,13 +566,14 @@ pub struct IndexStore {
 /// The writes and fsyncs that make the index durable as it is now, taken from it to run
 /// without the store lock.
 pub(crate) struct IndexFlushJob {
+    fs: Arc<dyn Fs>,
     files: Vec<FileFlush>,
     dir: Option<PathBuf>,
 }
 
 struct FileFlush {
     path: PathBuf,
-    file: Arc<File>,
+    file: Arc<dyn StoreFile>,
     /// The slot table and the slots to write from it.
     slots: Option<(Arc<[AtomicI32]>, Vec<u32>)>,
     header: IndexHeader,
@@ -584,14 +585,14 @@ impl IndexFlushJob {
     pub(crate) fn run(self) -> Result<(), Error> {
         for f in self.files {
             if let Some((table, positions)) = f.slots {
-                write_slots(&f.file, &f.path, &table, positions)?;
+                write_slots(&*f.file, &f.path, &table, positions)?;
             }
             f.file.sync_data().map_err(io(&f.path))?;
-            write_header(&f.file, &f.path, &f.on_disk, &f.header)?;
+            write_header(&*f.file, &f.path, &f.on_disk, &f.header)?;
             f.file.sync_data().map_err(io(&f.path))?;
         }
         if let Some(dir) = self.dir {
-            sync_dir(&dir)?;
+            self.fs.sync_dir(&dir).map_err(io(&dir))?;
         }
         Ok(())
     }
@@ -600,7 +601,7 @@ impl IndexFlushJob {
 /// Write `header` unless the header on disk (`on_disk`: its `indexCount`) is later: a flush
 /// that took a file's header before the file was sealed must not overwrite the final one.
 fn write_header(
-    file: &File,
+    file: &dyn StoreFile,
     path: &Path,
     on_disk: &Mutex<i32>,
     header: &IndexHeader,
@@ -617,7 +618,7 @@ fn write_header(
 /// Write the slots `positions` of `table` to `file`: every file page holding one of them, its
 /// slots from `table`, adjacent pages in one write (at most 1 MiB).
 fn write_slots(
-    file: &File,
+    file: &dyn StoreFile,
     path: &Path,
     table: &[AtomicI32],
     positions: Vec<u32>,
@@ -665,10 +666,6 @@ fn slot_index(byte: u64) -> usize {
     ((byte - HEADER_SIZE as u64) / SLOT_SIZE as u64) as usize
 }
 
-fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
-}
-
 fn new_slots(n: u32) -> Arc<[AtomicI32]> {
     (0..n).map(|_| AtomicI32::new(0)).collect()
 }
@@ -681,8 +678,19 @@ impl IndexStore {
         config: IndexConfig,
         log_end: u64,
     ) -> Result<(IndexStore, IndexRecovery), Error> {
+        Self::open_in(crate::fs::real(), dir, config, log_end)
+    }
+
+    /// [`IndexStore::open`] on the file system `fs`.
+    pub fn open_in(
+        fs: Arc<dyn Fs>,
+        dir: impl AsRef<Path>,
+        config: IndexConfig,
+        log_end: u64,
+    ) -> Result<(IndexStore, IndexRecovery), Error> {
         config.check().map_err(Error::Corrupt)?;
         let mut store = IndexStore {
+            fs,
             dir: dir.as_ref().to_owned(),
             config,
             files: Vec::new(),
@@ -698,14 +706,14 @@ impl IndexStore {
             return Ok((store, rec));
         }
         let dir = store.dir.clone();
-        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let fs = Arc::clone(&store.fs);
+        files::ensure_dir(&*fs, &dir)?;
         let mut names = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
-            let entry = entry.map_err(io(&dir))?;
-            if let Some(name) = entry.file_name().to_str()
-                && let Some(created) = parse_file_name(name)
+        for entry in fs.list(&dir).map_err(io(&dir))? {
+            if let Some(created) = parse_file_name(&entry.name)
+                && !entry.is_dir
             {
-                names.push((name.to_owned(), created));
+                names.push((entry.name, created));
             }
         }
         names.sort();
@@ -714,16 +722,12 @@ impl IndexStore {
         for (name, created) in names {
             let path = dir.join(&name);
             if cut {
-                fs::remove_file(&path).map_err(io(&path))?;
+                fs.remove_file(&path).map_err(io(&path))?;
                 rec.removed += 1;
                 continue;
             }
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(io(&path))?;
-            let len = file.metadata().map_err(io(&path))?.len();
+            let file = files::open(&*fs, &path, false)?;
+            let len = file.len().map_err(io(&path))?;
             let mut head = [0u8; HEADER_SIZE];
             if len >= HEADER_SIZE as u64 {
                 file.read_exact_at(&mut head, 0).map_err(io(&path))?;
@@ -736,7 +740,7 @@ impl IndexStore {
             if len != expected || !header.plausible(&store.config) || !follows {
                 tracing::warn!(file = %path.display(), ?header, len, "index file dropped, rebuilt from the log");
                 drop(file);
-                fs::remove_file(&path).map_err(io(&path))?;
+                fs.remove_file(&path).map_err(io(&path))?;
                 rec.removed += 1;
                 cut = true;
                 continue;
@@ -744,7 +748,7 @@ impl IndexStore {
             store.files.push(IndexFile {
                 created,
                 path,
-                file: Arc::new(file),
+                file,
                 header,
                 slots: None,
                 on_disk: Arc::new(Mutex::new(header.index_count)),
@@ -760,7 +764,7 @@ impl IndexStore {
                     break;
                 }
                 let f = store.files.pop().expect("a file");
-                fs::remove_file(&f.path).map_err(io(&f.path))?;
+                fs.remove_file(&f.path).map_err(io(&f.path))?;
                 rec.removed += 1;
             }
             match store.files.last_mut() {
@@ -774,7 +778,7 @@ impl IndexStore {
             }
         }
         if rec.removed > 0 {
-            sync_dir(&dir)?;
+            fs.sync_dir(&dir).map_err(io(&dir))?;
         }
         rec.files = store.files.len();
         Ok((store, rec))
@@ -915,11 +919,11 @@ impl IndexStore {
         if let Some(f) = self.files.last_mut() {
             // The whole table: a flush running now may not have written the slots it took.
             if let Some(table) = f.slots.take() {
-                write_slots(&f.file, &f.path, &table, every_page(table.len()))?;
+                write_slots(&*f.file, &f.path, &table, every_page(table.len()))?;
             }
             self.dirty_slots.clear();
             f.file.sync_data().map_err(io(&f.path))?;
-            write_header(&f.file, &f.path, &f.on_disk, &f.header)?;
+            write_header(&*f.file, &f.path, &f.on_disk, &f.header)?;
             f.file.sync_data().map_err(io(&f.path))?;
             self.header_dirty = false;
             begin = IndexHeader::starting_at(f.header.end_phy_offset, f.header.end_timestamp);
@@ -927,12 +931,7 @@ impl IndexStore {
         }
         let (path, file) = loop {
             let path = self.dir.join(file_name(created));
-            match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
+            match self.fs.open(&path, OpenMode::CreateNew) {
                 Ok(file) => break (path, file),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => created += 1,
                 Err(e) => return Err(io(&path)(e)),
@@ -943,7 +942,7 @@ impl IndexStore {
         self.files.push(IndexFile {
             created,
             path,
-            file: Arc::new(file),
+            file,
             header: begin,
             slots: Some(new_slots(self.config.max_hash_slots)),
             on_disk: Arc::new(Mutex::new(begin.index_count)),
@@ -998,6 +997,7 @@ impl IndexStore {
     /// What makes the index durable as it is now (nothing once it stopped).
     pub(crate) fn flush_job(&mut self) -> IndexFlushJob {
         let mut job = IndexFlushJob {
+            fs: Arc::clone(&self.fs),
             files: Vec::new(),
             dir: None,
         };
@@ -1117,7 +1117,7 @@ fn repair(
             undone = rec.entries_undone,
             "index file repaired"
         );
-        write_slots(&f.file, &f.path, &atomic, changed)?;
+        write_slots(&*f.file, &f.path, &atomic, changed)?;
         f.file.sync_data().map_err(io(&f.path))?;
         // An undo lowers the count: written whatever the guard holds.
         f.file
@@ -1136,6 +1136,8 @@ mod tests {
     use super::*;
     use sextant_remoting::body::java_hash;
     use std::collections::BTreeSet;
+    use std::fs::{self, OpenOptions};
+    use std::os::unix::fs::FileExt;
 
     fn tiny(slots: u32, max: u32) -> IndexConfig {
         IndexConfig {
@@ -1193,9 +1195,9 @@ mod tests {
         assert_eq!(pages, BTreeSet::from([0, 1, 2]));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        let file = File::create(&path).unwrap();
+        let file = crate::fs::RealFs.open(&path, OpenMode::Truncate).unwrap();
         let table: Vec<AtomicI32> = (0..3000).map(AtomicI32::new).collect();
-        write_slots(&file, &path, &table, every_page(table.len())).unwrap();
+        write_slots(&*file, &path, &table, every_page(table.len())).unwrap();
         let bytes = fs::read(&path).unwrap();
         assert_eq!(bytes.len(), 40 + 3000 * 4);
         for i in [0usize, 1013, 1014, 2999] {
@@ -1547,7 +1549,7 @@ mod tests {
         index.finish();
         let f = &index.files[0];
         let table = f.slots.as_ref().unwrap();
-        write_slots(&f.file, &f.path, table, vec![0]).unwrap();
+        write_slots(&*f.file, &f.path, table, vec![0]).unwrap();
         drop(index);
         let (index, rec) = IndexStore::open(dir.path(), c.clone(), 1_000).unwrap();
         assert_eq!(rec.slots_repaired, 3);

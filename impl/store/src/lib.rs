@@ -21,7 +21,10 @@ mod commitlog;
 pub mod config;
 mod consumequeue;
 mod files;
+pub mod fs;
 pub mod index;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 mod store;
 
 pub use commitlog::{CommitLog, DEFAULT_SEGMENT_SIZE, FlushJob, Recovery};

@@ -21,8 +21,8 @@
 //! be acknowledged as durable.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -32,7 +32,8 @@ use sextant_model::store::FlushDiskType;
 use sextant_remoting::message::{BLANK_MAGIC, MessageView};
 use tokio::sync::watch;
 
-use crate::files::io;
+use crate::files::{ensure_dir, io};
+use crate::fs::{Fs, LockGuard};
 use crate::index::{IndexConfig, IndexRecovery, IndexStore, record_matches};
 use crate::{
     CommitLog, ConsumeQueue, CqEntry, DEFAULT_ENTRIES_PER_FILE, DEFAULT_SEGMENT_SIZE, Error,
@@ -67,6 +68,14 @@ pub struct StoreConfig {
     pub delay_levels: DelayLevels,
     /// The message index (`messageIndexEnable`, `maxHashSlotNum`, `maxIndexNum`).
     pub index: IndexConfig,
+    /// The file system the store lives on ([`crate::fs::RealFs`]; a test's
+    /// [`SimFs`](crate::sim::SimFs)).
+    pub fs: Arc<dyn Fs>,
+    /// A deliberately broken store, for the power-loss tests to show they catch it: the
+    /// CommitLog's flushes skip their fsyncs (SYNC_FLUSH then acknowledges what is only in the
+    /// page cache).
+    #[cfg(feature = "sim")]
+    pub sim_skip_commitlog_fsync: bool,
 }
 
 impl StoreConfig {
@@ -82,6 +91,9 @@ impl StoreConfig {
             sync_flush_timeout: Duration::from_secs(5),
             delay_levels: DelayLevels::default(),
             index: IndexConfig::default(),
+            fs: crate::fs::real(),
+            #[cfg(feature = "sim")]
+            sim_skip_commitlog_fsync: false,
         }
     }
 }
@@ -181,6 +193,7 @@ pub struct QueryResult {
 }
 
 struct Inner {
+    fs: Arc<dyn Fs>,
     log: CommitLog,
     queues: HashMap<String, BTreeMap<u32, ConsumeQueue>>,
     index: IndexStore,
@@ -206,8 +219,10 @@ struct Shared {
     wake: Condvar,
     config: StoreConfig,
     checkpoint: PathBuf,
+    /// Set when a CommitLog flush failed: waiting puts give up at once.
+    failed: AtomicBool,
     /// Holds the store's lock while open; dropped by `close`.
-    lock: Mutex<Option<fs::File>>,
+    lock: Mutex<Option<LockGuard>>,
     /// The last checkpoint written.
     covered: Mutex<Option<u64>>,
     /// Held through a flush of the ConsumeQueues and the index: index flushes write slots and
@@ -231,30 +246,41 @@ impl MessageStore {
     /// Open (creating if needed) the store and recover it; starts the flush thread.
     pub fn open(config: StoreConfig) -> Result<(MessageStore, StoreRecovery), Error> {
         // One process per store: an advisory lock, released by the OS however the process ends.
-        fs::create_dir_all(&config.dir).map_err(io(&config.dir))?;
+        let fs = Arc::clone(&config.fs);
+        ensure_dir(&*fs, &config.dir)?;
         let lock_path = config.dir.join("lock");
-        let lock_file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
-        match lock_file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked(config.dir.clone())),
-            Err(fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
-        }
-        let (log, commitlog) = CommitLog::open(config.dir.join("commitlog"), config.segment_size)?;
+        let lock_file = match fs.lock(&lock_path) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(Error::Locked(config.dir.clone()));
+            }
+            Err(e) => return Err(io(&lock_path)(e)),
+        };
+        #[allow(unused_mut)]
+        let (mut log, commitlog) = CommitLog::open_in(
+            Arc::clone(&fs),
+            config.dir.join("commitlog"),
+            config.segment_size,
+        )?;
+        #[cfg(feature = "sim")]
+        log.set_skip_fsync(config.sim_skip_commitlog_fsync);
         let cq_root = config.dir.join("consumequeue");
         let checkpoint = config.dir.join("checkpoint");
-        let saved = read_checkpoint(&checkpoint)?;
-        let rebuilt = saved.is_none() || !cq_root.exists();
-        if rebuilt && cq_root.exists() {
-            fs::remove_dir_all(&cq_root).map_err(io(&cq_root))?;
+        let saved = read_checkpoint(&*fs, &checkpoint)?;
+        let cq_exists = fs.kind(&cq_root).map_err(io(&cq_root))?.is_some();
+        let rebuilt = saved.is_none() || !cq_exists;
+        if rebuilt && cq_exists {
+            fs.remove_dir_all(&cq_root).map_err(io(&cq_root))?;
+            fs.sync_dir(&config.dir).map_err(io(&config.dir))?;
         }
-        let (index, index_recovery) =
-            IndexStore::open(config.dir.join("index"), config.index.clone(), log.end())?;
+        let (index, index_recovery) = IndexStore::open_in(
+            Arc::clone(&fs),
+            config.dir.join("index"),
+            config.index.clone(),
+            log.end(),
+        )?;
         let mut inner = Inner {
+            fs,
             log,
             queues: HashMap::new(),
             index,
@@ -293,6 +319,7 @@ impl MessageStore {
             wake: Condvar::new(),
             config,
             checkpoint,
+            failed: AtomicBool::new(false),
             lock: Mutex::new(Some(lock_file)),
             covered: Mutex::new(None),
             flushing: Mutex::new(()),
@@ -395,12 +422,17 @@ impl MessageStore {
         *self.shared.flushed.borrow()
     }
 
-    /// Wait until the log is durable up to `end`, at most `timeout`; whether it is.
+    /// Wait until the log is durable up to `end`, at most `timeout`; whether it is. Gives up
+    /// at once when a flush failed (the log past the durable offset never will be).
     pub async fn wait_flushed(&self, end: u64, timeout: Duration) -> bool {
         let mut rx = self.shared.flushed.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|f| *f >= end))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        let failed = &self.shared.failed;
+        tokio::time::timeout(
+            timeout,
+            rx.wait_for(|f| *f >= end || failed.load(Ordering::Acquire)),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok_and(|f| *f >= end))
     }
 
     /// Read what `req` asks for, keeping the messages whose tags code passes `filter`.
@@ -623,10 +655,11 @@ impl MessageStore {
         self.shared.advance_checkpoint(end)?;
         let had = inner.queues.remove(topic).is_some();
         let dir = inner.cq_root.join(topic);
-        if invalid_topic(topic).is_none() && dir.is_dir() {
-            fs::remove_dir_all(&dir).map_err(io(&dir))?;
-            fs::File::open(&inner.cq_root)
-                .and_then(|d| d.sync_all())
+        if invalid_topic(topic).is_none() && inner.fs.kind(&dir).map_err(io(&dir))? == Some(true) {
+            inner.fs.remove_dir_all(&dir).map_err(io(&dir))?;
+            inner
+                .fs
+                .sync_dir(&inner.cq_root)
                 .map_err(io(&inner.cq_root))?;
         }
         Ok(had)
@@ -714,10 +747,12 @@ impl Shared {
             Ok(end) => end,
             Err(e) => {
                 // Never acknowledge past a failed fsync: stop taking puts; the durable offset
-                // stays where it was, so waiting puts time out (FLUSH_DISK_TIMEOUT).
+                // stays where it was, and waiting puts give up (FLUSH_DISK_TIMEOUT).
                 lock(&self.inner)
                     .failed
                     .get_or_insert_with(|| e.to_string());
+                self.failed.store(true, Ordering::Release);
+                self.flushed.send_modify(|_| {});
                 return Err(e);
             }
         };
@@ -765,7 +800,7 @@ impl Shared {
     fn advance_checkpoint(&self, covered: u64) -> Result<(), Error> {
         let mut last = lock(&self.covered);
         if last.is_none_or(|l| covered > l) {
-            write_checkpoint(&self.checkpoint, covered)?;
+            write_checkpoint(&*self.config.fs, &self.checkpoint, covered)?;
             *last = Some(covered);
         }
         Ok(())
@@ -779,7 +814,7 @@ impl Inner {
                 return Err(Error::BadRecord(format!("topic {topic:?}: {why}")));
             }
             let dir = self.cq_root.join(topic).join(qid.to_string());
-            let q = ConsumeQueue::open(&dir, self.per_file)?;
+            let q = ConsumeQueue::open_in(Arc::clone(&self.fs), &dir, self.per_file)?;
             self.queues
                 .entry(topic.to_owned())
                 .or_default()
@@ -794,19 +829,20 @@ impl Inner {
 
     fn open_queues(&mut self) -> Result<(), Error> {
         let root = self.cq_root.clone();
-        fs::create_dir_all(&root).map_err(io(&root))?;
-        for t in fs::read_dir(&root).map_err(io(&root))? {
-            let t = t.map_err(io(&root))?;
-            let Some(topic) = t.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if invalid_topic(&topic).is_some() || !t.path().is_dir() {
+        let fs = Arc::clone(&self.fs);
+        ensure_dir(&*fs, &root)?;
+        for t in fs.list(&root).map_err(io(&root))? {
+            let topic = t.name;
+            if invalid_topic(&topic).is_some() || !t.is_dir {
                 continue;
             }
-            for q in fs::read_dir(t.path()).map_err(io(&t.path()))? {
-                let q = q.map_err(io(&t.path()))?;
-                if let Some(qid) = q.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
-                    let cq = ConsumeQueue::open(q.path(), self.per_file)?;
+            let tdir = root.join(&topic);
+            for q in fs.list(&tdir).map_err(io(&tdir))? {
+                if let Ok(qid) = q.name.parse::<u32>()
+                    && q.is_dir
+                {
+                    let cq =
+                        ConsumeQueue::open_in(Arc::clone(&fs), tdir.join(&q.name), self.per_file)?;
                     self.queues
                         .entry(topic.clone())
                         .or_default()
@@ -843,6 +879,12 @@ impl Inner {
         let mut n = 0;
         let mut indexed = 0;
         while at < end {
+            // A checkpoint taken at the log's end may now be where a blank record seals its
+            // segment: the next record is in the next segment.
+            at = self.log.next_record(at, 0);
+            if at >= end {
+                break;
+            }
             let seg_end = at - at % seg + seg;
             if seg_end - at < 8 {
                 at = seg_end;
@@ -947,26 +989,13 @@ fn msgs_key<'a>(msgs: &'a [Put<'_>], i: usize) -> Option<(&'a str, i32)> {
     msgs.get(i).map(|p| (p.msg.topic, p.msg.queue_id))
 }
 
-fn read_checkpoint(path: &Path) -> Result<Option<u64>, Error> {
-    match fs::read(path) {
-        Ok(b) if b.len() == 8 => Ok(Some(u64::from_be_bytes(b.try_into().expect("8 bytes")))),
-        Ok(_) => Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io(path)(e)),
-    }
+fn read_checkpoint(fs: &dyn Fs, path: &Path) -> Result<Option<u64>, Error> {
+    Ok(crate::config::load_bytes_in(fs, path)?
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes))
 }
 
-fn write_checkpoint(path: &Path, covered: u64) -> Result<(), Error> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(&covered.to_be_bytes()).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))?;
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(dir))?;
-    }
-    Ok(())
+/// The checkpoint, written atomically (a temporary file, fsync, rename, directory fsync).
+fn write_checkpoint(fs: &dyn Fs, path: &Path, covered: u64) -> Result<(), Error> {
+    crate::config::save_bytes_in(fs, path, &covered.to_be_bytes())
 }
