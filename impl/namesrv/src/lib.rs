@@ -2,41 +2,46 @@
 //!
 //! RocketMQ's route registry, wire-compatible: brokers register and unregister, clients ask for
 //! routes, cluster info and topic lists. Every decision — who is live, what a route contains, when
-//! a silent broker expires — is `sextant_model::namesrv::RouteTable`'s; this crate owns only the
+//! a silent broker expires, which connection owns a broker, how the parts of a split registration
+//! merge, whether a body's CRC matches — is `sextant_model::namesrv`'s; this crate owns only the
 //! sockets, the clock and the periodic liveness scan.
 //!
-//! The clock is monotonic milliseconds since the server started. A broker's registration is bound
-//! to the connection it came over: when that connection closes, the broker is dropped at once, as
-//! RocketMQ's `onChannelDestroy` does.
+//! The clock is monotonic milliseconds since the server started. Each accepted connection gets an
+//! id that is never reused; a broker belongs to the connection it last registered over, and when
+//! that connection closes the broker is dropped at once, as RocketMQ's `onChannelDestroy` does —
+//! an older connection of the same broker closing later drops nothing. An expired broker's
+//! connection is closed, as RocketMQ's `scanNotActiveBroker` does.
+//!
+//! Every task (the accept loop, each connection, the scan) is owned by one `TaskTracker`;
+//! [`Running::shutdown_within`] stops accepting, answers the requests already received, and
+//! returns within its deadline. A thread that panicked holding the route table's lock does not
+//! take the server down: see [`state::lock`].
+//!
+//! ## Modules
+//! - [`state`] — [`NameServer`]: the route table behind its lock, the clock, and the answer to
+//!   every request code.
+//! - `server` — the accept loop, the connections, graceful and forced stop.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sextant_model::Millis;
-use sextant_model::namesrv::{
-    BrokerAddrInfo, BrokerRegistration, NamesrvConfig, RegisterError, RouteTable,
-};
-use sextant_remoting::body::{
-    RegisterBrokerBody, TopicListBody, encode as encode_body, encode_cluster_info,
-};
-use sextant_remoting::code::{request, response};
-use sextant_remoting::ext::CommandHeader;
-use sextant_remoting::header::{
-    AddWritePermResponseHeader, BrokerPermRequestHeader, DeleteTopicRequestHeader,
-    GetRouteInfoRequestHeader, QueryDataVersionRequestHeader, QueryDataVersionResponseHeader,
-    RegisterBrokerRequestHeader, RegisterBrokerResponseHeader, UnregisterBrokerRequestHeader,
-    WipeWritePermResponseHeader,
-};
-use sextant_remoting::route::{KeyStyle, encode_route};
-use sextant_remoting::transport::{Handler, Peer, bind, serve};
-use sextant_remoting::{FrameCodec, RemotingCommand};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use sextant_model::namesrv::NamesrvConfig;
+use sextant_remoting::transport::bind;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+mod server;
+pub mod state;
+
+pub use server::MAX_CONNECTIONS;
+pub use state::{Channel, NameServer};
 
 /// RocketMQ's default NameServer port.
 pub const DEFAULT_PORT: u16 = 9876;
+
+/// How long [`Running::shutdown`] lets in-flight requests finish.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What can go wrong starting a NameServer.
 #[derive(Debug, thiserror::Error)]
@@ -51,356 +56,116 @@ pub enum Error {
     },
 }
 
-/// The NameServer's state: the model's route table, the clock, and which connection each broker
-/// registered over.
-pub struct NameServer {
-    table: Mutex<RouteTable>,
-    started: Instant,
-    channels: Mutex<HashMap<SocketAddr, BTreeSet<BrokerAddrInfo>>>,
+/// How a shutdown ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every task finished within the deadline.
+    Drained,
+    /// The deadline passed; the tasks still running were dropped.
+    CutOff,
 }
 
-impl NameServer {
-    /// A NameServer with `config`.
-    pub fn new(config: NamesrvConfig) -> Self {
-        NameServer {
-            table: Mutex::new(RouteTable::new(config)),
-            started: Instant::now(),
-            channels: Mutex::default(),
-        }
-    }
-
-    /// Milliseconds since the server started.
-    pub fn now(&self) -> Millis {
-        self.started.elapsed().as_millis() as Millis
-    }
-
-    /// A copy of the route table (for tests and tracing).
-    pub fn table(&self) -> RouteTable {
-        self.table.lock().expect("route table").clone()
-    }
-
-    /// Run the liveness scan now.
-    pub fn scan(&self) {
-        let now = self.now();
-        let removed = self.table.lock().expect("route table").scan_expired(now);
-        for r in removed {
-            tracing::info!(broker = %r.broker.addr, cluster = %r.broker.cluster, "broker expired");
-        }
-    }
-
-    fn register(&self, peer: &Peer, req: &RemotingCommand) -> RemotingCommand {
-        let ext = req.ext_fields.clone().unwrap_or_default();
-        let header = match RegisterBrokerRequestHeader::from_ext(&ext) {
-            Ok(h) => h,
-            Err(e) => return error(req, response::SYSTEM_ERROR, e.to_string()),
-        };
-        if header.body_crc32 != 0 {
-            let crc = (crc32(&req.body) & 0x7FFF_FFFF) as i32;
-            if crc != header.body_crc32 {
-                return error(req, response::SYSTEM_ERROR, "crc32 not match".into());
-            }
-        }
-        let body = if req.body.is_empty() {
-            RegisterBrokerBody::default()
-        } else {
-            match RegisterBrokerBody::decode(&req.body) {
-                Ok(b) => b,
-                Err(e) => return error(req, response::SYSTEM_ERROR, e.to_string()),
-            }
-        };
-        let Ok(broker_id) = u64::try_from(header.broker_id) else {
-            return error(
-                req,
-                response::INVALID_PARAMETER,
-                format!("brokerId {}", header.broker_id),
-            );
-        };
-        let mut reg = BrokerRegistration::new(
-            &header.cluster_name,
-            &header.broker_name,
-            broker_id,
-            &header.broker_addr,
-        );
-        reg.ha_server_addr = header.ha_server_addr.clone();
-        reg.zone_name = req.ext("__ZONE_NAME").map(str::to_owned);
-        reg.enable_acting_master = header.enable_acting_master;
-        reg.heartbeat_timeout = header
-            .heartbeat_timeout_millis
-            .and_then(|t| u64::try_from(t).ok());
-        reg.data_version = body.data_version;
-        reg.topic_configs = body.topic_configs;
-        reg.filter_servers = body.filter_servers;
-        let now = self.now();
-        let mut table = self.table.lock().expect("route table");
-        let result = table.register(&reg, now);
-        let order_confs = table.order_topic_confs().clone();
-        drop(table);
-        match result {
-            Ok(r) => {
-                // The broker is bound to the connection it last registered over (RocketMQ keeps
-                // the channel in its BrokerLiveInfo): an older connection closing later must not
-                // drop it.
-                let key = BrokerAddrInfo {
-                    cluster: header.cluster_name.clone(),
-                    addr: header.broker_addr.clone(),
-                };
-                let mut channels = self.channels.lock().expect("channels");
-                for set in channels.values_mut() {
-                    set.remove(&key);
-                }
-                channels.retain(|_, set| !set.is_empty());
-                channels.entry(peer.addr).or_default().insert(key);
-                drop(channels);
-                let resp = RegisterBrokerResponseHeader {
-                    ha_server_addr: r.ha_server_addr,
-                    master_addr: r.master_addr,
-                };
-                RemotingCommand::response_to(req, response::SUCCESS, None)
-                    .with_ext(resp.to_ext())
-                    .with_body(kv_table(&order_confs))
-            }
-            Err(RegisterError::NotYetRegistered { .. }) => {
-                error(req, response::SYSTEM_ERROR, "register broker failed".into())
-            }
-            // RocketMQ ignores an older process for the same broker id and answers success.
-            Err(RegisterError::StaleStateVersion { .. }) => {
-                RemotingCommand::response_to(req, response::SUCCESS, None)
-                    .with_ext(Default::default())
-            }
-        }
-    }
-
-    fn unregister(&self, req: &RemotingCommand) -> RemotingCommand {
-        let ext = req.ext_fields.clone().unwrap_or_default();
-        match UnregisterBrokerRequestHeader::from_ext(&ext) {
-            Ok(h) => {
-                self.table.lock().expect("route table").unregister(
-                    &h.cluster_name,
-                    &h.broker_addr,
-                    &h.broker_name,
-                );
-                RemotingCommand::response_to(req, response::SUCCESS, None)
-            }
-            Err(e) => error(req, response::SYSTEM_ERROR, e.to_string()),
-        }
-    }
-
-    fn route(&self, req: &RemotingCommand) -> RemotingCommand {
-        let ext = req.ext_fields.clone().unwrap_or_default();
-        let header = match GetRouteInfoRequestHeader::from_ext(&ext) {
-            Ok(h) => h,
-            Err(e) => return error(req, response::SYSTEM_ERROR, e.to_string()),
-        };
-        let route = self.table.lock().expect("route table").route(&header.topic);
-        match route {
-            Some(route) => {
-                let style = KeyStyle::for_request(
-                    req.version,
-                    header.accept_standard_json_only.unwrap_or(false),
-                );
-                RemotingCommand::response_to(req, response::SUCCESS, None)
-                    .with_body(encode_route(&route, style))
-            }
-            None => error(
-                req,
-                response::TOPIC_NOT_EXIST,
-                format!(
-                    "No topic route info in name server for the topic: {}",
-                    header.topic
-                ),
-            ),
-        }
-    }
-
-    /// WIPE_WRITE_PERM_OF_BROKER / ADD_WRITE_PERM_OF_BROKER: an operator takes a broker out of
-    /// (or back into) the write path; producers see read-only queues on their next route poll.
-    fn write_perm(&self, req: &RemotingCommand) -> RemotingCommand {
-        let ext = req.ext_fields.clone().unwrap_or_default();
-        let h = match BrokerPermRequestHeader::from_ext(&ext) {
-            Ok(h) => h,
-            Err(e) => return error(req, response::SYSTEM_ERROR, e.to_string()),
-        };
-        let mut table = self.table.lock().expect("route table");
-        let ok = RemotingCommand::response_to(req, response::SUCCESS, None);
-        if req.code == request::WIPE_WRITE_PERM_OF_BROKER {
-            let n = table.wipe_write_perm(&h.broker_name) as i32;
-            tracing::info!(broker = %h.broker_name, topics = n, "write permission wiped");
-            ok.with_ext(
-                WipeWritePermResponseHeader {
-                    wipe_topic_count: n,
-                }
-                .to_ext(),
-            )
-        } else {
-            let n = table.add_write_perm(&h.broker_name) as i32;
-            tracing::info!(broker = %h.broker_name, topics = n, "write permission added");
-            ok.with_ext(AddWritePermResponseHeader { add_topic_count: n }.to_ext())
-        }
-    }
-
-    fn query_data_version(&self, req: &RemotingCommand) -> RemotingCommand {
-        let ext = req.ext_fields.clone().unwrap_or_default();
-        let header = match QueryDataVersionRequestHeader::from_ext(&ext) {
-            Ok(h) => h,
-            Err(e) => return error(req, response::SYSTEM_ERROR, e.to_string()),
-        };
-        let version = match sextant_remoting::body::decode_data_version(&req.body) {
-            Ok(v) => v,
-            Err(e) => return error(req, response::SYSTEM_ERROR, e.to_string()),
-        };
-        let now = self.now();
-        let mut table = self.table.lock().expect("route table");
-        let changed =
-            table.query_data_version(&header.cluster_name, &header.broker_addr, &version, now);
-        let key = BrokerAddrInfo {
-            cluster: header.cluster_name.clone(),
-            addr: header.broker_addr.clone(),
-        };
-        let current = table.live_brokers().get(&key).map(|l| l.data_version);
-        drop(table);
-        let mut resp = RemotingCommand::response_to(req, response::SUCCESS, None)
-            .with_ext(QueryDataVersionResponseHeader { changed }.to_ext());
-        if let Some(v) = current {
-            resp = resp.with_body(sextant_remoting::body::encode_data_version(&v));
-        }
-        resp
-    }
-
-    fn closed(&self, peer: &Peer) {
-        let brokers = self
-            .channels
-            .lock()
-            .expect("channels")
-            .remove(&peer.addr)
-            .unwrap_or_default();
-        let mut table = self.table.lock().expect("route table");
-        for b in brokers {
-            let removed = table.channel_closed(&b.cluster, &b.addr);
-            if removed.broker_name.is_some() {
-                tracing::info!(broker = %b.addr, "broker connection closed; unregistered");
-            }
-        }
-    }
-}
-
-fn crc32(body: &[u8]) -> u32 {
-    sextant_remoting::message::body_crc(body) as u32
-}
-
-/// `{"table":{...}}`: the KV list of the `ORDER_TOPIC_CONFIG` namespace, the body of a
-/// registration's answer.
-fn kv_table(confs: &BTreeMap<String, String>) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({ "table": confs })).expect("strings serialize")
-}
-
-fn error(req: &RemotingCommand, code: i32, remark: String) -> RemotingCommand {
-    RemotingCommand::response_to(req, code, Some(remark))
-}
-
-/// The handler the transport calls for each request.
-pub struct NamesrvHandler(pub Arc<NameServer>);
-
-impl Handler for NamesrvHandler {
-    async fn handle(&self, peer: &Peer, req: RemotingCommand) -> Option<RemotingCommand> {
-        let ns = &self.0;
-        Some(match req.code {
-            request::REGISTER_BROKER => ns.register(peer, &req),
-            request::UNREGISTER_BROKER => ns.unregister(&req),
-            request::GET_ROUTEINFO_BY_TOPIC => ns.route(&req),
-            request::GET_BROKER_CLUSTER_INFO => {
-                let info = ns.table.lock().expect("route table").cluster_info();
-                RemotingCommand::response_to(&req, response::SUCCESS, None)
-                    .with_body(encode_cluster_info(&info))
-            }
-            request::GET_ALL_TOPIC_LIST_FROM_NAMESERVER => {
-                let topics = ns.table.lock().expect("route table").topics();
-                let body = TopicListBody {
-                    topic_list: topics.into_iter().collect(),
-                    broker_addr: None,
-                };
-                RemotingCommand::response_to(&req, response::SUCCESS, None)
-                    .with_body(encode_body(&body))
-            }
-            request::QUERY_DATA_VERSION => ns.query_data_version(&req),
-            request::WIPE_WRITE_PERM_OF_BROKER | request::ADD_WRITE_PERM_OF_BROKER => {
-                ns.write_perm(&req)
-            }
-            request::DELETE_TOPIC_IN_NAMESRV => match DeleteTopicRequestHeader::from_ext(
-                req.ext_fields.as_ref().unwrap_or(&Default::default()),
-            ) {
-                Ok(h) => {
-                    ns.table.lock().expect("route table").delete_topic(&h.topic);
-                    RemotingCommand::response_to(&req, response::SUCCESS, None)
-                }
-                Err(e) => error(&req, response::SYSTEM_ERROR, e.to_string()),
-            },
-            request::BROKER_HEARTBEAT => {
-                let cluster = req.ext("clusterName").unwrap_or_default().to_owned();
-                let addr = req.ext("brokerAddr").unwrap_or_default().to_owned();
-                let now = ns.now();
-                ns.table
-                    .lock()
-                    .expect("route table")
-                    .heartbeat(&cluster, &addr, now);
-                RemotingCommand::response_to(&req, response::SUCCESS, None)
-            }
-            _ => return None,
-        })
-    }
-
-    async fn closed(&self, peer: &Peer) {
-        self.0.closed(peer);
-    }
-}
-
-/// A running NameServer.
+/// A running NameServer. Dropping it stops every task at once; [`Running::shutdown`] stops
+/// gracefully.
 pub struct Running {
     /// Where it listens.
     pub local_addr: SocketAddr,
     /// Its state.
     pub server: Arc<NameServer>,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    conns: Arc<server::Connections>,
+    tasks: server::Tasks,
 }
 
 impl Running {
-    /// Stop accepting, stop the scan, and wait for both.
+    /// Stop within [`SHUTDOWN_DEADLINE`].
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
-        }
+        self.shutdown_within(SHUTDOWN_DEADLINE).await;
+    }
+
+    /// Stop accepting, stop the scan, let every connection answer what it has received and
+    /// close; whatever is still running when `deadline` passes is dropped. Returns within
+    /// `deadline` plus the time the dropped tasks take to unwind.
+    pub async fn shutdown_within(self, deadline: Duration) -> Stopped {
+        let started = Instant::now();
+        self.tasks.stop.cancel();
+        self.tasks.tracker.close();
+        let stopped = match tokio::time::timeout(deadline, self.tasks.tracker.wait()).await {
+            Ok(()) => Stopped::Drained,
+            Err(_) => {
+                self.tasks.kill.cancel();
+                self.tasks.tracker.wait().await;
+                Stopped::CutOff
+            }
+        };
+        tracing::info!(local_addr = %self.local_addr, ?stopped, elapsed = ?started.elapsed(),
+            "NameServer stopped");
+        stopped
+    }
+
+    /// How many connections are open.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// How many tasks (accept loop, scan, connections) are running.
+    pub fn tasks(&self) -> usize {
+        self.tasks.tracker.len()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.tasks.stop.cancel();
+        self.tasks.kill.cancel();
     }
 }
 
 /// Listen on `addr` and serve until [`Running::shutdown`]. The liveness scan runs every
 /// `config.scan_interval`.
 pub async fn start(addr: SocketAddr, config: NamesrvConfig) -> Result<Running, Error> {
+    let server = Arc::new(NameServer::new(config));
+    start_with(addr, server).await
+}
+
+/// [`start`] with a service other than the plain NameServer (tests wrap it).
+pub(crate) async fn start_service<S: server::Service>(
+    addr: SocketAddr,
+    server: Arc<NameServer>,
+    service: Arc<S>,
+) -> Result<Running, Error> {
     let (listener, local_addr) = bind(addr)
         .await
         .map_err(|source| Error::Bind { addr, source })?;
-    let scan_every = Duration::from_millis(config.scan_interval.max(1));
-    let server = Arc::new(NameServer::new(config));
-    let (stop, stopped) = watch::channel(false);
-    let accept = tokio::spawn({
-        let handler = Arc::new(NamesrvHandler(Arc::clone(&server)));
-        let stopped = stopped.clone();
-        async move {
-            if let Err(e) = serve(listener, FrameCodec::default(), handler, stopped).await {
-                tracing::error!(error = %e, "accept loop ended");
-            }
-        }
-    });
-    let scan = tokio::spawn({
+    let scan_every = Duration::from_millis(server.table().config().scan_interval.max(1));
+    let tasks = server::Tasks {
+        tracker: TaskTracker::new(),
+        stop: CancellationToken::new(),
+        kill: CancellationToken::new(),
+    };
+    let conns = Arc::new(server::Connections::default());
+    tasks.tracker.spawn(server::accept(
+        listener,
+        service,
+        Arc::clone(&conns),
+        tasks.clone(),
+    ));
+    tasks.tracker.spawn({
         let server = Arc::clone(&server);
-        let mut stopped = stopped;
+        let conns = Arc::clone(&conns);
+        let stop = tasks.stop.clone();
         async move {
             let mut tick = tokio::time::interval(scan_every);
             tick.tick().await;
             loop {
                 tokio::select! {
-                    _ = tick.tick() => server.scan(),
-                    _ = stopped.changed() => return,
+                    _ = tick.tick() => {
+                        for r in server.scan() {
+                            if let Some(c) = r.channel {
+                                conns.close(c);
+                            }
+                        }
+                    }
+                    _ = stop.cancelled() => return,
                 }
             }
         }
@@ -409,7 +174,155 @@ pub async fn start(addr: SocketAddr, config: NamesrvConfig) -> Result<Running, E
     Ok(Running {
         local_addr,
         server,
-        stop,
-        tasks: vec![accept, scan],
+        conns,
+        tasks,
     })
+}
+
+async fn start_with(addr: SocketAddr, server: Arc<NameServer>) -> Result<Running, Error> {
+    start_service(addr, Arc::clone(&server), server).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use sextant_remoting::code::{request, response};
+    use sextant_remoting::ext::CommandHeader;
+    use sextant_remoting::header::GetRouteInfoRequestHeader;
+    use sextant_remoting::{DEFAULT_MAX_FRAME, RemotingCommand};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::state::Channel;
+
+    const SLOW: i32 = 9998;
+    const PANIC: i32 = 9999;
+
+    /// The NameServer, plus a request that takes 300 ms and one that panics holding the route
+    /// table's lock.
+    struct Faulty {
+        ns: Arc<NameServer>,
+        started: std::sync::Mutex<mpsc::Sender<()>>,
+    }
+
+    impl server::Service for Faulty {
+        fn handle(&self, channel: &Channel, req: &RemotingCommand) -> Option<RemotingCommand> {
+            match req.code {
+                SLOW => {
+                    let _ = state::lock(&self.started).send(());
+                    std::thread::sleep(Duration::from_millis(300));
+                    Some(RemotingCommand::response_to(req, response::SUCCESS, None))
+                }
+                PANIC => self
+                    .ns
+                    .update_table(|_| panic!("a handler bug under the lock")),
+                _ => self.ns.handle(channel, req),
+            }
+        }
+
+        fn closed(&self, channel: &Channel) {
+            self.ns.closed(channel);
+        }
+    }
+
+    async fn faulty() -> (Running, mpsc::Receiver<()>) {
+        let ns = Arc::new(NameServer::new(NamesrvConfig::default()));
+        let (tx, rx) = mpsc::channel();
+        let service = Arc::new(Faulty {
+            ns: Arc::clone(&ns),
+            started: std::sync::Mutex::new(tx),
+        });
+        let running = start_service("127.0.0.1:0".parse().unwrap(), ns, service)
+            .await
+            .unwrap();
+        (running, rx)
+    }
+
+    fn frame(cmd: &RemotingCommand) -> Vec<u8> {
+        let mut buf = bytes::BytesMut::new();
+        sextant_remoting::frame::encode_frame(cmd, &mut buf, DEFAULT_MAX_FRAME).unwrap();
+        buf.to_vec()
+    }
+
+    fn route(opaque: i32) -> RemotingCommand {
+        let mut r = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC, opaque).with_ext(
+            GetRouteInfoRequestHeader {
+                topic: "T".into(),
+                accept_standard_json_only: None,
+            }
+            .to_ext(),
+        );
+        r.opaque = opaque;
+        r
+    }
+
+    async fn answers(raw: &mut tokio::net::TcpStream) -> Vec<RemotingCommand> {
+        let mut bytes = Vec::new();
+        raw.read_to_end(&mut bytes).await.unwrap();
+        let mut buf = bytes::BytesMut::from(&bytes[..]);
+        let mut out = Vec::new();
+        while let Some(r) =
+            sextant_remoting::frame::decode_frame(&mut buf, DEFAULT_MAX_FRAME).unwrap()
+        {
+            out.push(r);
+        }
+        out
+    }
+
+    /// Requests received while a slow one runs are answered after the stop: the slow one, the
+    /// batch after it, and (past the batch) the drain.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stop_answers_the_requests_in_flight_and_received() {
+        let (ns, started) = faulty().await;
+        let mut raw = tokio::net::TcpStream::connect(ns.local_addr).await.unwrap();
+        let mut bytes = frame(&RemotingCommand::request(SLOW, 0));
+        for i in 1..=300 {
+            bytes.extend(frame(&route(i)));
+        }
+        raw.write_all(&bytes).await.unwrap();
+        tokio::task::spawn_blocking(move || started.recv().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            ns.shutdown_within(Duration::from_secs(3)).await,
+            Stopped::Drained
+        );
+        let got = answers(&mut raw).await;
+        let opaques: Vec<i32> = got.iter().map(|r| r.opaque).collect();
+        assert_eq!(opaques, (0..=300).collect::<Vec<_>>());
+        assert_eq!(got[0].code, response::SUCCESS);
+        assert!(got[1..].iter().all(|r| r.code == response::TOPIC_NOT_EXIST));
+    }
+
+    /// A handler that panics while holding the route table's lock gets SYSTEM_ERROR; the
+    /// connection and the server go on, with the lock taken as it was left.
+    #[tokio::test]
+    async fn a_handler_panicking_under_the_lock_is_answered_and_the_server_goes_on() {
+        let (ns, _started) = faulty().await;
+        let mut raw = tokio::net::TcpStream::connect(ns.local_addr).await.unwrap();
+        let mut bytes = frame(&RemotingCommand::request(PANIC, 0));
+        bytes.extend(frame(&route(1)));
+        bytes.extend(frame(&RemotingCommand::request(PANIC, 2)));
+        bytes.extend(frame(&route(3)));
+        raw.write_all(&bytes).await.unwrap();
+        raw.shutdown().await.unwrap();
+        let got = answers(&mut raw).await;
+        let codes: Vec<(i32, i32)> = got.iter().map(|r| (r.opaque, r.code)).collect();
+        assert_eq!(
+            codes,
+            [
+                (0, response::SYSTEM_ERROR),
+                (1, response::TOPIC_NOT_EXIST),
+                (2, response::SYSTEM_ERROR),
+                (3, response::TOPIC_NOT_EXIST),
+            ]
+        );
+        assert_eq!(ns.server.table().topics(), Vec::<String>::new());
+        assert_eq!(
+            ns.shutdown_within(Duration::from_secs(3)).await,
+            Stopped::Drained
+        );
+    }
 }
