@@ -4,6 +4,14 @@
 //! a delay level, or the `%DLQ%` topic), who holds an orderly queue lock, and which clients a
 //! consumer group has. Pure code with an explicit clock: the tokio broker owns only the sockets,
 //! the files and the timers.
+//!
+//! Submodules: [`admit`] (the checks of a send, its topic, delays and redelivery, send-back,
+//! topic updates), [`pull`] (the plan of a pull), [`tables`] (the subscription group table and
+//! the bounds of what clients make the broker keep). Every refusal is a [`Refusal`].
+
+pub mod admit;
+pub mod pull;
+pub mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +37,32 @@ pub const LOCK_MAX_LIVE_MS: Millis = 60_000;
 pub const CHANNEL_EXPIRED_MS: Millis = 120_000;
 /// The broker's `defaultTopicQueueNums` (queues of TBW102 and of created topics).
 pub const DEFAULT_TOPIC_QUEUE_NUMS: u32 = 8;
+
+/// Why the broker refuses a request: RocketMQ's response code for it (the variant) and its remark.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// `INVALID_PARAMETER` (15).
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// `NO_PERMISSION` (16).
+    #[error("{0}")]
+    NoPermission(String),
+    /// `TOPIC_NOT_EXIST` (17).
+    #[error("{0}")]
+    TopicNotExist(String),
+    /// `MESSAGE_ILLEGAL` (13).
+    #[error("{0}")]
+    MessageIllegal(String),
+    /// `SUBSCRIPTION_GROUP_NOT_EXIST` (26).
+    #[error("{0}")]
+    SubscriptionGroupNotExist(String),
+    /// `SERVICE_NOT_AVAILABLE` (14).
+    #[error("{0}")]
+    ServiceNotAvailable(String),
+    /// `SYSTEM_ERROR` (1).
+    #[error("{0}")]
+    SystemError(String),
+}
 
 /// The retry topic of `group`.
 pub fn retry_topic(group: &str) -> String {
@@ -400,7 +434,34 @@ impl LockTable {
                 granted.insert(mq.clone());
             }
         }
+        if table.is_empty() {
+            self.groups.remove(group);
+        }
         granted
+    }
+
+    /// Drop every lock expired at `now` (and groups left with none): the table then holds only
+    /// locks renewed within the expiry. Returns how many were dropped.
+    pub fn prune(&mut self, now: Millis) -> usize {
+        let expire = self.expire;
+        let mut dropped = 0;
+        self.groups.retain(|_, table| {
+            let before = table.len();
+            table.retain(|_, (_, at)| now.saturating_sub(*at) <= expire);
+            dropped += before - table.len();
+            !table.is_empty()
+        });
+        dropped
+    }
+
+    /// How many locks the table holds (expired ones not yet pruned included).
+    pub fn len(&self) -> usize {
+        self.groups.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether the table holds no lock.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
     }
 
     /// Release `mqs` held by `client`; others' locks stay.
@@ -552,6 +613,19 @@ impl ConsumerGroups {
     /// `group`, if it has members.
     pub fn group(&self, group: &str) -> Option<&ConsumerGroup> {
         self.groups.get(group)
+    }
+
+    /// How many groups have members, and how many channels they hold in all.
+    pub fn len(&self) -> (usize, usize) {
+        (
+            self.groups.len(),
+            self.groups.values().map(|g| g.channels.len()).sum(),
+        )
+    }
+
+    /// Whether no group has a member.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
     }
 }
 

@@ -22,16 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::Millis;
 use crate::route::{BrokerData, MASTER_ID, MessageQueue, TopicRouteData};
 
-/// Topics no producer may send to (`TopicValidator.NOT_ALLOWED_SEND_TOPIC_SET`): the schedule
-/// topic, the transaction topics and the broker's own.
-pub const NOT_ALLOWED_SEND_TOPICS: [&str; 6] = [
-    crate::broker::SCHEDULE_TOPIC,
-    "RMQ_SYS_TRANS_HALF_TOPIC",
-    "RMQ_SYS_TRANS_OP_HALF_TOPIC",
-    "TRANS_CHECK_MAX_TIME_TOPIC",
-    "SELF_TEST_TOPIC",
-    "OFFSET_MOVED_EVENT",
-];
+pub use crate::broker::admit::NOT_ALLOWED_SEND_TOPICS;
 
 /// Why a producer refuses a message before sending it (`Validators.checkMessage`): a bad or
 /// system topic, an empty body, or a body over `max_message_size`.

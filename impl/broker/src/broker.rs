@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sextant_model::Millis;
+use sextant_model::broker::admit::{self, SendTopic};
+use sextant_model::broker::tables::SubscriptionGroup;
 use sextant_model::broker::{
     self as decide, AUTO_CREATE_TOPIC, ConsumerGroups, DelayLevels, LockTable, SCHEDULE_TOPIC,
 };
@@ -19,8 +21,10 @@ use sextant_remoting::transport::Peer;
 use sextant_store::MessageStore;
 use sextant_store::config::ConsumerOffsets;
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{BrokerConfig, Settings};
+use crate::groups::GroupFile;
 use crate::handler::Clients;
 pub(crate) use crate::put::NewMessage;
 pub(crate) use crate::reply::{Answer, Reply, header, lock, ok, queue_id, reply};
@@ -32,6 +36,28 @@ pub fn wall_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// How many entries each table keyed by what clients send holds: what a flood of requests can
+/// grow, for monitoring and for the tests that flood them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableSizes {
+    /// Topics (system, retry and dead-letter included).
+    pub topics: usize,
+    /// Subscription groups.
+    pub subscription_groups: usize,
+    /// Consumer offsets (one per group and queue).
+    pub offsets: usize,
+    /// Queue locks (expired ones not yet pruned included).
+    pub locks: usize,
+    /// Consumer groups with a member.
+    pub live_groups: usize,
+    /// Consumer channels (a connection in a group).
+    pub channels: usize,
+    /// Client connections known by their heartbeats.
+    pub peers: usize,
+    /// Queues a held pull waits on.
+    pub arrivals: usize,
 }
 
 /// The broker: configuration, store, topics, offsets, groups, locks and waiting pulls.
@@ -46,6 +72,8 @@ pub struct Broker {
     pub(crate) offsets_dirty: AtomicBool,
     pub(crate) offsets_path: std::path::PathBuf,
     pub(crate) groups: Mutex<ConsumerGroups>,
+    /// The subscription group table (every group the broker knows), and its file.
+    pub(crate) subscriptions: Mutex<GroupFile>,
     pub(crate) locks: Mutex<LockTable>,
     pub(crate) peers: Mutex<HashMap<SocketAddr, Peer>>,
     /// What the clients' heartbeats say beyond group membership (admin answers).
@@ -58,6 +86,8 @@ pub struct Broker {
     /// Woken when the topic table changed: register with the NameServers now.
     pub(crate) register_now: Notify,
     pub(crate) random: AtomicU32,
+    /// Cancelled when the broker shuts down: held pulls answer at once.
+    pub(crate) shutdown: CancellationToken,
 }
 
 impl Broker {
@@ -93,7 +123,13 @@ impl Broker {
         }
         let offsets_path = config_dir.join("consumerOffset.json");
         let offsets = sextant_store::config::load_json(&offsets_path)?.unwrap_or_default();
+        let subscriptions = GroupFile::load(
+            config_dir.join("subscriptionGroup.json"),
+            config.max_subscription_group_count,
+            config.auto_create_subscription_group,
+        )?;
         Ok(Broker {
+            subscriptions: Mutex::new(subscriptions),
             groups: Mutex::new(ConsumerGroups::new(config.channel_expired_timeout)),
             locks: Mutex::new(LockTable::new(config.lock_max_live_time)),
             config,
@@ -111,6 +147,7 @@ impl Broker {
             started: Instant::now(),
             register_now: Notify::new(),
             random: AtomicU32::new(0x9E37_79B9),
+            shutdown: CancellationToken::new(),
         })
     }
 
@@ -139,17 +176,62 @@ impl Broker {
         lock(&self.offsets).get(topic, group, queue_id)
     }
 
-    /// Write the consumer offsets if they changed.
+    /// Write the consumer offsets and the subscription groups if they changed. The store is
+    /// flushed first: every offset written was committed for messages that are on disk, so
+    /// after a power loss no offset points past what survived.
     pub fn persist_offsets(&self) -> Result<(), crate::Error> {
-        if self.offsets_dirty.swap(false, Ordering::AcqRel) {
-            let snapshot = lock(&self.offsets).clone();
-            if let Err(e) = sextant_store::config::save_json(&self.offsets_path, &snapshot) {
-                // Not written: try again at the next period.
-                self.offsets_dirty.store(true, Ordering::Release);
-                return Err(e.into());
-            }
+        let offsets_changed = self.offsets_dirty.swap(false, Ordering::AcqRel);
+        let snapshot = offsets_changed.then(|| lock(&self.offsets).clone());
+        if offsets_changed && let Err(e) = self.store.flush() {
+            self.offsets_dirty
+                .fetch_or(offsets_changed, Ordering::AcqRel);
+            return Err(e.into());
         }
-        Ok(())
+        if let Some(snapshot) = snapshot
+            && let Err(e) = sextant_store::config::save_json(&self.offsets_path, &snapshot)
+        {
+            // Not written: try again at the next period.
+            self.offsets_dirty.store(true, Ordering::Release);
+            return Err(e.into());
+        }
+        lock(&self.subscriptions).save()
+    }
+
+    /// The sizes of the tables clients can grow.
+    pub fn table_sizes(&self) -> TableSizes {
+        let (live_groups, channels) = lock(&self.groups).len();
+        TableSizes {
+            topics: lock(&self.topics).all().len(),
+            subscription_groups: lock(&self.subscriptions).table.len(),
+            offsets: lock(&self.offsets)
+                .offset_table
+                .values()
+                .map(|q| q.len())
+                .sum(),
+            locks: lock(&self.locks).len(),
+            live_groups,
+            channels,
+            peers: lock(&self.peers).len(),
+            arrivals: lock(&self.arrivals).values().map(|q| q.len()).sum(),
+        }
+    }
+
+    /// Whether `group` is in the subscription group table.
+    pub(crate) fn group_known(&self, group: &str) -> bool {
+        lock(&self.subscriptions).table.contains(group)
+    }
+
+    /// `group`'s subscription config, created if the table allows it
+    /// (`findSubscriptionGroupConfig`).
+    pub(crate) fn ensure_group(&self, group: &str) -> Result<SubscriptionGroup, Reply> {
+        let mut file = lock(&self.subscriptions);
+        let (config, created) = file.table.find_or_create(group)?;
+        let config = config.clone();
+        if created {
+            tracing::info!(group, "subscription group created");
+            file.changed(wall_ms());
+        }
+        Ok(config)
     }
 
     pub(crate) fn writeable(&self) -> bool {
@@ -167,7 +249,7 @@ impl Broker {
         x
     }
 
-    /// Create `config` and register it with the NameServers soon.
+    /// Create or change `config` and register it with the NameServers soon.
     pub(crate) fn create_topic(&self, config: TopicConfig) -> Result<(), Reply> {
         tracing::info!(topic = %config.topic_name, queues = config.write_queue_nums, "topic created");
         lock(&self.topics)
@@ -177,36 +259,40 @@ impl Broker {
         Ok(())
     }
 
-    /// The config of `topic`, created from TBW102 if allowed and absent (send path).
+    /// The config of `topic` for a send, created first as `admit::send_topic` decides.
     pub(crate) fn topic_for_send(
         &self,
         topic: &str,
         requested_queues: i32,
     ) -> Result<TopicConfig, Reply> {
-        if let Some(t) = self.topic(topic) {
-            return Ok(t);
+        let group_known = admit::group_of(topic).is_some_and(|g| self.group_known(g));
+        let mut topics = lock(&self.topics);
+        let decided = admit::send_topic(
+            topic,
+            &admit::TopicLookup {
+                existing: topics.get(topic),
+                template: topics.get(AUTO_CREATE_TOPIC),
+                group_known,
+                topic_count: topics.all().len(),
+                max_topics: self.config.max_topic_count,
+            },
+            requested_queues,
+        )?;
+        match decided {
+            SendTopic::Existing(config) => Ok(config),
+            SendTopic::Create(config) => {
+                tracing::info!(
+                    topic,
+                    queues = config.write_queue_nums,
+                    "topic created by a send"
+                );
+                topics
+                    .put(config.clone(), wall_ms())
+                    .map_err(|e| reply(response::SYSTEM_ERROR, e.to_string()))?;
+                self.register_now.notify_one();
+                Ok(config)
+            }
         }
-        if let Some(why) = decide::invalid_topic(topic) {
-            return Err(reply(response::SYSTEM_ERROR, why));
-        }
-        let template = self.topic(AUTO_CREATE_TOPIC);
-        let created =
-            if topic.starts_with(decide::RETRY_PREFIX) || topic.starts_with(decide::DLQ_PREFIX) {
-                Some(decide::group_topic(topic))
-            } else {
-                template.and_then(|t| decide::auto_create(topic, &t, requested_queues))
-            };
-        let Some(config) = created else {
-            return Err(reply(
-                response::TOPIC_NOT_EXIST,
-                format!(
-                    "topic[{topic}] not exist, apply first please! \
-                     https://rocketmq.apache.org/docs/bestPractice/06FAQ"
-                ),
-            ));
-        };
-        self.create_topic(config.clone())?;
-        Ok(config)
     }
 
     /// The delay levels.

@@ -95,6 +95,15 @@ pub struct BrokerConfig {
     pub max_msgs_num_batch: u32,
     /// `defaultQueryMaxNum`: what a query by unique key asks for, whatever its `maxNum`.
     pub default_query_max_num: u32,
+    /// `autoCreateSubscriptionGroup`: a group is created when a heartbeat, a pull or a
+    /// send-back names it (else an operator must create it).
+    pub auto_create_subscription_group: bool,
+    /// `maxTopicCount` (Sextant's key): the most topics the broker holds, system, retry and
+    /// dead-letter topics included; creating more is refused with SYSTEM_ERROR.
+    pub max_topic_count: usize,
+    /// `maxSubscriptionGroupCount` (Sextant's key): the most subscription groups the broker
+    /// keeps; a new group past it is refused with SUBSCRIPTION_GROUP_NOT_EXIST.
+    pub max_subscription_group_count: usize,
     /// Keys this broker does not know (RocketMQ has many): warned about, not fatal.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
@@ -139,6 +148,9 @@ impl Default for BrokerConfig {
             max_index_num: sextant_store::index::DEFAULT_MAX_INDEX_NUM,
             max_msgs_num_batch: 64,
             default_query_max_num: 32,
+            auto_create_subscription_group: true,
+            max_topic_count: sextant_model::broker::admit::DEFAULT_MAX_TOPICS,
+            max_subscription_group_count: sextant_model::broker::tables::DEFAULT_MAX_GROUPS,
             unknown: BTreeMap::new(),
         }
     }

@@ -27,6 +27,7 @@
 
 mod broker;
 pub mod config;
+mod groups;
 mod handler;
 mod put;
 mod register;
@@ -39,7 +40,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use broker::{Broker, wall_ms};
+pub use broker::{Broker, TableSizes, wall_ms};
 pub use config::{BrokerConfig, DEFAULT_PORT, Settings};
 pub use handler::BrokerHandler;
 pub use schedule::Schedule;
@@ -48,6 +49,8 @@ use sextant_remoting::transport::{bind, serve};
 use sextant_store::{MessageStore, StoreRecovery};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// What can go wrong starting or stopping a broker.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +79,11 @@ const STATS_SAMPLE: Duration = Duration::from_secs(1);
 /// How often due delayed messages are delivered.
 const SCHEDULE_TICK: Duration = Duration::from_millis(100);
 
-/// A running broker.
+/// How long a shutdown waits for connections to answer what they are handling.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A running broker. It owns every task it started ([`TaskTracker`]); [`Running::shutdown`]
+/// ends them all.
 pub struct Running {
     /// Where it listens (and what it advertises).
     pub local_addr: SocketAddr,
@@ -85,8 +92,14 @@ pub struct Running {
     /// What opening the store found.
     pub recovery: StoreRecovery,
     schedule: Arc<Schedule>,
+    /// Stops the accept loop and every connection's reading.
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The accept loop (it returns when its connections have answered).
+    server: JoinHandle<()>,
+    /// Cancels the periodic jobs.
+    timers: CancellationToken,
+    /// The periodic jobs, one task each.
+    tasks: TaskTracker,
     registrar: Arc<tokio::sync::Mutex<register::Registrar>>,
 }
 
@@ -96,30 +109,69 @@ impl Running {
         self.registrar.lock().await.register_all(&self.broker).await
     }
 
-    /// Stop cleanly: stop accepting and the timers, unregister from the NameServers, persist
-    /// offsets and delay cursors, flush and close the store.
+    /// Stop cleanly, within a deadline: stop accepting and reading; answer what is in flight
+    /// (held pulls at once, with what is there); stop the periodic jobs; flush the store, and
+    /// only then persist consumer offsets and delay cursors (each write flushes first, so no
+    /// offset or cursor is ahead of durable messages); unregister from the NameServers; close
+    /// the store.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
+        self.broker.shutdown.cancel();
+        let mut server = self.server;
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still busy at the shutdown deadline: closed");
+            server.abort();
         }
+        self.timers.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        let broker = Arc::clone(&self.broker);
+        let schedule = self.schedule;
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = broker.store().flush() {
+                tracing::error!(error = %e, "final flush failed");
+            }
+            if let Err(e) = broker.persist_offsets() {
+                tracing::error!(error = %e, "persisting consumer offsets failed");
+            }
+            if let Err(e) = schedule.persist(broker.store()) {
+                tracing::error!(error = %e, "persisting delay offsets failed");
+            }
+        })
+        .await;
         self.registrar
             .lock()
             .await
             .unregister_all(&self.broker)
             .await;
-        if let Err(e) = self.broker.persist_offsets() {
-            tracing::error!(error = %e, "persisting consumer offsets failed");
-        }
-        if let Err(e) = self.schedule.persist() {
-            tracing::error!(error = %e, "persisting delay offsets failed");
-        }
-        if let Err(e) = self.broker.store().flush() {
-            tracing::error!(error = %e, "final flush failed");
-        }
         self.broker.store().close();
         tracing::info!(addr = %self.local_addr, "broker stopped");
     }
+}
+
+/// Run `job` every `period` on its own task until `stop`: one slow job never delays another.
+/// A job that blocks (file writes, fsyncs) runs on the blocking pool, never on a worker thread.
+fn every<F>(tasks: &TaskTracker, stop: &CancellationToken, period: Duration, job: F)
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let stop = stop.clone();
+    let job = Arc::new(job);
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return,
+            }
+            let job = Arc::clone(&job);
+            let _ = tokio::task::spawn_blocking(move || job()).await;
+        }
+    });
 }
 
 /// Open the store, listen, register with the NameServers and serve until [`Running::shutdown`].
@@ -148,64 +200,73 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
     let broker = Arc::new(Broker::new(config, settings, local_addr, store)?);
     let (stop, stopped) = watch::channel(false);
     let registrar = Arc::new(tokio::sync::Mutex::new(register::Registrar::default()));
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn({
+    let server = tokio::spawn({
         let handler = Arc::new(BrokerHandler(Arc::clone(&broker)));
-        let stopped = stopped.clone();
         async move {
             if let Err(e) = serve(listener, FrameCodec::default(), handler, stopped).await {
                 tracing::error!(error = %e, "accept loop ended");
             }
         }
-    }));
-    tasks.push(tokio::spawn({
+    });
+    let tasks = TaskTracker::new();
+    let timers = CancellationToken::new();
+    tasks.spawn({
         let broker = Arc::clone(&broker);
         let registrar = Arc::clone(&registrar);
-        let mut stopped = stopped.clone();
+        let stop = timers.clone();
         async move {
             let mut tick = tokio::time::interval(register_every);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = broker.register_now.notified() => {}
-                    _ = stopped.changed() => return,
+                    _ = stop.cancelled() => return,
                 }
                 registrar.lock().await.register_all(&broker).await;
             }
         }
-    }));
-    tasks.push(tokio::spawn({
+    });
+    every(&tasks, &timers, offsets_every, {
+        let broker = Arc::clone(&broker);
+        move || {
+            if let Err(e) = broker.persist_offsets() {
+                tracing::error!(error = %e, "persisting consumer offsets failed");
+            }
+        }
+    });
+    every(&tasks, &timers, offsets_every, {
         let broker = Arc::clone(&broker);
         let schedule = Arc::clone(&schedule);
-        let mut stopped = stopped.clone();
+        move || {
+            if let Err(e) = schedule.persist(broker.store()) {
+                tracing::error!(error = %e, "persisting delay offsets failed");
+            }
+        }
+    });
+    every(&tasks, &timers, SCHEDULE_TICK, {
+        let broker = Arc::clone(&broker);
+        let schedule = Arc::clone(&schedule);
+        move || {
+            schedule.deliver_due(&broker);
+        }
+    });
+    every(&tasks, &timers, STATS_SAMPLE, {
+        let broker = Arc::clone(&broker);
+        move || broker.stats.sample(wall_ms())
+    });
+    tasks.spawn({
+        let broker = Arc::clone(&broker);
+        let stop = timers.clone();
         async move {
-            let mut offsets = tokio::time::interval(offsets_every);
-            let mut channels = tokio::time::interval(channel_scan);
-            let mut sampling = tokio::time::interval(STATS_SAMPLE);
-            let mut delays = tokio::time::interval(SCHEDULE_TICK);
-            delays.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut tick = tokio::time::interval(channel_scan);
             loop {
                 tokio::select! {
-                    _ = offsets.tick() => {
-                        if let Err(e) = broker.persist_offsets() {
-                            tracing::error!(error = %e, "persisting consumer offsets failed");
-                        }
-                        if let Err(e) = schedule.persist() {
-                            tracing::error!(error = %e, "persisting delay offsets failed");
-                        }
-                    }
-                    _ = channels.tick() => broker.scan_channels().await,
-                    _ = sampling.tick() => broker.stats.sample(wall_ms()),
-                    _ = delays.tick() => {
-                        let b = Arc::clone(&broker);
-                        let s = Arc::clone(&schedule);
-                        let _ = tokio::task::spawn_blocking(move || s.deliver_due(&b)).await;
-                    }
-                    _ = stopped.changed() => return,
+                    _ = tick.tick() => broker.scan_channels().await,
+                    _ = stop.cancelled() => return,
                 }
             }
         }
-    }));
+    });
     tracing::info!(
         %local_addr,
         cluster = %broker.config.broker_cluster_name,
@@ -219,6 +280,8 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
         recovery,
         schedule,
         stop,
+        server,
+        timers,
         tasks,
         registrar,
     })

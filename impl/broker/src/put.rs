@@ -1,10 +1,11 @@
-//! The put path: delayed messages through the schedule topic, the store, held pulls woken, and the acknowledgement `put_verdict` decides.
+//! The put path: delayed messages through the schedule topic (`admit::delay_rewrite`), the
+//! store, held pulls woken, and the acknowledgement `put_verdict` decides.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use sextant_model::broker::SCHEDULE_TOPIC;
+use sextant_model::broker::{SCHEDULE_TOPIC, admit};
 use sextant_model::store::{PutProgress, PutVerdict, put_verdict};
 use sextant_remoting::code::response;
 use sextant_remoting::message::{self, MessageView, encode_properties, parse_properties, property};
@@ -35,17 +36,17 @@ impl Broker {
             let level: i32 = message::property_of(&m.properties, property::DELAY)
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(0);
-            if let Some(q) = levels.queue_of(level) {
+            if let Some(rewrite) = admit::delay_rewrite(level, levels) {
                 let real_q = m.queue_id.to_string();
                 let mut props: BTreeMap<&str, &str> = parse_properties(&m.properties);
                 props.insert(property::REAL_TOPIC, m.topic.as_ref());
                 props.insert(property::REAL_QID, &real_q);
-                let clamped = level.min(levels.max_level()).to_string();
+                let clamped = rewrite.level.to_string();
                 props.insert(property::DELAY, &clamped);
                 let props = encode_properties(props);
                 m.properties = props;
                 m.topic = Cow::Borrowed(SCHEDULE_TOPIC);
-                m.queue_id = q;
+                m.queue_id = rewrite.schedule_queue;
             }
             owned.push(m);
         }
@@ -88,7 +89,15 @@ impl Broker {
                 .get(p.msg.topic)
                 .and_then(|q| q.get(&(p.msg.queue_id as u32)))
             {
-                tx.send_replace(s.queue_offset + 1);
+                // Puts finish out of order: a queue's end only moves forward.
+                let end = s.queue_offset + 1;
+                tx.send_if_modified(|at| {
+                    let later = end > *at;
+                    if later {
+                        *at = end;
+                    }
+                    later
+                });
             }
         }
         Ok(result)
@@ -122,27 +131,5 @@ impl Broker {
             PutVerdict::FlushSlaveTimeout => response::FLUSH_SLAVE_TIMEOUT,
             PutVerdict::SlaveNotAvailable => response::SLAVE_NOT_AVAILABLE,
         }
-    }
-
-    pub(crate) fn check_message(&self, body: &[u8], properties: &str) -> Result<(), Reply> {
-        if body.len() > self.config.max_message_size {
-            return Err(reply(
-                response::MESSAGE_ILLEGAL,
-                format!(
-                    "the message body size over max value, MAX: {}",
-                    self.config.max_message_size
-                ),
-            ));
-        }
-        if properties.len() > i16::MAX as usize {
-            return Err(reply(
-                response::MESSAGE_ILLEGAL,
-                format!(
-                    "the message properties length {} is too long",
-                    properties.len()
-                ),
-            ));
-        }
-        Ok(())
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+use sextant_model::broker::Refusal;
 use sextant_remoting::code::response;
 use sextant_remoting::ext::CommandHeader;
 use sextant_remoting::{ExtFields, RemotingCommand};
@@ -33,4 +34,20 @@ pub(crate) fn queue_id(q: i32) -> Result<u32, Reply> {
 
 pub(crate) fn ok(req: &RemotingCommand) -> RemotingCommand {
     RemotingCommand::response_to(req, response::SUCCESS, None)
+}
+
+/// A model refusal answered with RocketMQ's response code for it.
+impl From<Refusal> for Reply {
+    fn from(r: Refusal) -> Reply {
+        let code = match &r {
+            Refusal::InvalidParameter(_) => response::INVALID_PARAMETER,
+            Refusal::NoPermission(_) => response::NO_PERMISSION,
+            Refusal::TopicNotExist(_) => response::TOPIC_NOT_EXIST,
+            Refusal::MessageIllegal(_) => response::MESSAGE_ILLEGAL,
+            Refusal::SubscriptionGroupNotExist(_) => response::SUBSCRIPTION_GROUP_NOT_EXIST,
+            Refusal::ServiceNotAvailable(_) => response::SERVICE_NOT_AVAILABLE,
+            Refusal::SystemError(_) => response::SYSTEM_ERROR,
+        };
+        Reply(code, r.to_string())
+    }
 }

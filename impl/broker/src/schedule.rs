@@ -1,17 +1,18 @@
 //! Delayed delivery (`ScheduleMessageService`): a message sent with a delay level waits in
 //! `SCHEDULE_TOPIC_XXXX`, queue `level − 1`, its ConsumeQueue tags code being its delivery time.
 //! Each level's cursor moves over due messages and puts each back into its real topic and queue
-//! (the `DELAY` property removed). Cursors are kept in `config/delayOffset.json`; after a crash a
-//! message may be delivered twice, never lost.
+//! (the `DELAY` property removed); a message with nowhere to go (`admit::redelivery_target`) is
+//! logged and skipped. Cursors are kept in `config/delayOffset.json`, written after the store is
+//! flushed; after a crash a message may be delivered twice, never lost.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use sextant_model::broker::SCHEDULE_TOPIC;
+use sextant_model::broker::{SCHEDULE_TOPIC, admit};
 use sextant_remoting::message::{MessageView, encode_properties, parse_properties, property};
 use sextant_store::config::{load_json, save_json};
-use sextant_store::{Get, tags_code_of};
+use sextant_store::{Get, MessageStore, tags_code_of};
 
 use crate::Error;
 use crate::broker::{Broker, NewMessage, wall_ms};
@@ -41,8 +42,10 @@ impl Schedule {
         })
     }
 
-    /// Write the cursors if they moved.
-    pub fn persist(&self) -> Result<(), Error> {
+    /// Write the cursors if they moved — after flushing the store: a cursor moves past a
+    /// message only once its copy was put, and the flush makes those copies durable first, so
+    /// after a power loss no delayed message is past its level's cursor without its copy.
+    pub fn persist(&self, store: &MessageStore) -> Result<(), Error> {
         let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
         if *dirty {
             let snapshot = self
@@ -50,6 +53,7 @@ impl Schedule {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
+            store.flush()?;
             save_json(&self.path, &snapshot)?;
             *dirty = false;
         }
@@ -101,11 +105,16 @@ impl Schedule {
                     if tags_code_of(&m, &levels) > now {
                         break 'level;
                     }
-                    if let Err(why) = redeliver(broker, &m) {
-                        tracing::error!(level, error = %why, "delayed delivery failed");
-                        break 'level;
+                    match redeliver(broker, &m) {
+                        Ok(true) => delivered += 1,
+                        // Nowhere to deliver it: skipped, never retried.
+                        Ok(false) => {}
+                        // The store refused it (e.g. the disk is full): try again later.
+                        Err(why) => {
+                            tracing::error!(level, error = %why, "delayed delivery failed");
+                            break 'level;
+                        }
                     }
-                    delivered += 1;
                     cursor = m.queue_offset as u64 + 1;
                 }
             }
@@ -122,17 +131,24 @@ impl Schedule {
     }
 }
 
-/// Put a due message back into its real topic and queue.
-fn redeliver(broker: &Broker, m: &MessageView<'_>) -> Result<(), String> {
+/// Put a due message back into its real topic and queue, as `admit::redelivery_target` decides.
+/// `Ok(false)`: it has nowhere to go (no or a bad `REAL_TOPIC` / `REAL_QID`, a topic that no
+/// longer exists) and is skipped, logged.
+fn redeliver(broker: &Broker, m: &MessageView<'_>) -> Result<bool, String> {
     let mut props = parse_properties(m.properties);
-    let topic = props
-        .get(property::REAL_TOPIC)
-        .map(|t| (*t).to_owned())
-        .ok_or("no REAL_TOPIC")?;
-    let queue_id: u32 = props
-        .get(property::REAL_QID)
-        .and_then(|q| q.parse().ok())
-        .ok_or("no REAL_QID")?;
+    let real_topic = props.get(property::REAL_TOPIC).copied();
+    let config = real_topic.and_then(|t| broker.topic(t));
+    let (topic, queue_id) = match admit::redelivery_target(
+        real_topic,
+        props.get(property::REAL_QID).copied(),
+        config.as_ref(),
+    ) {
+        Ok(target) => target,
+        Err(why) => {
+            tracing::warn!(offset = m.queue_offset, %why, "delayed message skipped");
+            return Ok(false);
+        }
+    };
     props.remove(property::DELAY);
     let properties = encode_properties(props);
     broker
@@ -147,6 +163,6 @@ fn redeliver(broker: &Broker, m: &MessageView<'_>) -> Result<(), String> {
             body: m.body,
             properties,
         }])
-        .map(|_| ())
+        .map(|_| true)
         .map_err(|r| format!("the store refused the message: {}", r.1))
 }

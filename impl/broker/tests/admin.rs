@@ -110,6 +110,7 @@ async fn create_topic(conn: &Connection, topic: &str, read: i32, write: i32) {
 }
 
 async fn commit(conn: &Connection, group: &str, topic: &str, queue: i32, offset: i64) {
+    common::create_group(conn, group).await;
     let h = UpdateConsumerOffsetRequestHeader {
         consumer_group: group.into(),
         topic: topic.into(),

@@ -40,40 +40,6 @@ fn config(dir: &Path, namesrv: SocketAddr) -> BrokerConfig {
     }
 }
 
-fn send_v2(topic: &str, queue: i32, body: &[u8], props: &str) -> RemotingCommand {
-    let h = SendMessageRequestHeaderV2 {
-        g: 1_700_000_000_000,
-        i: Some(props.into()),
-        ..SendMessageRequestHeaderV2::new("pg", topic, queue)
-    };
-    RemotingCommand::request(request::SEND_MESSAGE_V2, 0)
-        .with_ext(h.to_ext())
-        .with_body(body.to_vec())
-}
-
-fn pull_req(group: &str, topic: &str, queue: i32, offset: i64, suspend_ms: i64) -> RemotingCommand {
-    let h = PullMessageRequestHeader {
-        // FLAG_SUSPEND | FLAG_SUBSCRIPTION
-        sys_flag: if suspend_ms > 0 { 2 | 4 } else { 4 },
-        suspend_timeout_millis: suspend_ms,
-        subscription: Some("*".into()),
-        expression_type: Some("TAG".into()),
-        ..PullMessageRequestHeader::new(group, topic, queue, offset, 32)
-    };
-    RemotingCommand::request(request::PULL_MESSAGE, 0).with_ext(h.to_ext())
-}
-
-fn bodies(records: &[u8]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < records.len() {
-        let (m, n) = MessageView::decode(&records[at..]).unwrap();
-        out.push(String::from_utf8(m.body.to_vec()).unwrap());
-        at += n;
-    }
-    out
-}
-
 fn offset_of(resp: &RemotingCommand) -> i64 {
     OffsetResponseHeader::from_ext(resp.ext_fields.as_ref().unwrap())
         .unwrap()
@@ -311,6 +277,7 @@ async fn offsets_and_messages_survive_a_restart() {
             );
         }
         // A group that never committed starts at 0 while the queue starts at 0.
+        common::create_group(&conn, "G").await;
         let r = conn.invoke(query(), T).await.unwrap();
         assert_eq!((r.code, offset_of(&r)), (response::SUCCESS, 0));
         assert_eq!(
@@ -383,7 +350,12 @@ async fn groups_notifications_locks_and_lenient_heartbeats() {
         response::SYSTEM_ERROR
     );
 
-    // Locks: a holds q0 and q1; b gets neither; after a unlocks q0, b gets q0.
+    // Locks (of queues that exist: H is created by a send): a holds q0 and q1; b gets
+    // neither; after a unlocks q0, b gets q0.
+    assert_eq!(
+        a.invoke(send_v2("H", 0, b"h", ""), T).await.unwrap().code,
+        response::SUCCESS
+    );
     let mq = |q: u32| MessageQueueJson {
         broker_name: "broker-a".into(),
         queue_id: q,
@@ -667,6 +639,10 @@ async fn silent_clients_expire_and_their_locks_lapse() {
     rx_a.recv().await.unwrap();
     b.invoke(heartbeat("client-b", "EG"), T).await.unwrap();
     rx_a.recv().await.unwrap();
+    assert_eq!(
+        b.invoke(send_v2("H", 0, b"h", ""), T).await.unwrap().code,
+        response::SUCCESS
+    );
     let lock = |client: &str| {
         let body = LockBatchRequestBody {
             client_id: client.into(),

@@ -82,6 +82,12 @@ pub mod request {
     pub const DELETE_TOPIC_IN_BROKER: i32 = 215;
     /// A consumer's process queues (the broker forwards it to the client).
     pub const GET_CONSUMER_RUNNING_INFO: i32 = 307;
+    /// Create or change a subscription group (`mqadmin updateSubGroup`).
+    pub const UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: i32 = 200;
+    /// The broker's subscription group table.
+    pub const GET_ALL_SUBSCRIPTIONGROUP_CONFIG: i32 = 201;
+    /// Delete a subscription group (`mqadmin deleteSubGroup`).
+    pub const DELETE_SUBSCRIPTIONGROUP: i32 = 207;
 }
 
 /// Response codes.
@@ -186,6 +192,9 @@ pub fn request_name(code: i32) -> Option<&'static str> {
         GET_CONSUME_STATS => "GET_CONSUME_STATS",
         DELETE_TOPIC_IN_BROKER => "DELETE_TOPIC_IN_BROKER",
         GET_CONSUMER_RUNNING_INFO => "GET_CONSUMER_RUNNING_INFO",
+        UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => "UPDATE_AND_CREATE_SUBSCRIPTIONGROUP",
+        GET_ALL_SUBSCRIPTIONGROUP_CONFIG => "GET_ALL_SUBSCRIPTIONGROUP_CONFIG",
+        DELETE_SUBSCRIPTIONGROUP => "DELETE_SUBSCRIPTIONGROUP",
         _ => return None,
     })
 }

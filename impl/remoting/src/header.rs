@@ -380,6 +380,17 @@ header! {
 }
 
 header! {
+    /// DELETE_SUBSCRIPTIONGROUP request.
+    DeleteSubscriptionGroupRequestHeader {
+        /// The group.
+        group_name: String = "groupName",
+    } defaulted {
+        /// Also delete the group's consumer offsets.
+        clean_offset: bool = "cleanOffset",
+    } optional {}
+}
+
+header! {
     /// QUERY_CONSUMER_OFFSET request.
     QueryConsumerOffsetRequestHeader {
         /// The group.

@@ -65,6 +65,8 @@ pub mod property {
     pub const MIN_OFFSET: &str = "MIN_OFFSET";
     /// Max offset of the queue at pull time.
     pub const MAX_OFFSET: &str = "MAX_OFFSET";
+    /// `"true"` on a prepared transaction message (`PROPERTY_TRANSACTION_PREPARED`).
+    pub const TRANSACTION_PREPARED: &str = "TRAN_MSG";
 }
 
 /// Largest stored record a decoder accepts (the broker's 4 MiB message limit plus room for the

@@ -48,7 +48,7 @@ impl Handler for TestHandler {
             }
             request::HEART_BEAT => {
                 let notify = RemotingCommand::request(request::NOTIFY_CONSUMER_IDS_CHANGED, 0);
-                peer.send_oneway(notify).await.ok()?;
+                peer.send_oneway(notify).ok()?;
                 Some(RemotingCommand::response_to(&req, response::SUCCESS, None))
             }
             _ => None,

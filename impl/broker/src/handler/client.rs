@@ -13,21 +13,35 @@ use sextant_remoting::transport::Peer;
 use crate::broker::{Answer, Broker, header, lock, ok, reply};
 
 impl Broker {
+    /// A client's heartbeat: each consumer group it names joins the subscription group table
+    /// (as `findSubscriptionGroupConfig` creates it, up to the cap), gets its retry topic, and
+    /// the connection becomes a member. A group the table refuses is not joined, and the answer
+    /// says which (SUBSCRIPTION_GROUP_NOT_EXIST) after the others are registered.
     pub(crate) async fn heartbeat(&self, peer: &Peer, req: &RemotingCommand) -> Answer {
-        let hb: HeartbeatData = body::decode("heartbeat", &req.body)
+        let mut hb: HeartbeatData = body::decode("heartbeat", &req.body)
             .map_err(|e| reply(response::SYSTEM_ERROR, e.to_string()))?;
+        let mut refused = Vec::new();
+        hb.consumer_data_set.retain(|c| {
+            if c.group_name.is_empty() {
+                return false;
+            }
+            match self.ensure_group(&c.group_name) {
+                Ok(_) => true,
+                Err(r) => {
+                    refused.push(r);
+                    false
+                }
+            }
+        });
         lock(&self.peers).insert(peer.addr, peer.clone());
         lock(&self.clients).heartbeat(peer.addr, req.language, req.version, &hb);
         let now = self.now();
         let addr = peer.addr.to_string();
         let mut changed = Vec::new();
         for c in &hb.consumer_data_set {
-            if c.group_name.is_empty() {
-                continue;
-            }
             let retry = decide::retry_topic(&c.group_name);
-            if self.topic(&retry).is_none() && decide::invalid_topic(&retry).is_none() {
-                self.create_topic(decide::group_topic(&retry))?;
+            if let Err(crate::broker::Reply(_, why)) = self.topic_for_send(&retry, 1) {
+                tracing::warn!(group = %c.group_name, %why, "retry topic not created");
             }
             let subs = c
                 .subscription_data_set
@@ -42,7 +56,10 @@ impl Broker {
         for g in changed {
             self.notify_group(&g).await;
         }
-        Ok(ok(req))
+        match refused.into_iter().next() {
+            Some(r) => Err(r),
+            None => Ok(ok(req)),
+        }
     }
 
     /// Tell every client of `group` that its membership changed (NOTIFY_CONSUMER_IDS_CHANGED).
@@ -63,7 +80,10 @@ impl Broker {
         for p in targets {
             let cmd = RemotingCommand::request(request::NOTIFY_CONSUMER_IDS_CHANGED, 0)
                 .with_ext(ext.clone());
-            let _ = p.send_oneway(cmd).await;
+            // Never waits for a client that is not reading: the notification is dropped.
+            if let Err(e) = p.send_oneway(cmd) {
+                tracing::debug!(client = %p.addr, error = %e, "notification not sent");
+            }
         }
     }
 
@@ -103,9 +123,15 @@ impl Broker {
         }
     }
 
-    /// Drop client channels silent past the expiry; tell their groups.
+    /// Drop client channels silent past the expiry and tell their groups; drop expired queue
+    /// locks.
     pub async fn scan_channels(&self) {
-        let gone = lock(&self.groups).scan_expired(self.now());
+        let now = self.now();
+        let pruned = lock(&self.locks).prune(now);
+        if pruned > 0 {
+            tracing::debug!(pruned, "expired queue locks dropped");
+        }
+        let gone = lock(&self.groups).scan_expired(now);
         let mut changed: Vec<String> = gone.into_iter().map(|(g, _)| g).collect();
         changed.dedup();
         for g in changed {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod client;
+mod groups;
 mod locks;
 mod offsets;
 mod pull;
@@ -53,6 +54,9 @@ impl Handler for BrokerHandler {
             request::DELETE_TOPIC_IN_BROKER => b.delete_topic(&req),
             request::VIEW_MESSAGE_BY_ID => b.view_message(&req),
             request::QUERY_MESSAGE => b.query_message(&req),
+            request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => b.update_group(&req),
+            request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => b.all_groups(&req),
+            request::DELETE_SUBSCRIPTIONGROUP => b.delete_group(&req),
             _ => return None,
         };
         Some(answer.unwrap_or_else(|Reply(code, remark)| {

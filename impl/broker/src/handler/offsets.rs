@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use sextant_model::broker::{self as decide};
+use sextant_model::broker::{self as decide, tables};
 use sextant_remoting::RemotingCommand;
 use sextant_remoting::code::response;
 use sextant_remoting::ext::CommandHeader;
@@ -37,19 +37,14 @@ impl Broker {
 
     pub(crate) fn update_offset(&self, req: &RemotingCommand) -> Answer {
         let h: UpdateConsumerOffsetRequestHeader = header(req)?;
-        let qid = queue_id(h.queue_id)?;
-        let offset = u64::try_from(h.commit_offset).map_err(|_| {
-            reply(
-                response::INVALID_PARAMETER,
-                format!("commitOffset {}", h.commit_offset),
-            )
-        })?;
-        if self.topic(&h.topic).is_none() {
-            return Err(reply(
-                response::TOPIC_NOT_EXIST,
-                format!("Topic {} not exist!", h.topic),
-            ));
-        }
+        let (qid, offset) = tables::admit_commit(
+            &h.consumer_group,
+            self.group_known(&h.consumer_group),
+            &h.topic,
+            self.topic(&h.topic).as_ref(),
+            h.queue_id,
+            h.commit_offset,
+        )?;
         self.commit(&h.topic, &h.consumer_group, qid, offset);
         Ok(ok(req))
     }

@@ -1,9 +1,9 @@
-//! PULL_MESSAGE with long polling (`PullMessageProcessor`, `PullRequestHoldService`).
+//! PULL_MESSAGE with long polling (`PullMessageProcessor`, `PullRequestHoldService`); what a
+//! pull may read is `sextant_model::broker::pull::plan_pull`'s decision.
 
 use std::time::Duration;
 
-use sextant_model::Millis;
-use sextant_model::broker::{self as decide, PullCode, TagFilter};
+use sextant_model::broker::{self as decide, PullCode, TagFilter, pull};
 use sextant_model::route::Perm;
 use sextant_model::store::BrokerRole;
 use sextant_remoting::RemotingCommand;
@@ -14,21 +14,7 @@ use sextant_remoting::header::{PullMessageRequestHeader, PullMessageResponseHead
 use sextant_store::Get;
 use tokio::sync::watch;
 
-use crate::broker::{Answer, Broker, Reply, header, lock, queue_id, reply};
-
-/// Pull `sysFlag` bits (`PullSysFlag`).
-mod pull_flag {
-    pub const COMMIT_OFFSET: i32 = 0x1;
-    pub const SUSPEND: i32 = 0x2;
-    pub const SUBSCRIPTION: i32 = 0x4;
-}
-
-/// The most messages one pull returns, and about the most bytes
-/// (`maxTransferCountOnMessageInMemory` / `maxTransferBytesOnMessageInMemory`, raised for count).
-const PULL_MAX_MSGS: usize = 1024;
-const PULL_MAX_BYTES: usize = 256 * 1024;
-/// The longest a pull is held, whatever the client asks (ms).
-const MAX_SUSPEND_MS: Millis = 300_000;
+use crate::broker::{Answer, Broker, Reply, header, lock, reply};
 
 impl Broker {
     pub(crate) fn arrival(&self, topic: &str, qid: u32) -> watch::Receiver<u64> {
@@ -43,63 +29,58 @@ impl Broker {
 
     pub(crate) async fn pull(&self, req: &RemotingCommand) -> Answer {
         let h: PullMessageRequestHeader = header(req)?;
-        let Some(config) = self.topic(&h.topic) else {
-            return Err(reply(
-                response::TOPIC_NOT_EXIST,
-                format!("topic[{}] not exist, apply first please!", h.topic),
-            ));
-        };
-        if !config.perm.is_readable() || !Perm(self.config.broker_permission).is_readable() {
+        let config = self.topic(&h.topic);
+        let plan = pull::plan_pull(
+            &pull::PullRequest {
+                topic: &h.topic,
+                queue_id: h.queue_id,
+                queue_offset: h.queue_offset,
+                sys_flag: h.sys_flag,
+                commit_offset: h.commit_offset,
+                max_msg_nums: h.max_msg_nums,
+                max_msg_bytes: h.max_msg_bytes,
+                suspend_timeout_ms: h.suspend_timeout_millis,
+            },
+            config.as_ref(),
+            &pull::PullBroker {
+                permission: Perm(self.config.broker_permission),
+                master: self.settings.role != BrokerRole::Slave,
+                offset_check_in_slave: self.config.offset_check_in_slave,
+                long_polling: self.config.long_polling_enable,
+                short_polling_ms: self.config.short_polling_time_mills,
+            },
+            req.ext("clientID").unwrap_or_default(),
+        )?;
+        let group = self.ensure_group(&h.consumer_group)?;
+        if !group.consume_enable {
             return Err(reply(
                 response::NO_PERMISSION,
-                format!("the topic[{}] pulling message is forbidden", h.topic),
+                format!("subscription group no permission, {}", h.consumer_group),
             ));
         }
-        let qid = queue_id(h.queue_id)?;
-        if qid >= config.read_queue_nums {
-            return Err(reply(
-                response::SYSTEM_ERROR,
-                format!(
-                    "queueId[{}] is illegal, topic:[{}] topicConfig.readQueueNums:[{}] consumer:[{}]",
-                    h.queue_id,
-                    h.topic,
-                    config.read_queue_nums,
-                    req.ext("clientID").unwrap_or_default()
-                ),
-            ));
-        }
-        let offset = u64::try_from(h.queue_offset).unwrap_or(0);
-        let filter = if h.sys_flag & pull_flag::SUBSCRIPTION != 0 {
-            TagFilter::parse(h.subscription.as_deref().unwrap_or("*"), java_hash)
-        } else {
-            lock(&self.groups)
+        let qid = plan.queue_id;
+        let offset = plan.offset;
+        let filter = match plan.filter {
+            pull::FilterSource::Request => {
+                TagFilter::parse(h.subscription.as_deref().unwrap_or("*"), java_hash)
+            }
+            pull::FilterSource::Group => lock(&self.groups)
                 .group(&h.consumer_group)
                 .and_then(|g| g.subscriptions.get(&h.topic))
                 .map(|e| TagFilter::parse(e, java_hash))
-                .unwrap_or_default()
+                .unwrap_or_default(),
         };
-        let master = self.settings.role != BrokerRole::Slave;
-        if h.sys_flag & pull_flag::COMMIT_OFFSET != 0 && master && h.commit_offset >= 0 {
-            self.commit(&h.topic, &h.consumer_group, qid, h.commit_offset as u64);
+        if let Some(commit) = plan.commit {
+            self.commit(&h.topic, &h.consumer_group, qid, commit);
         }
-        let suspend = h.sys_flag & pull_flag::SUSPEND != 0;
-        let arrival = suspend.then(|| self.arrival(&h.topic, qid));
-        let max_msgs = usize::try_from(h.max_msg_nums)
-            .unwrap_or(0)
-            .clamp(1, PULL_MAX_MSGS);
-        let max_bytes = h
-            .max_msg_bytes
-            .and_then(|b| usize::try_from(b).ok())
-            .filter(|b| *b > 0)
-            .unwrap_or(PULL_MAX_BYTES)
-            .min(PULL_MAX_BYTES);
+        let arrival = plan.suspend.then(|| self.arrival(&h.topic, qid));
         let get = Get {
             topic: &h.topic,
             queue_id: qid,
             offset,
-            max_msgs,
-            max_bytes,
-            correct: master || self.config.offset_check_in_slave,
+            max_msgs: plan.max_msgs,
+            max_bytes: plan.max_bytes,
+            correct: plan.correct,
         };
         let read =
             |allow_suspend: bool| -> Result<(PullCode, bool, sextant_store::GetResult), Reply> {
@@ -108,17 +89,17 @@ impl Broker {
                     .get(&get, &|code| filter.matches(code))
                     .map_err(|e| reply(response::SYSTEM_ERROR, e.to_string()))?;
                 let code = decide::pull_code(r.status, offset);
-                Ok((code, decide::suspend(code, suspend, allow_suspend), r))
+                Ok((code, decide::suspend(code, plan.suspend, allow_suspend), r))
             };
         let (mut code, wait, mut result) = read(true)?;
         if wait && let Some(mut arrival) = arrival {
-            let hold = Duration::from_millis(decide::hold_time(
-                self.config.long_polling_enable,
-                h.suspend_timeout_millis,
-                self.config.short_polling_time_mills,
-                MAX_SUSPEND_MS,
-            ));
-            let _ = tokio::time::timeout(hold, arrival.wait_for(|max| *max > offset)).await;
+            let hold = Duration::from_millis(plan.hold_ms);
+            // A held pull ends when a message arrives, when it times out, and at once when the
+            // broker shuts down (answered with what is there).
+            tokio::select! {
+                _ = tokio::time::timeout(hold, arrival.wait_for(|max| *max > offset)) => {}
+                _ = self.shutdown.cancelled() => {}
+            }
             (code, _, result) = read(false)?;
         }
         self.stats.pulled(if code == PullCode::Found {
@@ -138,7 +119,7 @@ impl Broker {
             min_offset: result.min as i64,
             max_offset: result.max as i64,
             offset_delta: None,
-            topic_sys_flag: Some(config.topic_sys_flag as i32),
+            topic_sys_flag: Some(config.map_or(0, |c| c.topic_sys_flag) as i32),
             group_sys_flag: Some(0),
             forbidden_type: None,
         };

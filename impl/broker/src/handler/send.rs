@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use sextant_model::broker::{self as decide, SendBackTarget};
+use sextant_model::broker::{self as decide, admit};
 use sextant_remoting::RemotingCommand;
 use sextant_remoting::code::{request, response};
 use sextant_remoting::ext::CommandHeader;
@@ -21,20 +21,40 @@ impl Broker {
             _ => header::<SendMessageRequestHeaderV2>(req)?.into(),
         };
         let batch = req.code == request::SEND_BATCH_MESSAGE || h.batch;
+        let props = h.properties.as_deref().unwrap_or("");
+        let items = if batch {
+            let items = decode_send_batch(&req.body)
+                .map_err(|e| reply(response::MESSAGE_ILLEGAL, e.to_string()))?;
+            if items.is_empty() {
+                return Err(reply(response::MESSAGE_ILLEGAL, "an empty batch"));
+            }
+            items
+        } else {
+            Vec::new()
+        };
+        let prepared = |p: &str| {
+            message::property_of(p, property::TRANSACTION_PREPARED).is_some_and(|v| v == "true")
+        };
+        admit::admit_send(&admit::SendRequest {
+            topic: &h.topic,
+            sys_flag: h.sys_flag,
+            transaction_prepared: prepared(props) || items.iter().any(|i| prepared(i.properties)),
+            batch,
+            body_len: req.body.len(),
+            count: items.len().max(1),
+            max_message_size: self.config.max_message_size,
+        })?;
         let mut topic_name = h.topic.clone();
         let mut config = self.topic_for_send(&topic_name, h.default_topic_queue_nums)?;
         let mut requested_queue = h.queue_id;
         let reconsume_times = h.reconsume_times.unwrap_or(0);
         // A consumer retrying through a send: past its maximum the message goes to the DLQ.
-        if let Some(group) = topic_name.strip_prefix(decide::RETRY_PREFIX) {
-            let max = h
-                .max_reconsume_times
-                .unwrap_or(decide::DEFAULT_MAX_RECONSUME_TIMES);
-            if decide::send_back_target(reconsume_times, max, 1) == SendBackTarget::DeadLetter {
-                topic_name = decide::dlq_topic(group);
-                config = self.topic_for_send(&topic_name, 1)?;
-                requested_queue = 0;
-            }
+        if let Some(dlq) =
+            admit::retry_redirect(&topic_name, reconsume_times, h.max_reconsume_times)
+        {
+            topic_name = dlq;
+            config = self.topic_for_send(&topic_name, 1)?;
+            requested_queue = 0;
         }
         let qid = decide::send_queue(
             self.writeable(),
@@ -44,7 +64,9 @@ impl Broker {
             self.next_random(),
         )
         .map_err(|e| match e {
-            decide::SendRefused::BadQueue { .. } => reply(response::SYSTEM_ERROR, e.to_string()),
+            decide::SendRefused::BadQueue { .. } => {
+                reply(response::INVALID_PARAMETER, e.to_string())
+            }
             _ => reply(response::NO_PERMISSION, e.to_string()),
         })?;
         let cluster = self.config.broker_cluster_name.as_str();
@@ -58,22 +80,17 @@ impl Broker {
             }
             p
         };
+        let max = self.config.max_message_size;
         let msgs = if batch {
-            let items = decode_send_batch(&req.body)
-                .map_err(|e| reply(response::MESSAGE_ILLEGAL, e.to_string()))?;
-            if items.is_empty() {
-                return Err(reply(response::MESSAGE_ILLEGAL, "an empty batch"));
-            }
             items
                 .into_iter()
                 .map(|i| {
-                    self.check_message(i.body, i.properties)
+                    admit::admit_message(i.body.len(), i.properties.len(), max)
                         .map(|()| (i.flag, i.body, with_cluster(i.properties)))
                 })
                 .collect::<Result<Vec<_>, _>>()?
         } else {
-            let props = h.properties.as_deref().unwrap_or("");
-            self.check_message(&req.body, props)?;
+            admit::admit_message(req.body.len(), props.len(), max)?;
             vec![(h.flag, &req.body[..], with_cluster(props))]
         };
         let new = msgs

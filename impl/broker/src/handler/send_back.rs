@@ -1,8 +1,9 @@
-//! CONSUMER_SEND_MSG_BACK: a message a consumer failed goes to `%RETRY%<group>` with a delay, or to `%DLQ%<group>`.
+//! CONSUMER_SEND_MSG_BACK: a message a consumer failed goes to `%RETRY%<group>` with a delay,
+//! or to `%DLQ%<group>`, as `sextant_model::broker::admit::plan_send_back` decides.
 
 use std::collections::BTreeMap;
 
-use sextant_model::broker::{self as decide, SendBackTarget};
+use sextant_model::broker::admit;
 use sextant_remoting::RemotingCommand;
 use sextant_remoting::code::response;
 use sextant_remoting::header::ConsumerSendMsgBackRequestHeader;
@@ -39,47 +40,54 @@ impl Broker {
         })?;
         let (m, _) = MessageView::decode(&record)
             .map_err(|e| reply(response::SYSTEM_ERROR, e.to_string()))?;
-        let max = h
-            .max_reconsume_times
-            .unwrap_or(decide::DEFAULT_MAX_RECONSUME_TIMES);
-        let target = decide::send_back_target(m.reconsume_times, max, h.delay_level);
-        let (topic, delay) = match target {
-            SendBackTarget::Retry { delay_level } => (decide::retry_topic(&h.group), delay_level),
-            SendBackTarget::DeadLetter => (decide::dlq_topic(&h.group), 0),
-        };
-        self.topic_for_send(&topic, 1)?;
+        // The group must be known (created if the table allows); its retryMaxTimes is the
+        // maximum unless the consumer sends one.
+        let group = self.ensure_group(&h.group);
+        let offset_id = offset_msg_id(m.store_host, m.physical_offset);
+        let plan = admit::plan_send_back(
+            &admit::SendBackRequest {
+                group: &h.group,
+                delay_level: h.delay_level,
+                max_reconsume_times: h
+                    .max_reconsume_times
+                    .or(group.as_ref().ok().map(|g| g.retry_max_times)),
+                origin_msg_id: h.origin_msg_id.as_deref(),
+            },
+            &admit::SentBack {
+                topic: m.topic,
+                reconsume_times: m.reconsume_times,
+                retry_topic: m.property(property::RETRY_TOPIC),
+                origin_msg_id: m.property(property::ORIGIN_MESSAGE_ID),
+                uniq_key: m.property(property::UNIQ_KEY),
+                offset_msg_id: &offset_id,
+            },
+            group.is_ok(),
+        )?;
+        self.topic_for_send(&plan.topic, 1)?;
         let mut props: BTreeMap<&str, &str> = parse_properties(m.properties);
-        if !props.contains_key(property::RETRY_TOPIC) {
-            props.insert(property::RETRY_TOPIC, m.topic);
+        if let Some(t) = &plan.retry_topic {
+            props.insert(property::RETRY_TOPIC, t);
         }
-        // The first id the message had: kept across retries; else what the consumer names, its
-        // client-side unique key, or its offset id (`MessageExt.getMsgId`).
-        let origin = h
-            .origin_msg_id
-            .clone()
-            .filter(|o| !o.is_empty())
-            .or_else(|| m.property(property::UNIQ_KEY).map(str::to_owned))
-            .unwrap_or_else(|| offset_msg_id(m.store_host, m.physical_offset));
-        if !props.contains_key(property::ORIGIN_MESSAGE_ID) {
-            props.insert(property::ORIGIN_MESSAGE_ID, &origin);
+        if let Some(o) = &plan.origin_msg_id {
+            props.insert(property::ORIGIN_MESSAGE_ID, o);
         }
-        let delay_s = delay.to_string();
+        let delay_s = plan.delay_level.map(|d| d.to_string());
         props.remove(property::DELAY);
-        if delay > 0 {
-            props.insert(property::DELAY, &delay_s);
+        if let Some(d) = &delay_s {
+            props.insert(property::DELAY, d);
         }
         let properties = encode_properties(props);
-        if target == SendBackTarget::DeadLetter {
+        if plan.dead_letter {
             tracing::info!(group = %h.group, topic = %m.topic, times = m.reconsume_times, "message to the DLQ");
         }
         let put = self.put_messages(vec![NewMessage {
-            topic: topic.into(),
+            topic: plan.topic.as_str().into(),
             queue_id: 0,
             flag: m.flag,
             sys_flag: m.sys_flag,
             born_timestamp: m.born_timestamp,
             born_host: peer.addr,
-            reconsume_times: m.reconsume_times + 1,
+            reconsume_times: plan.reconsume_times,
             body: m.body,
             properties,
         }])?;

@@ -1,41 +1,33 @@
-//! UPDATE_AND_CREATE_TOPIC.
+//! UPDATE_AND_CREATE_TOPIC, validated by `sextant_model::broker::admit::topic_update`.
 
-use sextant_model::broker::{self as decide};
-use sextant_model::namesrv::TopicConfig;
-use sextant_model::route::Perm;
+use sextant_model::broker::admit;
 use sextant_remoting::RemotingCommand;
-use sextant_remoting::code::response;
 use sextant_remoting::header::CreateTopicRequestHeader;
 
-use crate::broker::{Answer, Broker, header, ok, reply};
+use crate::broker::{Answer, Broker, header, lock, ok};
 
 impl Broker {
     pub(crate) fn update_topic(&self, req: &RemotingCommand) -> Answer {
         let h: CreateTopicRequestHeader = header(req)?;
-        if let Some(why) = decide::invalid_topic(&h.topic) {
-            return Err(reply(response::SYSTEM_ERROR, why));
-        }
-        let nums = |n: i32, what: &str| {
-            u32::try_from(n)
-                .ok()
-                .filter(|n| (1..=1024).contains(n))
-                .ok_or_else(|| {
-                    reply(
-                        response::INVALID_PARAMETER,
-                        format!("{what} {n} is not 1..=1024"),
-                    )
-                })
+        let (exists, count) = {
+            let topics = lock(&self.topics);
+            (topics.get(&h.topic).is_some(), topics.all().len())
         };
-        let config = TopicConfig {
-            topic_name: h.topic.clone(),
-            read_queue_nums: nums(h.read_queue_nums, "readQueueNums")?,
-            write_queue_nums: nums(h.write_queue_nums, "writeQueueNums")?,
-            perm: Perm(
-                u32::try_from(h.perm).unwrap_or(0) & (Perm::READ | Perm::WRITE | Perm::INHERIT),
-            ),
-            topic_sys_flag: u32::try_from(h.topic_sys_flag).unwrap_or(0),
-            order: h.order,
-        };
+        let config = admit::topic_update(
+            &admit::TopicUpdate {
+                topic: &h.topic,
+                read_queue_nums: h.read_queue_nums,
+                write_queue_nums: h.write_queue_nums,
+                perm: h.perm,
+                topic_sys_flag: h.topic_sys_flag,
+                order: h.order,
+            },
+            &self.config.broker_cluster_name,
+            &self.config.broker_name,
+            exists,
+            count,
+            self.config.max_topic_count,
+        )?;
         self.create_topic(config)?;
         Ok(ok(req))
     }

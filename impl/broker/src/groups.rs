@@ -1,0 +1,182 @@
+//! The subscription group table on disk: `config/subscriptionGroup.json` in RocketMQ's layout
+//! (`SubscriptionGroupManager`: `subscriptionGroupTable` keyed by group name), so a RocketMQ
+//! broker's file loads here and the reverse. The table itself — what is created when, and its
+//! cap — is `sextant_model::broker::tables::SubscriptionGroups`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use sextant_model::broker::tables::{SubscriptionGroup, SubscriptionGroups};
+use sextant_store::config::{load_json, save_json};
+
+use crate::Error;
+
+/// One group as RocketMQ writes it (`SubscriptionGroupConfig`; the fields Sextant does not use
+/// are written with RocketMQ's defaults).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct GroupJson {
+    group_name: String,
+    consume_enable: bool,
+    consume_from_min_enable: bool,
+    consume_broadcast_enable: bool,
+    consume_message_orderly: bool,
+    retry_queue_nums: i32,
+    retry_max_times: i32,
+    broker_id: i64,
+    which_broker_when_consume_slowly: i64,
+    notify_consumer_ids_changed_enable: bool,
+    group_sys_flag: i32,
+    consume_timeout_minute: i32,
+}
+
+impl Default for GroupJson {
+    fn default() -> Self {
+        let d = SubscriptionGroup::default();
+        GroupJson {
+            group_name: String::new(),
+            consume_enable: d.consume_enable,
+            consume_from_min_enable: true,
+            consume_broadcast_enable: true,
+            consume_message_orderly: false,
+            retry_queue_nums: 1,
+            retry_max_times: d.retry_max_times,
+            broker_id: 0,
+            which_broker_when_consume_slowly: 1,
+            notify_consumer_ids_changed_enable: true,
+            group_sys_flag: 0,
+            consume_timeout_minute: 15,
+        }
+    }
+}
+
+/// The file, and the body of GET_ALL_SUBSCRIPTIONGROUP_CONFIG (`SubscriptionGroupWrapper`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct FileJson {
+    subscription_group_table: BTreeMap<String, GroupJson>,
+    data_version: VersionJson,
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct VersionJson {
+    state_version: i64,
+    timestamp: i64,
+    counter: i64,
+}
+
+/// Decode the body of UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (one `SubscriptionGroupConfig`).
+pub(crate) fn decode_group(body: &[u8]) -> Result<(String, SubscriptionGroup), String> {
+    let g: GroupJson =
+        serde_json::from_slice(body).map_err(|e| format!("subscription group: {e}"))?;
+    Ok((
+        g.group_name,
+        SubscriptionGroup {
+            consume_enable: g.consume_enable,
+            retry_max_times: g.retry_max_times,
+        },
+    ))
+}
+
+/// The table and where it is kept.
+pub(crate) struct GroupFile {
+    path: PathBuf,
+    /// The table.
+    pub(crate) table: SubscriptionGroups,
+    /// Whether it changed since it was written.
+    pub(crate) dirty: bool,
+    version: VersionJson,
+}
+
+impl GroupFile {
+    /// Load the table from `path` (empty when absent), with the cap and auto-creation given.
+    /// A file holding more groups than the cap is kept whole (an operator's table is not cut);
+    /// no group is then created until it is below the cap again.
+    pub(crate) fn load(path: PathBuf, max: usize, auto_create: bool) -> Result<GroupFile, Error> {
+        let mut file: FileJson = load_json(&path)?.unwrap_or_default();
+        let groups = std::mem::take(&mut file.subscription_group_table);
+        let mut table = SubscriptionGroups::new(max.max(groups.len()), auto_create);
+        for (name, g) in groups {
+            let config = SubscriptionGroup {
+                consume_enable: g.consume_enable,
+                retry_max_times: g.retry_max_times,
+            };
+            if let Err(e) = table.put(&name, config) {
+                tracing::warn!(group = %name, error = %e, "subscription group in the file skipped");
+            }
+        }
+        Ok(GroupFile {
+            path,
+            table,
+            dirty: false,
+            version: file.data_version,
+        })
+    }
+
+    /// The table changed (its data version moves on): write it at the next persist.
+    pub(crate) fn changed(&mut self, now: i64) {
+        self.dirty = true;
+        self.version.counter += 1;
+        self.version.timestamp = now;
+    }
+
+    fn to_json(&self) -> FileJson {
+        FileJson {
+            subscription_group_table: self
+                .table
+                .iter()
+                .map(|(name, g)| {
+                    (
+                        name.clone(),
+                        GroupJson {
+                            group_name: name.clone(),
+                            consume_enable: g.consume_enable,
+                            retry_max_times: g.retry_max_times,
+                            ..GroupJson::default()
+                        },
+                    )
+                })
+                .collect(),
+            data_version: self.version,
+        }
+    }
+
+    /// The body of GET_ALL_SUBSCRIPTIONGROUP_CONFIG.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.to_json()).unwrap_or_default()
+    }
+
+    /// Write the table if it changed.
+    pub(crate) fn save(&mut self) -> Result<(), Error> {
+        if !self.dirty {
+            return Ok(());
+        }
+        save_json(&self.path, &self.to_json())?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_persists_in_rocketmqs_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("subscriptionGroup.json");
+        let mut f = GroupFile::load(path.clone(), 10, true).unwrap();
+        f.table.find_or_create("g1").unwrap();
+        f.changed(1);
+        f.save().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"subscriptionGroupTable\""), "{text}");
+        assert!(text.contains("\"groupName\": \"g1\""), "{text}");
+        assert!(text.contains("\"retryMaxTimes\": 16"), "{text}");
+        let again = GroupFile::load(path, 10, true).unwrap();
+        assert!(again.table.contains("g1"));
+        assert_eq!(again.table.len(), 1);
+    }
+}
