@@ -66,6 +66,12 @@ pub fn checks() -> Vec<Check> {
             pull_offsets_bounded,
         ),
         Check::core(
+            "broker_tables_bounded",
+            "client-keyed tables stay within their bounds",
+            "every sequence of 5 group asks of 4 names (cap 2); every lock request of 2 groups (live/dead) x 3 topics (1 missing) x queues 0-3 x 2 brokers; every pull of queue -1..4 x 1-3 read queues x 8 flags x master/slave; every commit of queue -1..4 x offset -1..2 x known/unknown; every redelivery of 7 topics x qid -1..4",
+            broker_tables_bounded,
+        ),
+        Check::core(
             "route_table_paths",
             "route_integrity + expiry_bounded",
             "every sequence of 6 events over 2 broker groups (master+slave), 120 s expiry, 5 s scans",
@@ -596,6 +602,131 @@ fn pull_offsets_bounded(tick: &mut dyn FnMut()) -> Outcome {
                             ));
                         }
                     }
+                }
+            }
+        }
+        Ok(())
+    };
+    let result = check();
+    c.finish(result)
+}
+
+/// What clients can make the broker keep, over every small request: the subscription group
+/// table never passes its cap and always finds a known group; locks are granted only on queues
+/// that exist on this broker, for groups with a live member; a pull plan reads only queues the
+/// topic has; offsets are kept only for known groups and queues below the read queue count; a
+/// redelivery never targets a topic closed to sends or a queue the topic lacks.
+fn broker_tables_bounded(tick: &mut dyn FnMut()) -> Outcome {
+    use sextant_model::broker::admit::{NOT_ALLOWED_SEND_TOPICS, redelivery_target};
+    use sextant_model::broker::pull::{PullBroker, PullRequest, plan_pull};
+    use sextant_model::broker::tables::{SubscriptionGroups, admit_commit, lockable};
+    use sextant_model::route::Perm;
+    let mut c = Counter::new(tick);
+    let mut check = || -> Result<(), String> {
+        // Every sequence of 5 asks over 4 names, cap 2.
+        let names = ["a", "b", "c", "d"];
+        for seq in 0..4usize.pow(5) {
+            c.case();
+            let mut t = SubscriptionGroups::new(2, true);
+            let mut x = seq;
+            for _ in 0..5 {
+                let g = names[x % 4];
+                x /= 4;
+                let known = t.contains(g);
+                let found = t.find_or_create(g).is_ok();
+                if t.len() > 2 {
+                    return Err(format!(
+                        "sequence {seq}: {} groups over a cap of 2",
+                        t.len()
+                    ));
+                }
+                if known && !found {
+                    return Err(format!("sequence {seq}: known group {g} not found"));
+                }
+            }
+        }
+        // Locks.
+        let topics = [TopicConfig::new("T", 2), TopicConfig::new("U", 1)];
+        let find = |n: &str| topics.iter().find(|t| t.topic_name == n);
+        for live in [true, false] {
+            for topic in ["T", "U", "Missing"] {
+                for broker in ["b", "other"] {
+                    for q in 0..4u32 {
+                        c.case();
+                        let mq = MessageQueue::new(topic, broker, q);
+                        let got = lockable(std::slice::from_ref(&mq), "b", live, find);
+                        let exists =
+                            broker == "b" && find(topic).is_some_and(|t| q < t.read_queue_nums);
+                        if got.is_empty() == (live && exists) {
+                            return Err(format!("lock of {mq:?} live={live}: granted {got:?}"));
+                        }
+                    }
+                }
+            }
+        }
+        // Pulls.
+        for read in 1..=3u32 {
+            let t = TopicConfig::new("T", read);
+            for queue_id in -1..=4i32 {
+                for sys_flag in 0..8i32 {
+                    for master in [true, false] {
+                        c.case();
+                        let req = PullRequest {
+                            topic: "T",
+                            queue_id,
+                            queue_offset: 0,
+                            sys_flag,
+                            commit_offset: 1,
+                            max_msg_nums: 32,
+                            max_msg_bytes: None,
+                            suspend_timeout_ms: 1000,
+                        };
+                        let broker = PullBroker {
+                            permission: Perm::READ_WRITE,
+                            master,
+                            offset_check_in_slave: false,
+                            long_polling: true,
+                            short_polling_ms: 1000,
+                        };
+                        let ok = plan_pull(&req, Some(&t), &broker, "c");
+                        let valid = queue_id >= 0 && (queue_id as u32) < read;
+                        if ok.is_ok() != valid {
+                            return Err(format!("pull of queue {queue_id} of {read}: {ok:?}"));
+                        }
+                        if let Ok(p) = ok
+                            && p.commit.is_some()
+                            && !(master && sys_flag & 1 != 0)
+                        {
+                            return Err(format!("pull {sys_flag:#x} master={master} committed"));
+                        }
+                    }
+                }
+            }
+        }
+        // Commits.
+        let t = TopicConfig::new("T", 3);
+        for known in [true, false] {
+            for queue_id in -1..=4i32 {
+                for offset in -1..=2i64 {
+                    c.case();
+                    let r = admit_commit("g", known, "T", Some(&t), queue_id, offset);
+                    let valid = known && (0..3).contains(&queue_id) && offset >= 0;
+                    if r.is_ok() != valid {
+                        return Err(format!("commit {queue_id}/{offset} known={known}: {r:?}"));
+                    }
+                }
+            }
+        }
+        // Redeliveries.
+        for real in NOT_ALLOWED_SEND_TOPICS.iter().copied().chain(["T"]) {
+            let topic = TopicConfig::new(real, 3);
+            for qid in -1..=4i32 {
+                c.case();
+                let q = qid.to_string();
+                let r = redelivery_target(Some(real), Some(&q), Some(&topic));
+                let valid = real == "T" && (0..3).contains(&qid);
+                if r.is_ok() != valid {
+                    return Err(format!("redelivery to {real}/{qid}: {r:?}"));
                 }
             }
         }
