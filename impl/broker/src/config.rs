@@ -104,6 +104,11 @@ pub struct BrokerConfig {
     /// `maxSubscriptionGroupCount` (Sextant's key): the most subscription groups the broker
     /// keeps; a new group past it is refused with SUBSCRIPTION_GROUP_NOT_EXIST.
     pub max_subscription_group_count: usize,
+    /// `enableSplitRegistration`: cut the registration into parts of `splitRegistrationSize`
+    /// topics (it is always cut to stay under the frame limit).
+    pub enable_split_registration: bool,
+    /// `splitRegistrationSize`: topics per registration part.
+    pub split_registration_size: usize,
     /// Keys this broker does not know (RocketMQ has many): warned about, not fatal.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
@@ -149,6 +154,8 @@ impl Default for BrokerConfig {
             max_msgs_num_batch: 64,
             default_query_max_num: 32,
             auto_create_subscription_group: true,
+            enable_split_registration: false,
+            split_registration_size: sextant_model::namesrv::DEFAULT_SPLIT_REGISTRATION_SIZE,
             max_topic_count: sextant_model::broker::admit::DEFAULT_MAX_TOPICS,
             max_subscription_group_count: sextant_model::broker::tables::DEFAULT_MAX_GROUPS,
             unknown: BTreeMap::new(),

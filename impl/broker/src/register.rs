@@ -15,8 +15,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sextant_model::namesrv::{
-    DEFAULT_SPLIT_REGISTRATION_SIZE, DataVersion, REGISTRATION_PART_KEY, RegistrationPart,
-    TopicConfig, split_registration,
+    DataVersion, REGISTRATION_PART_KEY, RegistrationPart, TopicConfig, split_registration,
 };
 use sextant_remoting::body::RegisterBrokerBody;
 use sextant_remoting::code::{request, response};
@@ -38,22 +37,11 @@ pub struct Registrar {
 }
 
 /// `enableSplitRegistration` and `splitRegistrationSize`: the most topics a part holds, if the
-/// split is on. Read from the configuration's unknown keys until it has fields of their own.
+/// split is on.
 pub(crate) fn split_size(config: &BrokerConfig) -> Option<usize> {
-    let enabled = config
-        .unknown
-        .get("enableSplitRegistration")
-        .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"));
-    let size = config
-        .unknown
-        .get("splitRegistrationSize")
-        .and_then(|v| {
-            v.as_integer()
-                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-        })
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(DEFAULT_SPLIT_REGISTRATION_SIZE);
-    enabled.then_some(size.max(1))
+    config
+        .enable_split_registration
+        .then_some(config.split_registration_size.max(1))
 }
 
 /// The REGISTER_BROKER requests of one cycle, in order: `topics` at `version` cut into parts of
@@ -300,7 +288,7 @@ mod tests {
         assert_eq!(c(""), None);
         assert_eq!(c("enableSplitRegistration = true"), Some(800));
         assert_eq!(
-            c("enableSplitRegistration = \"true\"\nsplitRegistrationSize = 100"),
+            c("enableSplitRegistration = true\nsplitRegistrationSize = 100"),
             Some(100)
         );
         assert_eq!(
