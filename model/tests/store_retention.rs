@@ -28,7 +28,7 @@ fn segments() -> impl Strategy<Value = Vec<SegmentInfo>> {
 fn retention() -> impl Strategy<Value = Retention> {
     (1..100u64, 0..24u32, any::<bool>(), 1..5usize).prop_map(|(hours, when, forcibly, batch)| {
         Retention {
-            file_reserved_ms: hours as u64 * H as u64,
+            file_reserved_ms: hours * H as u64,
             delete_when: vec![when],
             clean_file_forcibly: forcibly,
             delete_files_batch_max: batch,

@@ -12,6 +12,7 @@ use sextant_remoting::message::{BLANK_MAGIC, MAX_RECORD, MessageView, body_crc};
 use crate::Error;
 use crate::files::{self, ReadFrom, io};
 use crate::fs::{Fs, StoreFile};
+use sextant_model::store::SegmentInfo;
 
 /// RocketMQ's default segment size (`mappedFileSizeCommitLog`): 1 GiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 1 << 30;
@@ -43,6 +44,9 @@ struct Segment {
     len: u64,
     /// Closed by a blank record or by being full.
     sealed: bool,
+    /// The newest store timestamp of its records (ms; 0 for none): when retention counts it
+    /// last written.
+    last_store_ms: i64,
 }
 
 /// RocketMQ's commit log on disk: see the module documentation.
@@ -142,7 +146,8 @@ impl CommitLog {
                 continue;
             }
             let file = files::open(&*log.fs, &path, false)?;
-            let (len, sealed, records, cut) = scan(&*file, start, segment_size, &path)?;
+            let (len, sealed, records, cut, last_store_ms) =
+                scan(&*file, start, segment_size, &path)?;
             recovery.records += records;
             if let Some(why) = cut {
                 file.set_len(len).map_err(io(&path))?;
@@ -164,6 +169,7 @@ impl CommitLog {
                 file,
                 len,
                 sealed,
+                last_store_ms,
             });
         }
         if removed {
@@ -200,11 +206,41 @@ impl CommitLog {
         self.segments.first().map_or(0, |s| s.start)
     }
 
+    /// The segments, oldest first, as retention sees them (the last is written to).
+    pub fn segment_infos(&self) -> Vec<SegmentInfo> {
+        self.segments
+            .iter()
+            .map(|s| SegmentInfo {
+                start: s.start,
+                end: s.start + self.segment_size,
+                last_modified_ms: s.last_store_ms,
+            })
+            .collect()
+    }
+
+    /// Delete the oldest segment if it starts at `start` and is not the last (retention):
+    /// forgotten at once, its file removed and the directory fsynced. Whether it was.
+    pub fn delete_oldest(&mut self, start: u64) -> Result<bool, Error> {
+        if self.segments.len() < 2 || self.segments[0].start != start {
+            return Ok(false);
+        }
+        let seg = self.segments.remove(0);
+        // A flush taken meanwhile holds the file open; later ones no longer name it.
+        self.dirty_from = self.dirty_from.map(|d| d.saturating_sub(1));
+        self.fs.remove_file(&seg.path).map_err(io(&seg.path))?;
+        self.fs.sync_dir(&self.dir).map_err(io(&self.dir))?;
+        tracing::info!(segment = %seg.path.display(), "commit log segment deleted");
+        Ok(true)
+    }
+
     /// Append one stored-message record (as `MessageView::encode` writes it); its physical
     /// offset field is set to where it lands. Returns that offset. The record is in the page
     /// cache, not yet on disk: see [`CommitLog::flush`].
     pub fn append(&mut self, record: &mut [u8]) -> Result<u64, Error> {
-        MessageView::decode(record).map_err(|e| Error::BadRecord(e.to_string()))?;
+        let store_ms = MessageView::decode(record)
+            .map_err(|e| Error::BadRecord(e.to_string()))?
+            .0
+            .store_timestamp;
         let len = record.len() as u64;
         if len + BLANK_LEN > self.segment_size {
             return Err(Error::TooLarge {
@@ -227,17 +263,19 @@ impl CommitLog {
             .write_all_at(record, seg.len)
             .map_err(io(&seg.path))?;
         seg.len += len;
+        seg.last_store_ms = seg.last_store_ms.max(store_ms);
         self.dirty_from = Some(self.dirty_from.map_or(i, |d| d.min(i)));
         Ok(offset)
     }
 
-    /// Append records lying back to back in `buf` (`lens` their sizes), as the store encodes
-    /// them: one write when they fit the active segment, else one append each. Returns each
-    /// record's offset.
+    /// Append records lying back to back in `buf` (`lens` their sizes, `store_ms` their newest
+    /// store timestamp), as the store encodes them: one write when they fit the active segment,
+    /// else one append each. Returns each record's offset.
     pub(crate) fn append_batch(
         &mut self,
         buf: &mut [u8],
         lens: &[usize],
+        store_ms: i64,
     ) -> Result<Vec<u64>, Error> {
         let total = buf.len() as u64;
         let fits = self
@@ -265,6 +303,7 @@ impl CommitLog {
         }
         seg.file.write_all_at(buf, seg.len).map_err(io(&seg.path))?;
         seg.len += total;
+        seg.last_store_ms = seg.last_store_ms.max(store_ms);
         self.dirty_from = Some(self.dirty_from.map_or(i, |d| d.min(i)));
         Ok(offsets)
     }
@@ -301,6 +340,7 @@ impl CommitLog {
             file,
             len: 0,
             sealed: false,
+            last_store_ms: 0,
         });
         Ok(())
     }
@@ -388,13 +428,14 @@ impl CommitLog {
 }
 
 /// Scan one segment file: returns the valid length, whether a blank record sealed it, the number
-/// of valid records, and why the scan stopped early (a record failed its checks).
+/// of valid records, why the scan stopped early (a record failed its checks), and the newest
+/// store timestamp of its records.
 fn scan(
     file: &dyn StoreFile,
     start: u64,
     segment_size: u64,
     path: &Path,
-) -> Result<(u64, bool, u64, Option<String>), Error> {
+) -> Result<(u64, bool, u64, Option<String>, i64), Error> {
     let file_len = file.len().map_err(io(path))?;
     let mut r = BufReader::with_capacity(
         1 << 20,
@@ -406,15 +447,22 @@ fn scan(
     );
     let mut pos = 0u64;
     let mut records = 0u64;
+    let mut newest = 0i64;
     let mut buf = Vec::new();
     loop {
         if pos >= file_len {
             // The end of the data: a segment with too little room left for a blank record was
             // sealed without one.
-            return Ok((pos, segment_size - pos < BLANK_LEN, records, None));
+            return Ok((pos, segment_size - pos < BLANK_LEN, records, None, newest));
         }
         if pos + 4 > file_len {
-            return Ok((pos, false, records, Some("a partial record header".into())));
+            return Ok((
+                pos,
+                false,
+                records,
+                Some("a partial record header".into()),
+                newest,
+            ));
         }
         let mut head = [0u8; 8];
         let avail = (file_len - pos).min(8) as usize;
@@ -422,13 +470,19 @@ fn scan(
         let total = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         let magic = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
         if avail == 8 && magic == BLANK_MAGIC && total as u64 == segment_size - pos {
-            return Ok((pos, true, records, None));
+            return Ok((pos, true, records, None, newest));
         }
         let Some(total) = usize::try_from(total)
             .ok()
             .filter(|t| (8..=MAX_RECORD).contains(t) && pos + *t as u64 <= file_len)
         else {
-            return Ok((pos, false, records, Some(format!("record size {total}"))));
+            return Ok((
+                pos,
+                false,
+                records,
+                Some(format!("record size {total}")),
+                newest,
+            ));
         };
         buf.clear();
         buf.extend_from_slice(&head[..avail]);
@@ -442,10 +496,13 @@ fn scan(
                 m.physical_offset,
                 start + pos
             )),
-            Ok(_) => None,
+            Ok((m, _)) => {
+                newest = newest.max(m.store_timestamp);
+                None
+            }
         };
         if let Some(why) = why {
-            return Ok((pos, false, records, Some(why)));
+            return Ok((pos, false, records, Some(why), newest));
         }
         records += 1;
         pos += total as u64;

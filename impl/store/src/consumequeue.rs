@@ -10,6 +10,7 @@ use crate::Error;
 use crate::commitlog::FlushJob;
 use crate::files::{self, io};
 use crate::fs::{Fs, StoreFile};
+use sextant_model::store::{files_below, first_at_or_above};
 
 /// Bytes per entry (`CQ_STORE_UNIT_SIZE`).
 pub const ENTRY_SIZE: u64 = 20;
@@ -68,6 +69,9 @@ pub struct ConsumeQueue {
     dirty_from: Option<usize>,
     /// A file (and maybe its directories) was created since the last flush.
     created: bool,
+    /// The first entry still pointing into the CommitLog once retention deleted what came before
+    /// (RocketMQ's `minLogicOffset`); entries of the first file below it are ignored.
+    min: u64,
 }
 
 impl ConsumeQueue {
@@ -99,6 +103,7 @@ impl ConsumeQueue {
             files: Vec::new(),
             dirty_from: None,
             created: false,
+            min: 0,
         };
         let mut ended = false;
         let mut removed = false;
@@ -147,7 +152,93 @@ impl ConsumeQueue {
 
     /// The first queue offset still indexed.
     pub fn min_offset(&self) -> u64 {
-        self.files.first().map_or(0, |f| f.first)
+        self.files
+            .first()
+            .map_or(0, |f| f.first.max(self.min).min(self.max_offset()))
+    }
+
+    /// Follow the CommitLog's start to `log_start` after retention deleted segments
+    /// (`deleteExpiredFile`, `correctMinOffset`): the oldest files whose entries all point below
+    /// it are deleted (never the last), and the queue's min offset becomes its first entry at or
+    /// above it (its max when none is). Returns the files deleted.
+    pub fn trim(&mut self, log_start: u64) -> Result<usize, Error> {
+        let mut highest = Vec::with_capacity(self.files.len());
+        for f in &self.files {
+            let last = match f.entries.checked_sub(1) {
+                Some(n) => self.read_entry(f, n)?.map_or(0, |e| e.commitlog_offset),
+                None => 0,
+            };
+            highest.push(last);
+            if last >= log_start {
+                break;
+            }
+        }
+        let n = files_below(&highest, log_start).min(self.files.len().saturating_sub(1));
+        for f in self.files.drain(..n) {
+            self.fs.remove_file(&f.path).map_err(io(&f.path))?;
+        }
+        if n > 0 {
+            self.dirty_from = self.dirty_from.map(|d| d.saturating_sub(n));
+            self.fs.sync_dir(&self.dir).map_err(io(&self.dir))?;
+        }
+        if let Some(f) = self.files.first() {
+            let i = first_at_or_above(f.entries, log_start, |i| {
+                self.read_entry(f, i)
+                    .map(|e| e.map_or(0, |e| e.commitlog_offset))
+            })?;
+            self.min = self.min.max(f.first + i);
+        }
+        Ok(n)
+    }
+
+    /// The entry `n` of file `f`.
+    fn read_entry(&self, f: &CqFile, n: u64) -> Result<Option<CqEntry>, Error> {
+        let mut b = [0u8; ENTRY_SIZE as usize];
+        f.file
+            .read_exact_at(&mut b, n * ENTRY_SIZE)
+            .map_err(io(&f.path))?;
+        Ok(CqEntry::decode(&b))
+    }
+
+    /// Start the queue again at `offset`, whose entries before it all pointed into CommitLog
+    /// segments retention deleted (a rebuild, or entries lost with a power loss along with the
+    /// records they pointed at): its files go, and the file holding `offset` gets placeholder
+    /// entries before it, pointing at offset 0 — below the log's start, so never read (the
+    /// queue's min is past them).
+    pub(crate) fn restart_at(&mut self, offset: u64) -> Result<(), Error> {
+        if !self.files.is_empty() {
+            for f in self.files.drain(..) {
+                self.fs.remove_file(&f.path).map_err(io(&f.path))?;
+            }
+            self.fs.sync_dir(&self.dir).map_err(io(&self.dir))?;
+            self.dirty_from = None;
+        }
+        self.min = 0;
+        if offset == 0 {
+            return Ok(());
+        }
+        let first = offset - offset % self.per_file;
+        let path = self.dir.join(files::name(first * ENTRY_SIZE));
+        let file = files::open(&*self.fs, &path, true)?;
+        let fill = CqEntry {
+            commitlog_offset: 0,
+            size: 1,
+            tags_code: 0,
+        }
+        .encode();
+        let n = offset - first;
+        let bytes: Vec<u8> = (0..n).flat_map(|_| fill).collect();
+        file.write_all_at(&bytes, 0).map_err(io(&path))?;
+        self.created = true;
+        self.files.push(CqFile {
+            first,
+            path,
+            file,
+            entries: n,
+        });
+        self.min = offset;
+        self.mark_dirty();
+        Ok(())
     }
 
     /// Append the entry for queue offset `offset`, which must be [`ConsumeQueue::max_offset`].
@@ -214,6 +305,9 @@ impl ConsumeQueue {
 
     /// The entry at queue offset `offset`, if indexed.
     pub fn get(&self, offset: u64) -> Result<Option<CqEntry>, Error> {
+        if offset < self.min {
+            return Ok(None);
+        }
         let Some(f) = self
             .files
             .iter()
@@ -231,6 +325,9 @@ impl ConsumeQueue {
     /// Up to `max` entries from queue offset `offset` on, appended to `out` (fewer at the end of
     /// a file or of the queue; a read stops at the first invalid entry).
     pub fn get_range(&self, offset: u64, max: usize, out: &mut Vec<CqEntry>) -> Result<(), Error> {
+        if offset < self.min {
+            return Ok(());
+        }
         let Some(f) = self
             .files
             .iter()
@@ -288,6 +385,7 @@ impl ConsumeQueue {
         if removed {
             self.fs.sync_dir(&self.dir).map_err(io(&self.dir))?;
         }
+        self.min = self.min.min(self.max_offset());
         Ok(())
     }
 

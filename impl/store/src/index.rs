@@ -26,9 +26,9 @@
 //!
 //! This layout, because: a put costs one 20-byte append and one slot update, a lookup one chain,
 //! at 10 entries or at 20 million — no sort, no rewrite, no compaction; a file is bounded
-//! (`maxIndexNum` entries), so the index grows in fixed steps that retention can drop oldest first
-//! as it drops CommitLog segments (retention is not implemented yet: old index files are never
-//! deleted); entries are appended in CommitLog order, so how far the index covers the log is one
+//! (`maxIndexNum` entries), so the index grows in fixed steps that retention drops oldest first
+//! as it drops CommitLog segments ([`IndexStore::delete_below`]: a file whose entries all point
+//! below the log's start, never the newest); entries are appended in CommitLog order, so how far the index covers the log is one
 //! number, the newest header's `endPhyOffset`, which is all recovery needs; and the files are what
 //! a RocketMQ broker keeps, so an operator finds the names, sizes and defaults they know. Hash
 //! collisions return other keys' records; the store reads every record a lookup names anyway and
@@ -782,6 +782,25 @@ impl IndexStore {
         }
         rec.files = store.files.len();
         Ok((store, rec))
+    }
+
+    /// Delete the oldest files whose every entry points below `log_start` (retention deleted
+    /// those CommitLog segments; `IndexService.deleteExpiredFile`), never the newest. Returns
+    /// how many went.
+    pub fn delete_below(&mut self, log_start: u64) -> Result<usize, Error> {
+        let highest: Vec<u64> = self
+            .files
+            .iter()
+            .map(|f| u64::try_from(f.header.end_phy_offset).unwrap_or(0))
+            .collect();
+        let n = sextant_model::store::files_below(&highest, log_start);
+        for f in self.files.drain(..n) {
+            self.fs.remove_file(&f.path).map_err(io(&f.path))?;
+        }
+        if n > 0 {
+            self.fs.sync_dir(&self.dir).map_err(io(&self.dir))?;
+        }
+        Ok(n)
     }
 
     /// Whether records are indexed.

@@ -16,6 +16,14 @@
 //!
 //! [`config`] keeps the small JSON files beside the logs (consumer offsets, topics), written
 //! atomically. Which status a read answers is `sextant_model::broker::locate`'s decision.
+//!
+//! Retention ([`MessageStore::clean`]) deletes the oldest CommitLog segments as
+//! `sextant_model::store::segments_to_delete` decides (RocketMQ's `CleanCommitLogService`), and
+//! the ConsumeQueue and index files wholly below the log's new start; puts are refused with
+//! [`Error::DiskFull`] above the disk's warning ratio (`put_allowed`).
+//!
+//! Every file goes through [`fs::Fs`]: [`fs::RealFs`] in a broker, and in tests (feature `sim`)
+//! [`sim::SimFs`], a disk that loses what was not fsynced when the power goes.
 
 mod commitlog;
 pub mod config;
@@ -31,8 +39,8 @@ pub use commitlog::{CommitLog, DEFAULT_SEGMENT_SIZE, FlushJob, Recovery};
 pub use consumequeue::{ConsumeQueue, CqEntry, DEFAULT_ENTRIES_PER_FILE, ENTRY_SIZE};
 pub use index::{IndexConfig, IndexRecovery};
 pub use store::{
-    Get, GetResult, MAX_QUERY_BYTES, MessageStore, Put, PutResult, QueryResult, StoreConfig,
-    StoreRecovery, Stored, tags_code_of,
+    CleanReport, Get, GetResult, MAX_QUERY_BYTES, MessageStore, Put, PutResult, QueryResult,
+    StoreConfig, StoreRecovery, Stored, tags_code_of,
 };
 
 /// What can go wrong in the store.
@@ -70,4 +78,11 @@ pub enum Error {
     /// Another process has the store open.
     #[error("{0} is in use by another process")]
     Locked(std::path::PathBuf),
+    /// The disk is above the warning ratio (`diskSpaceWarningLevelRatio`): puts are refused
+    /// until retention or an operator frees space; reads go on.
+    #[error("the disk is {:.1} % used: the store takes no puts", used_ratio * 100.0)]
+    DiskFull {
+        /// The share of the disk used.
+        used_ratio: f64,
+    },
 }

@@ -8,8 +8,9 @@
 //!
 //! - [`Loss::Unsynced`]: exactly what was made durable;
 //! - [`Loss::Prefix`]: per file and per directory, what was durable plus a random prefix of
-//!   what followed (a seed picks it); the last write kept may be torn (only a random prefix of
-//!   its bytes reaches the disk);
+//!   what followed (a seed picks it); the write after the last kept may be torn: its first
+//!   sectors reach the disk ([`SECTOR`], 512 bytes: a sector is written whole, as disks
+//!   guarantee, so a 40-byte header at a sector's start is never half new);
 //! - [`Loss::Nothing`]: everything, as a `kill -9` (the page cache survives).
 //!
 //! The rule for names is POSIX's: a created, renamed or removed name is durable once its
@@ -158,6 +159,22 @@ fn apply_dir(entries: &mut BTreeMap<String, usize>, op: &DirOp) {
             }
         }
     }
+}
+
+/// Bytes a disk writes atomically (a write is torn only between sectors).
+pub const SECTOR: u64 = 512;
+
+/// Where a write of `len` bytes at `at` may be torn: a random sector boundary strictly inside
+/// it (`None` when it lies within one sector).
+fn sector_cut(at: u64, len: usize, rng: &mut Rng) -> Option<usize> {
+    let end = at + len as u64;
+    let first = (at / SECTOR + 1) * SECTOR;
+    if first >= end {
+        return None;
+    }
+    let boundaries = (end - 1 - first) / SECTOR;
+    let b = first + rng.upto(boundaries as usize) as u64 * SECTOR;
+    Some((b - at) as usize)
 }
 
 /// The names of `path`'s components (absolute or relative, both from the root).
@@ -328,11 +345,12 @@ impl SimFs {
                             for op in &f.pending[..keep] {
                                 apply_file(&mut data, op);
                             }
-                            // The next write may be torn: a prefix of its bytes.
+                            // The next write may be torn at a sector boundary: a prefix of
+                            // its sectors (a sector itself is written whole, as disks do).
                             if let Some(FileOp::Write { at, bytes }) = f.pending.get(keep)
                                 && rng.next().is_multiple_of(2)
+                                && let Some(torn) = sector_cut(*at, bytes.len(), &mut rng)
                             {
-                                let torn = rng.upto(bytes.len());
                                 apply_file(
                                     &mut data,
                                     &FileOp::Write {
@@ -727,14 +745,20 @@ mod tests {
             let fs = SimFs::new();
             let f = fs.open(p("/f"), OpenMode::CreateNew).unwrap();
             fs.sync_dir(p("/")).unwrap();
-            f.write_all_at(b"aaaa", 0).unwrap();
-            f.write_all_at(b"bbbb", 4).unwrap();
+            f.write_all_at(&[b'a'; 1000], 0).unwrap();
+            f.write_all_at(&[b'b'; 1000], 1000).unwrap();
             let back = fs.power_loss(Loss::Prefix { seed });
             let d = back.read(p("/f")).unwrap();
-            assert!(d.len() <= 8);
-            assert!(d.iter().take(4).all(|b| *b == b'a'));
-            assert!(d.iter().skip(4).all(|b| *b == b'b'));
-            seen_torn |= !d.len().is_multiple_of(4);
+            assert!(d.len() <= 2000);
+            assert!(d.iter().take(1000).all(|b| *b == b'a'));
+            assert!(d.iter().skip(1000).all(|b| *b == b'b'));
+            // Torn only at sector boundaries.
+            assert!(
+                matches!(d.len(), 0 | 512 | 1000 | 1024 | 1536 | 2000),
+                "{}",
+                d.len()
+            );
+            seen_torn |= !matches!(d.len(), 0 | 1000 | 2000);
         }
         assert!(seen_torn);
     }

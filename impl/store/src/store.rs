@@ -19,16 +19,27 @@
 //! A failed fsync stops the store from taking puts ([`Error::Failed`]): after one, Linux may
 //! report later fsyncs as successful for pages it already dropped, so nothing written since can
 //! be acknowledged as durable.
+//!
+//! Retention: [`MessageStore::clean`] (the broker calls it every `cleanResourceInterval`)
+//! deletes the segments the model's `segments_to_delete` picks, oldest first, then moves every
+//! ConsumeQueue's min offset to its first entry still in the log (deleting its files wholly
+//! below) and deletes the index files wholly below. On open the queues follow the log's start
+//! the same way, and a queue whose entries all point below it may start again at its first
+//! record in the log (a rebuild, or entries lost with the power for records since deleted).
+//! The share of the disk used is measured with every ConsumeQueue flush and every pass; above
+//! `retention.disk_warning_ratio` puts answer [`Error::DiskFull`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sextant_model::broker::{DelayLevels, GetStatus, invalid_topic, locate};
-use sextant_model::store::FlushDiskType;
+use sextant_model::store::{
+    CleanInput, CleanPlan, FlushDiskType, Retention, put_allowed, segments_to_delete,
+};
 use sextant_remoting::message::{BLANK_MAGIC, MessageView};
 use tokio::sync::watch;
 
@@ -68,6 +79,10 @@ pub struct StoreConfig {
     pub delay_levels: DelayLevels,
     /// The message index (`messageIndexEnable`, `maxHashSlotNum`, `maxIndexNum`).
     pub index: IndexConfig,
+    /// When CommitLog segments and what follows them are deleted, and when puts stop for a
+    /// full disk (`fileReservedTime`, `deleteWhen`, `diskMaxUsedSpaceRatio`, …): see
+    /// [`MessageStore::clean`].
+    pub retention: Retention,
     /// The file system the store lives on ([`crate::fs::RealFs`]; a test's
     /// [`SimFs`](crate::sim::SimFs)).
     pub fs: Arc<dyn Fs>,
@@ -91,6 +106,7 @@ impl StoreConfig {
             sync_flush_timeout: Duration::from_secs(5),
             delay_levels: DelayLevels::default(),
             index: IndexConfig::default(),
+            retention: Retention::default(),
             fs: crate::fs::real(),
             #[cfg(feature = "sim")]
             sim_skip_commitlog_fsync: false,
@@ -179,6 +195,23 @@ pub struct StoreRecovery {
     pub indexed: u64,
 }
 
+/// What a clean pass ([`MessageStore::clean`]) decided and did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CleanReport {
+    /// The share of the disk used, as measured (or given).
+    pub disk_used_ratio: f64,
+    /// The model's decision (`sextant_model::store::segments_to_delete`).
+    pub plan: CleanPlan,
+    /// The start offsets of the CommitLog segments deleted.
+    pub segments_deleted: Vec<u64>,
+    /// ConsumeQueue files deleted (their entries all pointed below the log's new start).
+    pub cq_files_deleted: usize,
+    /// Index files deleted.
+    pub index_files_deleted: usize,
+    /// The CommitLog's first offset after the pass.
+    pub log_start: u64,
+}
+
 /// What a QUERY_MESSAGE found (`QueryMessageResult`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueryResult {
@@ -221,6 +254,9 @@ struct Shared {
     checkpoint: PathBuf,
     /// Set when a CommitLog flush failed: waiting puts give up at once.
     failed: AtomicBool,
+    /// The share of the disk used at the last measure (`f64` bits): puts stop above the
+    /// warning ratio.
+    disk_used: AtomicU64,
     /// Holds the store's lock while open; dropped by `close`.
     lock: Mutex<Option<LockGuard>>,
     /// The last checkpoint written.
@@ -293,15 +329,21 @@ impl MessageStore {
         };
         inner.open_queues()?;
         let end = inner.log.end();
+        let log_start = inner.log.start();
         for q in inner.queues.values_mut().flat_map(|m| m.values_mut()) {
             q.truncate_to(end)?;
+            // Retention may have deleted segments the queue's first entries point into.
+            q.trim(log_start)?;
         }
         let from = if rebuilt {
             inner.log.start()
         } else {
             saved.unwrap_or(0).min(end).max(inner.log.start())
         };
-        let (redispatched, indexed) = inner.redispatch(from, rebuilt)?;
+        // The checkpoint is below the log's start: the entries between were maybe not on
+        // disk, and their records are deleted.
+        let past_deleted = saved.is_some_and(|c| c < inner.log.start());
+        let (redispatched, indexed) = inner.redispatch(from, rebuilt, past_deleted)?;
         let queues = inner.queues.values().map(BTreeMap::len).sum();
         let recovery = StoreRecovery {
             commitlog,
@@ -320,11 +362,13 @@ impl MessageStore {
             config,
             checkpoint,
             failed: AtomicBool::new(false),
+            disk_used: AtomicU64::new(0f64.to_bits()),
             lock: Mutex::new(Some(lock_file)),
             covered: Mutex::new(None),
             flushing: Mutex::new(()),
         });
         shared.flush_queues()?;
+        shared.measure_disk();
         let s = Arc::clone(&shared);
         let flusher = std::thread::Builder::new()
             .name("sextant-flush".into())
@@ -354,6 +398,10 @@ impl MessageStore {
         if let Some(why) = &inner.failed {
             return Err(Error::Failed(why.clone()));
         }
+        let used = f64::from_bits(self.shared.disk_used.load(Ordering::Relaxed));
+        put_allowed(used, &self.shared.config.retention).map_err(|d| Error::DiskFull {
+            used_ratio: d.used_ratio,
+        })?;
         // Queue offsets first (consecutive per queue within the put), then every record encoded
         // back to back and appended with one write, then the queues' entries.
         let mut next: Vec<(&str, u32, u64)> = Vec::new();
@@ -381,7 +429,12 @@ impl MessageStore {
                 .map_err(|e| Error::BadRecord(e.to_string()))?;
             lens.push(inner.buf.len() - start);
         }
-        let offsets = inner.log.append_batch(&mut inner.buf, &lens)?;
+        let newest = msgs
+            .iter()
+            .map(|p| p.msg.store_timestamp)
+            .max()
+            .unwrap_or(0);
+        let offsets = inner.log.append_batch(&mut inner.buf, &lens, newest)?;
         let mut stored = Vec::with_capacity(msgs.len());
         let mut run: Vec<CqEntry> = Vec::new();
         for (p, offset) in msgs.iter_mut().zip(&offsets) {
@@ -674,6 +727,81 @@ impl MessageStore {
             .collect()
     }
 
+    /// Measure the share of the store's disk used now (statvfs on the store directory; a
+    /// [`SimFs`](crate::sim::SimFs) answers what its test set) and keep it for puts, which are
+    /// refused with [`Error::DiskFull`] above `retention.disk_warning_ratio`. The flush thread
+    /// measures with every ConsumeQueue flush (`cq_flush_interval`) and [`MessageStore::clean`]
+    /// with every pass; this is for a caller that needs it now.
+    pub fn check_disk(&self) -> Result<f64, Error> {
+        let dir = &self.shared.config.dir;
+        let used = self.shared.config.fs.used_ratio(dir).map_err(io(dir))?;
+        self.shared
+            .disk_used
+            .store(used.to_bits(), Ordering::Relaxed);
+        Ok(used)
+    }
+
+    /// One retention pass (RocketMQ's `CleanCommitLogService` then `CleanConsumeQueueService`,
+    /// run by the broker every `cleanResourceInterval`, 10 s) at `now_ms`, `hour_of_day` being
+    /// the hour now (0–23) for `deleteWhen`: measures the disk, then [`MessageStore::clean_with`].
+    pub fn clean(&self, now_ms: i64, hour_of_day: u32) -> Result<CleanReport, Error> {
+        // A disk that cannot be measured counts as RocketMQ's -1: a pass of expired segments.
+        let used = self.check_disk().unwrap_or(-1.0);
+        self.clean_with(CleanInput {
+            now_ms,
+            hour_of_day,
+            disk_used_ratio: used,
+            manual: false,
+            min_needed_offset: u64::MAX,
+        })
+    }
+
+    /// One retention pass on what `input` says: the CommitLog segments
+    /// `sextant_model::store::segments_to_delete` picks are deleted oldest first (the store lock
+    /// taken for each, so puts and reads go on between), then every ConsumeQueue follows the new
+    /// log start (files wholly below it deleted, its min offset moved to its first entry at or
+    /// above it — a pull below answers OFFSET_TOO_SMALL, the broker's OFFSET_MOVED, with the new
+    /// min), and so do the index files. Every record the store holds is dispatched when it is
+    /// put, so nothing of the store's own holds a segment back (`min_needed_offset` is for a
+    /// caller's reader, e.g. a slave still catching up).
+    pub fn clean_with(&self, input: CleanInput) -> Result<CleanReport, Error> {
+        let plan = {
+            let inner = lock(&self.shared.inner);
+            if inner.closed {
+                return Err(Error::Closed);
+            }
+            segments_to_delete(
+                &inner.log.segment_infos(),
+                input,
+                &self.shared.config.retention,
+            )
+        };
+        let mut report = CleanReport {
+            disk_used_ratio: input.disk_used_ratio,
+            plan,
+            segments_deleted: Vec::new(),
+            cq_files_deleted: 0,
+            index_files_deleted: 0,
+            log_start: 0,
+        };
+        for start in &report.plan.delete {
+            if !lock(&self.shared.inner).log.delete_oldest(*start)? {
+                break;
+            }
+            report.segments_deleted.push(*start);
+        }
+        let mut inner = lock(&self.shared.inner);
+        let log_start = inner.log.start();
+        report.log_start = log_start;
+        if !report.segments_deleted.is_empty() {
+            for q in inner.queues.values_mut().flat_map(|m| m.values_mut()) {
+                report.cq_files_deleted += q.trim(log_start)?;
+            }
+            report.index_files_deleted = inner.index.delete_below(log_start)?;
+        }
+        Ok(report)
+    }
+
     /// Flush everything now: the CommitLog, the ConsumeQueues, the checkpoint.
     pub fn flush(&self) -> Result<(), Error> {
         self.shared.flush_log()?;
@@ -732,6 +860,7 @@ impl Shared {
                 if let Err(e) = self.flush_queues() {
                     tracing::error!(error = %e, "consume queue flush failed");
                 }
+                self.measure_disk();
                 last_cq = Instant::now();
             }
             if stop {
@@ -740,8 +869,21 @@ impl Shared {
         }
     }
 
+    /// Measure the disk for the put check; a failed measure keeps the last one.
+    fn measure_disk(&self) {
+        match self.config.fs.used_ratio(&self.config.dir) {
+            Ok(used) => self.disk_used.store(used.to_bits(), Ordering::Relaxed),
+            Err(e) => tracing::debug!(error = %e, "disk use not measured"),
+        }
+    }
+
     /// fsync the CommitLog outside the lock (group commit) and publish the durable offset.
     fn flush_log(&self) -> Result<(), Error> {
+        if self.failed.load(Ordering::Acquire) {
+            // The failed job took what was dirty: a later one would sync nothing and still
+            // report the log's end as durable.
+            return Err(Error::Failed("an earlier CommitLog flush failed".into()));
+        }
         let job = lock(&self.inner).log.flush_job();
         let end = match job.run() {
             Ok(end) => end,
@@ -866,9 +1008,17 @@ impl Inner {
     /// every record the message index lacks to the index (from where it stopped, which may be
     /// before `cq_from` or after it). When `rebuilding` (every queue from the whole log), a
     /// queue offset that starts again at 0 is a topic deleted and created again
-    /// ([`MessageStore::delete_topic`]): the queue is emptied and indexes the new one. Returns
-    /// the ConsumeQueue entries appended and the records indexed.
-    fn redispatch(&mut self, cq_from: u64, rebuilding: bool) -> Result<(u64, u64), Error> {
+    /// ([`MessageStore::delete_topic`]): the queue is emptied and indexes the new one. When
+    /// rebuilding or `past_deleted` (the checkpoint is below the log's start), a queue whose
+    /// entries all point below the log's start may lack the last few: it starts again at its
+    /// first record in the log. Returns the ConsumeQueue entries appended and the records
+    /// indexed.
+    fn redispatch(
+        &mut self,
+        cq_from: u64,
+        rebuilding: bool,
+        past_deleted: bool,
+    ) -> Result<(u64, u64), Error> {
         let end = self.log.end();
         let seg = self.log.segment_size();
         let from = match self.index.resume_from() {
@@ -920,6 +1070,13 @@ impl Inner {
             if qo == 0 && max > 0 && rebuilding {
                 cq.truncate_to(0)?;
                 cq.append(0, entry)?;
+                n += 1;
+            } else if qo > max && cq.min_offset() == max && (rebuilding || past_deleted) {
+                // Every entry the queue has points into segments retention deleted, and so did
+                // the ones it lacks (a rebuild, or entries that were not yet on disk when the
+                // power went, for records since deleted): it starts again here.
+                cq.restart_at(qo)?;
+                cq.append(qo, entry)?;
                 n += 1;
             } else if qo < max {
                 let e = cq.get(qo)?;

@@ -6,14 +6,15 @@
 //! checks it, then runs random puts (random topics, queues, sizes, batches) and saves of a
 //! consumer-offset file (`config::save_json_in`) until the disk dies after a random number of
 //! operations (`SimFs::crash_after`: in the middle of a put, a group commit, a ConsumeQueue or
-//! index flush, a checkpoint, a config save) or the round ends, and the power goes. After every
-//! open:
+//! index flush, a checkpoint, a config save, a retention pass deleting segments, ConsumeQueue
+//! and index files) or the round ends, and the power goes. After every open:
 //! - the store opens (recovery never fails on what a power loss leaves);
 //! - every ConsumeQueue entry from the queue's min to its max points at a sound record (size,
 //!   magic, CRC) of that topic, queue and queue offset, that some put wrote — never past the
 //!   log's end, never at a non-record;
 //! - with `SYNC_FLUSH`, every acknowledged message (the put returned and `wait_flushed` said
-//!   yes) is there at its queue offset, and found by its key in the message index;
+//!   yes) is there at its queue offset, and found by its key in the message index — unless a
+//!   retention pass that returned deleted its segment;
 //! - the consumer-offset file is the last save that returned or a later attempted one, never
 //!   torn or half-written.
 //!
@@ -24,6 +25,7 @@
 //! Size: `SEXTANT_POWER_LOSS_CASES` cases of up to three crash points each (default 3 000, about
 //! 6 000 crash points, well under a minute in debug `cargo test` on two cores), e.g.
 //! `SEXTANT_POWER_LOSS_CASES=20000 cargo test -p sextant-store --test power_loss --release`.
+//! `SEXTANT_POWER_LOSS_DEBUG=1` prints each recovery, each retention pass and each lost message.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -33,7 +35,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
-use sextant_model::store::FlushDiskType;
+use sextant_model::store::{CleanInput, FlushDiskType};
 use sextant_remoting::message::{MessageView, body_crc, encode_properties, property};
 use sextant_store::config::{ConsumerOffsets, load_json_in, save_json_in};
 use sextant_store::sim::{Loss, SimFs};
@@ -41,6 +43,8 @@ use sextant_store::{Get, IndexConfig, MessageStore, Put, StoreConfig};
 
 const TOPICS: [&str; 3] = ["A", "B", "C"];
 const DIR: &str = "/s";
+/// CommitLog segment size: a put of three messages may roll a segment.
+const SEG: u64 = 4096;
 const OFFSETS: &str = "/s/config/consumerOffset.json";
 
 /// One put: messages `(topic, queue, body length)`.
@@ -48,6 +52,8 @@ const OFFSETS: &str = "/s/config/consumerOffset.json";
 struct Step {
     msgs: Vec<(usize, u32, usize)>,
     save_offsets: bool,
+    /// A retention pass first, with the disk above 85 %: every segment but the last goes.
+    clean: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -69,8 +75,13 @@ fn step() -> impl Strategy<Value = Step> {
     (
         prop::collection::vec((0..3usize, 0..3u32, 0..700usize), 1..=3),
         prop::bool::weighted(0.2),
+        prop::bool::weighted(0.08),
     )
-        .prop_map(|(msgs, save_offsets)| Step { msgs, save_offsets })
+        .prop_map(|(msgs, save_offsets, clean)| Step {
+            msgs,
+            save_offsets,
+            clean,
+        })
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -113,7 +124,7 @@ fn host() -> SocketAddr {
 fn config(fs: &SimFs, mode: Mode, fast_cq: bool) -> StoreConfig {
     let mut c = StoreConfig::new(DIR);
     c.fs = fs.shared();
-    c.segment_size = 4096;
+    c.segment_size = SEG;
     c.cq_entries_per_file = 4;
     c.flush = mode.flush;
     c.flush_interval = Duration::from_millis(20);
@@ -144,8 +155,9 @@ struct Model {
     next_id: u64,
     /// id → (topic, queue, body length).
     msgs: HashMap<u64, (usize, u32, usize)>,
-    /// (topic, queue, queue offset) → id of the acknowledged message there.
-    acked: BTreeMap<(usize, u32, u64), u64>,
+    /// (topic, queue, queue offset) → id and CommitLog offset of the acknowledged message
+    /// there (forgotten when retention deletes its segment).
+    acked: BTreeMap<(usize, u32, u64), (u64, u64)>,
     /// The last consumer-offset save that returned, and the last attempted.
     saved: u64,
     attempted: u64,
@@ -223,14 +235,21 @@ fn check(store: &MessageStore, fs: &SimFs, model: &Model) -> Result<usize, Strin
                 pos += 1;
             }
         }
-        for ((_, _, o), id) in model.acked.range((t, q, 0)..=(t, q, u64::MAX)) {
+        for ((_, _, o), (id, _)) in model.acked.range((t, q, 0)..=(t, q, u64::MAX)) {
             if found.get(o) != Some(id) {
+                if std::env::var("SEXTANT_POWER_LOSS_DEBUG").is_ok() {
+                    eprintln!(
+                        "lost {}/{q}@{o} id {id}: queue [{min}, {max}), found {:?}, log [{log_start}, {log_end})",
+                        TOPICS[t],
+                        found.get(o)
+                    );
+                }
                 lost += 1;
             }
         }
     }
     if lost == 0 {
-        for ((t, _, _), id) in &model.acked {
+        for ((t, _, _), (id, _)) in &model.acked {
             let r = store
                 .query_message(TOPICS[*t], &key(*id), 4, 0, i64::MAX)
                 .map_err(|e| format!("query of {id}: {e}"))?;
@@ -265,11 +284,39 @@ fn run(case: &Case, mode: Mode, rt: &tokio::runtime::Runtime) -> Result<Outcome,
     let mut model = Model::default();
     let mut out = Outcome::default();
     for (r, round) in case.rounds.iter().enumerate() {
-        let (store, _) = MessageStore::open(config(&fs, mode, case.fast_cq))
+        let (store, rec) = MessageStore::open(config(&fs, mode, case.fast_cq))
             .map_err(|e| format!("round {r}: open failed: {e}"))?;
+        if std::env::var("SEXTANT_POWER_LOSS_DEBUG").is_ok() {
+            eprintln!("round {r} open: {rec:?} log {:?}", store.log_offsets());
+        }
         out.lost += check(&store, &fs, &model).map_err(|e| format!("round {r}: {e}"))?;
         fs.crash_after(round.crash_after);
         'steps: for step in &round.steps {
+            if step.clean {
+                // A pass cut short by the power still deletes what it got to: every segment
+                // but the one written to may go (at a segment's end, the next may exist, empty).
+                let (_, end) = store.log_offsets();
+                let last_start = end / SEG * SEG;
+                let pass = store.clean_with(CleanInput {
+                    now_ms: 1,
+                    hour_of_day: 12,
+                    disk_used_ratio: 0.86,
+                    manual: false,
+                    min_needed_offset: u64::MAX,
+                });
+                match pass {
+                    Ok(r) => {
+                        if std::env::var("SEXTANT_POWER_LOSS_DEBUG").is_ok() {
+                            eprintln!("clean: {r:?}");
+                        }
+                        model.acked.retain(|_, (_, phys)| *phys >= r.log_start)
+                    }
+                    Err(_) => {
+                        model.acked.retain(|_, (_, phys)| *phys >= last_start);
+                        break 'steps;
+                    }
+                }
+            }
             if step.save_offsets {
                 model.attempted += 1;
                 let mut o = ConsumerOffsets::default();
@@ -330,7 +377,10 @@ fn run(case: &Case, mode: Mode, rt: &tokio::runtime::Runtime) -> Result<Outcome,
             for (m, id) in step.msgs.iter().zip(&ids) {
                 model.msgs.insert(*id, *m);
             }
-            let Ok(result) = store.put(&mut puts) else {
+            let ops_before = fs.ops();
+            let put = store.put(&mut puts);
+            let ops_put = fs.ops();
+            let Ok(result) = put else {
                 break 'steps;
             };
             let acked = match mode.flush {
@@ -339,11 +389,27 @@ fn run(case: &Case, mode: Mode, rt: &tokio::runtime::Runtime) -> Result<Outcome,
                 }
                 FlushDiskType::AsyncFlush => true,
             };
+            if std::env::var("SEXTANT_POWER_LOSS_DEBUG").is_ok() {
+                eprintln!(
+                    "put {ids:?} {:?} end {} acked {acked} ops {ops_before}/{ops_put}/{} dead {} flushed {}",
+                    result
+                        .stored
+                        .iter()
+                        .map(|s| (s.physical_offset, s.queue_offset))
+                        .collect::<Vec<_>>(),
+                    result.end,
+                    fs.ops(),
+                    fs.is_dead(),
+                    store.flushed()
+                );
+            }
             if !acked {
                 break 'steps;
             }
             for ((t, q, _), (s, id)) in step.msgs.iter().zip(result.stored.iter().zip(&ids)) {
-                model.acked.insert((*t, *q, s.queue_offset), *id);
+                model
+                    .acked
+                    .insert((*t, *q, s.queue_offset), (*id, s.physical_offset));
                 out.acked += 1;
             }
             if fs.is_dead() {
@@ -360,8 +426,11 @@ fn run(case: &Case, mode: Mode, rt: &tokio::runtime::Runtime) -> Result<Outcome,
         drop(store);
         fs = next;
     }
-    let (store, _) = MessageStore::open(config(&fs, mode, case.fast_cq))
+    let (store, rec) = MessageStore::open(config(&fs, mode, case.fast_cq))
         .map_err(|e| format!("last open failed: {e}"))?;
+    if std::env::var("SEXTANT_POWER_LOSS_DEBUG").is_ok() {
+        eprintln!("last open: {rec:?}\nacked {:?}", model.acked);
+    }
     out.lost += check(&store, &fs, &model).map_err(|e| format!("last open: {e}"))?;
     Ok(out)
 }
