@@ -9,6 +9,7 @@ use std::time::Duration;
 use sextant_model::broker::{
     CHANNEL_EXPIRED_MS, DEFAULT_TOPIC_QUEUE_NUMS, DelayLevels, LOCK_MAX_LIVE_MS,
 };
+use sextant_model::store::Retention;
 use sextant_model::store::{BrokerRole, FlushDiskType};
 use sextant_store::{IndexConfig, StoreConfig};
 
@@ -109,6 +110,23 @@ pub struct BrokerConfig {
     pub enable_split_registration: bool,
     /// `splitRegistrationSize`: topics per registration part.
     pub split_registration_size: usize,
+    /// `fileReservedTime`: hours a CommitLog segment is kept after its newest message.
+    pub file_reserved_time: u64,
+    /// `deleteWhen`: the hours (UTC here; RocketMQ uses the local time) at which expired
+    /// segments are deleted, e.g. "04" or "04;05".
+    pub delete_when: String,
+    /// `diskMaxUsedSpaceRatio`: percent of the disk above which expired segments are deleted
+    /// at any hour.
+    pub disk_max_used_space_ratio: u32,
+    /// `diskSpaceCleanForciblyRatio`: percent above which unexpired segments go too, oldest
+    /// first (with `cleanFileForciblyEnable`).
+    pub disk_space_clean_forcibly_ratio: u32,
+    /// `diskSpaceWarningLevelRatio`: percent above which puts are refused (reads go on).
+    pub disk_space_warning_level_ratio: u32,
+    /// `cleanFileForciblyEnable`.
+    pub clean_file_forcibly_enable: bool,
+    /// `cleanResourceInterval`: how often a retention pass runs (ms).
+    pub clean_resource_interval: u64,
     /// Keys this broker does not know (RocketMQ has many): warned about, not fatal.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
@@ -154,6 +172,13 @@ impl Default for BrokerConfig {
             max_msgs_num_batch: 64,
             default_query_max_num: 32,
             auto_create_subscription_group: true,
+            file_reserved_time: 72,
+            delete_when: "04".into(),
+            disk_max_used_space_ratio: 75,
+            disk_space_clean_forcibly_ratio: 85,
+            disk_space_warning_level_ratio: 90,
+            clean_file_forcibly_enable: true,
+            clean_resource_interval: 10_000,
             enable_split_registration: false,
             split_registration_size: sextant_model::namesrv::DEFAULT_SPLIT_REGISTRATION_SIZE,
             max_topic_count: sextant_model::broker::admit::DEFAULT_MAX_TOPICS,
@@ -268,6 +293,21 @@ impl BrokerConfig {
         c.sync_flush_timeout = Duration::from_millis(self.sync_flush_timeout.max(1));
         c.delay_levels = settings.delay_levels.clone();
         c.index = self.index_config();
+        c.retention = Retention {
+            file_reserved_ms: self.file_reserved_time.saturating_mul(3_600_000),
+            delete_when: self
+                .delete_when
+                .split(';')
+                .filter_map(|h| h.trim().parse().ok())
+                .filter(|h| *h < 24)
+                .collect(),
+            disk_max_used_ratio: f64::from(self.disk_max_used_space_ratio.min(95)) / 100.0,
+            disk_clean_forcibly_ratio: f64::from(self.disk_space_clean_forcibly_ratio.min(100))
+                / 100.0,
+            disk_warning_ratio: f64::from(self.disk_space_warning_level_ratio.min(100)) / 100.0,
+            clean_file_forcibly: self.clean_file_forcibly_enable,
+            ..Retention::default()
+        };
         c
     }
 

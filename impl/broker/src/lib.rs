@@ -193,6 +193,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
         config.store_path_root_dir.join("config/delayOffset.json"),
     )?);
     let offsets_every = Duration::from_millis(config.flush_consumer_offset_interval.max(1));
+    let clean_every = Duration::from_millis(config.clean_resource_interval.max(1));
     let register_every = Duration::from_millis(config.register_name_server_period.max(1));
     let channel_scan = CHANNEL_SCAN.min(Duration::from_millis(
         (config.channel_expired_timeout / 4).max(1),
@@ -248,6 +249,23 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
         let schedule = Arc::clone(&schedule);
         move || {
             schedule.deliver_due(&broker);
+        }
+    });
+    every(&tasks, &timers, clean_every, {
+        let broker = Arc::clone(&broker);
+        move || {
+            let now = wall_ms();
+            let hour = u32::try_from((now / 3_600_000).rem_euclid(24)).unwrap_or(0);
+            match broker.store().clean(now, hour) {
+                Ok(r) if !r.segments_deleted.is_empty() => tracing::info!(
+                    segments = r.segments_deleted.len(),
+                    log_start = r.log_start,
+                    disk = r.disk_used_ratio,
+                    "retention deleted CommitLog segments"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retention pass failed"),
+            }
         }
     });
     every(&tasks, &timers, STATS_SAMPLE, {

@@ -77,7 +77,16 @@ impl Broker {
             .collect();
         let result = self.store.put(&mut puts).map_err(|e| {
             self.stats.put_failed();
-            reply(response::SYSTEM_ERROR, format!("put message failed: {e}"))
+            match e {
+                // RocketMQ's SERVICE_NOT_AVAILABLE for a full disk; what is stored stays readable.
+                sextant_store::Error::DiskFull { .. } => reply(
+                    response::SERVICE_NOT_AVAILABLE,
+                    format!(
+                        "service not available now: the broker's disk is full ({e}); reads go on"
+                    ),
+                ),
+                e => reply(response::SYSTEM_ERROR, format!("put message failed: {e}")),
+            }
         })?;
         self.stats.stored(
             result.stored.len() as u64,
