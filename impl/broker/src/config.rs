@@ -337,7 +337,9 @@ mod tests {
             namesrvAddr = "127.0.0.1:9876;127.0.0.1:9877"
             brokerIP1 = "127.0.0.1"
             listenPort = 10921
-            deleteWhen = "04"
+            deleteWhen = "03;05"
+            fileReservedTime = 48
+            fooBarUnknownKey = 1
             messageIndexEnable = false
             maxHashSlotNum = 1000
             maxIndexNum = 4000
@@ -346,12 +348,16 @@ mod tests {
         .expect("parses");
         assert_eq!(c.broker_name, "broker-b");
         assert!(!c.auto_create_topic_enable);
-        assert!(c.unknown.contains_key("deleteWhen"));
+        assert!(c.unknown.contains_key("fooBarUnknownKey"));
+        assert!(!c.unknown.contains_key("deleteWhen"));
         let s = c.settings().expect("valid");
         assert_eq!(s.role, BrokerRole::Slave);
         assert_eq!(s.flush, FlushDiskType::SyncFlush);
         assert_eq!(s.namesrvs.len(), 2);
         assert_eq!(s.listen.port(), 10921);
+        let retention = c.store_config(&s).retention;
+        assert_eq!(retention.delete_when, [3, 5]);
+        assert_eq!(retention.file_reserved_ms, 48 * 3_600_000);
         let index = c.store_config(&s).index;
         assert_eq!(
             (index.enabled, index.max_hash_slots, index.max_index_num),
