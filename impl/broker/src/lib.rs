@@ -255,7 +255,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
         let broker = Arc::clone(&broker);
         move || {
             let now = wall_ms();
-            let hour = u32::try_from((now / 3_600_000).rem_euclid(24)).unwrap_or(0);
+            let hour = sextant_model::store::utc_hour(now);
             match broker.store().clean(now, hour) {
                 Ok(r) if !r.segments_deleted.is_empty() => tracing::info!(
                     segments = r.segments_deleted.len(),

@@ -1113,8 +1113,7 @@ pub fn tags_code_of(m: &MessageView<'_>, delay_levels: &DelayLevels) -> i64 {
             .property(property::DELAY)
             .and_then(|l| l.parse().ok())
             .unwrap_or(0);
-        let delay = delay_levels.delay(level).unwrap_or(0);
-        return m.store_timestamp.saturating_add(delay as i64);
+        return sextant_model::broker::admit::due_at(m.store_timestamp, level, delay_levels);
     }
     m.property(property::TAGS)
         .map_or(0, |t| i64::from(sextant_remoting::body::java_hash(t)))
