@@ -19,10 +19,9 @@ use sextant_remoting::code::{request, response};
 use sextant_remoting::ext::CommandHeader;
 use sextant_remoting::header::{
     ConsumerGroupHeader, ConsumerSendMsgBackRequestHeader, GetMaxOffsetRequestHeader,
-    GetRouteInfoRequestHeader, OffsetResponseHeader, PullMessageRequestHeader,
-    PullMessageResponseHeader, QueryConsumerOffsetRequestHeader, SearchOffsetRequestHeader,
-    SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
-    UpdateConsumerOffsetRequestHeader,
+    GetRouteInfoRequestHeader, OffsetResponseHeader, PullMessageResponseHeader,
+    QueryConsumerOffsetRequestHeader, SearchOffsetRequestHeader, SendMessageRequestHeader,
+    SendMessageRequestHeaderV2, SendMessageResponseHeader, UpdateConsumerOffsetRequestHeader,
 };
 use sextant_remoting::message::{BatchItem, MessageView, encode_properties, encode_send_batch};
 use sextant_remoting::route::decode_route;

@@ -224,7 +224,7 @@ async fn floods_of_locks_offsets_heartbeats_and_topics_stay_bounded() {
                 let h = UpdateConsumerOffsetRequestHeader {
                     consumer_group: format!("Nobody{i}"),
                     topic: "Healthy".into(),
-                    queue_id: (i % 3) as i32 * 1000,
+                    queue_id: (i % 3) * 1000,
                     commit_offset: i as i64,
                 };
                 RemotingCommand::request(request::UPDATE_CONSUMER_OFFSET, 0).with_ext(h.to_ext())
