@@ -293,6 +293,10 @@ async fn floods_of_locks_offsets_heartbeats_and_topics_stay_bounded() {
     assert!(broker.broker.table_sizes().topics <= 100);
     served(&other, "end").await;
     let grown = rss_kib().saturating_sub(rss0);
+    eprintln!(
+        "floods: RSS grew by {grown} KiB; tables after: {:?}",
+        broker.broker.table_sizes()
+    );
     assert!(
         grown < RSS_BOUND_KIB,
         "RSS grew by {grown} KiB over the floods"
