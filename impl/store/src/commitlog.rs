@@ -38,7 +38,7 @@ pub struct Recovery {
 
 struct Segment {
     start: u64,
-    path: PathBuf,
+    path: Arc<Path>,
     file: Arc<dyn StoreFile>,
     /// Bytes written (the logical end within the segment; a blank record ends it early).
     len: u64,
@@ -138,7 +138,7 @@ impl CommitLog {
         };
         let mut removed = false;
         for (i, start) in starts.iter().copied().enumerate() {
-            let path = log.dir.join(files::name(start));
+            let path: Arc<Path> = log.dir.join(files::name(start)).into();
             if recovery.truncated.is_some() {
                 // Everything after a cut goes: RocketMQ keeps only a valid prefix.
                 log.fs.remove_file(&path).map_err(io(&path))?;
@@ -331,7 +331,7 @@ impl CommitLog {
                 s.start + self.segment_size
             }
         };
-        let path = self.dir.join(files::name(next));
+        let path: Arc<Path> = self.dir.join(files::name(next)).into();
         let file = files::open(&*self.fs, &path, true)?;
         self.dir_dirty = true;
         self.segments.push(Segment {
@@ -358,7 +358,7 @@ impl CommitLog {
             Some(_) if self.skip_fsync => Vec::new(),
             Some(from) => self.segments[from..]
                 .iter()
-                .map(|s| (s.path.clone(), Arc::clone(&s.file)))
+                .map(|s| (s.path.to_path_buf(), Arc::clone(&s.file)))
                 .collect(),
             None => Vec::new(),
         };
@@ -374,25 +374,27 @@ impl CommitLog {
         }
     }
 
+    /// The segment holding `offset`, as appended so far: a handle to read it with the log's
+    /// lock released (a segment deleted meanwhile stays readable through it).
+    pub(crate) fn segment_at(&self, offset: u64) -> Result<SegmentRef, Error> {
+        // Segments are contiguous from the first: the one holding `offset` is found by index.
+        let seg = offset
+            .checked_sub(self.start())
+            .map(|d| (d / self.segment_size) as usize)
+            .and_then(|i| self.segments.get(i))
+            .filter(|s| s.start <= offset && offset < s.start + self.segment_size)
+            .ok_or_else(|| Error::Corrupt(format!("offset {offset} is not stored")))?;
+        Ok(SegmentRef {
+            start: seg.start,
+            len: seg.len,
+            path: Arc::clone(&seg.path),
+            file: Arc::clone(&seg.file),
+        })
+    }
+
     /// Append `len` bytes at `offset` (within one segment) to `out`.
     pub fn read_into(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), Error> {
-        let seg = self
-            .segments
-            .iter()
-            .find(|s| s.start <= offset && offset < s.start + self.segment_size)
-            .ok_or_else(|| Error::Corrupt(format!("offset {offset} is not stored")))?;
-        let at = offset - seg.start;
-        if at + len as u64 > seg.len {
-            return Err(Error::Corrupt(format!(
-                "{len} bytes at {offset} run past the stored {}",
-                seg.start + seg.len
-            )));
-        }
-        let from = out.len();
-        out.resize(from + len, 0);
-        seg.file
-            .read_exact_at(&mut out[from..], at)
-            .map_err(io(&seg.path))
+        self.segment_at(offset)?.read_into(offset, len, out)
     }
 
     /// The offset of the record after the one at `offset` of `len` bytes: the start of the next
@@ -417,13 +419,71 @@ impl CommitLog {
 
     /// The record stored at `offset`.
     pub fn read_record(&self, offset: u64) -> Result<Vec<u8>, Error> {
-        let head = self.read(offset, 4)?;
+        self.segment_at(offset)?.read_record(offset)
+    }
+}
+
+/// One segment as far as it was appended when taken ([`CommitLog::segment_at`]): reads through
+/// it need no lock on the log, and never reach past what was appended then (appended bytes
+/// never change while the store runs).
+#[derive(Clone)]
+pub(crate) struct SegmentRef {
+    start: u64,
+    /// Bytes appended when taken.
+    len: u64,
+    path: Arc<Path>,
+    file: Arc<dyn StoreFile>,
+}
+
+impl SegmentRef {
+    /// The segment's start offset.
+    pub(crate) fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Whether `offset` is in what was appended to this segment when taken.
+    pub(crate) fn holds(&self, offset: u64) -> bool {
+        self.start <= offset && offset - self.start < self.len
+    }
+
+    /// Append `len` bytes at log offset `offset` (within this segment) to `out`.
+    pub(crate) fn read_into(
+        &self,
+        offset: u64,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let at = offset
+            .checked_sub(self.start)
+            .filter(|at| at.saturating_add(len as u64) <= self.len)
+            .ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "{len} bytes at {offset} are outside the stored {}..{}",
+                    self.start,
+                    self.start + self.len
+                ))
+            })?;
+        let from = out.len();
+        out.resize(from + len, 0);
+        let read = self.file.read_exact_at(&mut out[from..], at);
+        if read.is_err() {
+            out.truncate(from);
+        }
+        read.map_err(io(&self.path))
+    }
+
+    /// The record stored at `offset`.
+    pub(crate) fn read_record(&self, offset: u64) -> Result<Vec<u8>, Error> {
+        let mut head = Vec::with_capacity(4);
+        self.read_into(offset, 4, &mut head)?;
         let total = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         let total = usize::try_from(total)
             .ok()
             .filter(|t| (4..=MAX_RECORD).contains(t))
             .ok_or_else(|| Error::Corrupt(format!("record size {total} at {offset}")))?;
-        self.read(offset, total)
+        let mut record = Vec::with_capacity(total);
+        self.read_into(offset, total, &mut record)?;
+        Ok(record)
     }
 }
 

@@ -2,6 +2,9 @@
 //! queue offset `n`) is 20 bytes — `int64 commitLogOffset | int32 size | int64 tagsCode` — at
 //! byte `20 n`, in files of `entries_per_file` entries named by their 20-digit start byte offset
 //! (RocketMQ: 300 000 entries, 6 000 000-byte files).
+//!
+//! The files' handles live in a [`FileCache`] — the store's queues share one, bounded — so an
+//! idle queue's files are closed and opened again when next read or appended to.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,6 +13,7 @@ use crate::Error;
 use crate::commitlog::FlushJob;
 use crate::files::{self, io};
 use crate::fs::{Fs, StoreFile};
+use crate::handles::FileCache;
 use sextant_model::store::{files_below, first_at_or_above};
 
 /// Bytes per entry (`CQ_STORE_UNIT_SIZE`).
@@ -54,7 +58,8 @@ struct CqFile {
     /// Queue offset of its first entry.
     first: u64,
     path: PathBuf,
-    file: Arc<dyn StoreFile>,
+    /// Its handle's id in the cache.
+    id: u64,
     /// Entries written.
     entries: u64,
 }
@@ -62,6 +67,7 @@ struct CqFile {
 /// One topic queue's index: see the module documentation.
 pub struct ConsumeQueue {
     fs: Arc<dyn Fs>,
+    cache: Arc<FileCache>,
     dir: PathBuf,
     per_file: u64,
     files: Vec<CqFile>,
@@ -82,11 +88,21 @@ impl ConsumeQueue {
     }
 
     /// [`ConsumeQueue::open`] on the file system `fs`; what recovery cuts is durable before
-    /// this returns.
+    /// this returns. The queue's files stay open while it lives.
     pub fn open_in(
         fs: Arc<dyn Fs>,
         dir: impl AsRef<Path>,
         entries_per_file: u64,
+    ) -> Result<ConsumeQueue, Error> {
+        Self::open_cached(fs, dir, entries_per_file, FileCache::new(usize::MAX))
+    }
+
+    /// [`ConsumeQueue::open_in`] with its file handles in `cache` (shared by the store's queues).
+    pub(crate) fn open_cached(
+        fs: Arc<dyn Fs>,
+        dir: impl AsRef<Path>,
+        entries_per_file: u64,
+        cache: Arc<FileCache>,
     ) -> Result<ConsumeQueue, Error> {
         let dir = dir.as_ref().to_owned();
         if entries_per_file == 0 {
@@ -98,6 +114,7 @@ impl ConsumeQueue {
         let starts = files::starts(&*fs, &dir, file_bytes)?;
         let mut q = ConsumeQueue {
             fs,
+            cache,
             dir,
             per_file: entries_per_file,
             files: Vec::new(),
@@ -132,10 +149,12 @@ impl ConsumeQueue {
             if valid < entries_per_file {
                 ended = true;
             }
+            let id = q.cache.new_id();
+            q.cache.insert(id, &path, file, false);
             q.files.push(CqFile {
                 first: start / ENTRY_SIZE,
                 path,
-                file,
+                id,
                 entries: valid,
             });
         }
@@ -175,6 +194,7 @@ impl ConsumeQueue {
         }
         let n = files_below(&highest, log_start).min(self.files.len().saturating_sub(1));
         for f in self.files.drain(..n) {
+            self.cache.forget(f.id);
             self.fs.remove_file(&f.path).map_err(io(&f.path))?;
         }
         if n > 0 {
@@ -194,10 +214,31 @@ impl ConsumeQueue {
     /// The entry `n` of file `f`.
     fn read_entry(&self, f: &CqFile, n: u64) -> Result<Option<CqEntry>, Error> {
         let mut b = [0u8; ENTRY_SIZE as usize];
-        f.file
+        self.handle(f, false)?
             .read_exact_at(&mut b, n * ENTRY_SIZE)
             .map_err(io(&f.path))?;
         Ok(CqEntry::decode(&b))
+    }
+
+    /// File `f`'s handle (opened again if the cache closed it); `write` before writing to it.
+    fn handle(&self, f: &CqFile, write: bool) -> Result<Arc<dyn StoreFile>, Error> {
+        self.cache.get(&*self.fs, f.id, &f.path, write)
+    }
+
+    /// A new file starting at queue offset `first`, open in the cache.
+    fn create_file(&mut self, first: u64) -> Result<(CqFile, Arc<dyn StoreFile>), Error> {
+        let path = self.dir.join(files::name(first * ENTRY_SIZE));
+        let file = files::open(&*self.fs, &path, true)?;
+        self.created = true;
+        let id = self.cache.new_id();
+        self.cache.insert(id, &path, Arc::clone(&file), true);
+        let f = CqFile {
+            first,
+            path,
+            id,
+            entries: 0,
+        };
+        Ok((f, file))
     }
 
     /// Start the queue again at `offset`, whose entries before it all pointed into CommitLog
@@ -208,6 +249,7 @@ impl ConsumeQueue {
     pub(crate) fn restart_at(&mut self, offset: u64) -> Result<(), Error> {
         if !self.files.is_empty() {
             for f in self.files.drain(..) {
+                self.cache.forget(f.id);
                 self.fs.remove_file(&f.path).map_err(io(&f.path))?;
             }
             self.fs.sync_dir(&self.dir).map_err(io(&self.dir))?;
@@ -218,8 +260,7 @@ impl ConsumeQueue {
             return Ok(());
         }
         let first = offset - offset % self.per_file;
-        let path = self.dir.join(files::name(first * ENTRY_SIZE));
-        let file = files::open(&*self.fs, &path, true)?;
+        let (mut f, file) = self.create_file(first)?;
         let fill = CqEntry {
             commitlog_offset: 0,
             size: 1,
@@ -228,14 +269,9 @@ impl ConsumeQueue {
         .encode();
         let n = offset - first;
         let bytes: Vec<u8> = (0..n).flat_map(|_| fill).collect();
-        file.write_all_at(&bytes, 0).map_err(io(&path))?;
-        self.created = true;
-        self.files.push(CqFile {
-            first,
-            path,
-            file,
-            entries: n,
-        });
+        file.write_all_at(&bytes, 0).map_err(io(&f.path))?;
+        f.entries = n;
+        self.files.push(f);
         self.min = offset;
         self.mark_dirty();
         Ok(())
@@ -253,22 +289,14 @@ impl ConsumeQueue {
             return Err(Error::BadRecord(format!("entry {entry:?} out of range")));
         }
         if self.files.last().is_none_or(|f| f.entries == self.per_file) {
-            let first = self.max_offset();
-            let path = self.dir.join(files::name(first * ENTRY_SIZE));
-            let file = files::open(&*self.fs, &path, true)?;
-            self.created = true;
-            self.files.push(CqFile {
-                first,
-                path,
-                file,
-                entries: 0,
-            });
+            let (f, _) = self.create_file(self.max_offset())?;
+            self.files.push(f);
         }
-        let f = self.files.last_mut().expect("a file");
-        f.file
+        let f = self.files.last().expect("a file");
+        self.handle(f, true)?
             .write_all_at(&entry.encode(), f.entries * ENTRY_SIZE)
             .map_err(io(&f.path))?;
-        f.entries += 1;
+        self.files.last_mut().expect("a file").entries += 1;
         self.mark_dirty();
         Ok(())
     }
@@ -294,11 +322,11 @@ impl ConsumeQueue {
         for e in entries {
             b.extend_from_slice(&e.encode());
         }
-        let f = self.files.last_mut().expect("a file");
-        f.file
+        let f = self.files.last().expect("a file");
+        self.handle(f, true)?
             .write_all_at(&b, f.entries * ENTRY_SIZE)
             .map_err(io(&f.path))?;
-        f.entries += n;
+        self.files.last_mut().expect("a file").entries += n;
         self.mark_dirty();
         Ok(())
     }
@@ -315,11 +343,7 @@ impl ConsumeQueue {
         else {
             return Ok(None);
         };
-        let mut b = [0u8; ENTRY_SIZE as usize];
-        f.file
-            .read_exact_at(&mut b, (offset - f.first) * ENTRY_SIZE)
-            .map_err(io(&f.path))?;
-        Ok(CqEntry::decode(&b))
+        self.read_entry(f, offset - f.first)
     }
 
     /// Up to `max` entries from queue offset `offset` on, appended to `out` (fewer at the end of
@@ -337,7 +361,7 @@ impl ConsumeQueue {
         };
         let n = (f.first + f.entries - offset).min(max as u64) as usize;
         let mut b = vec![0u8; n * ENTRY_SIZE as usize];
-        f.file
+        self.handle(f, false)?
             .read_exact_at(&mut b, (offset - f.first) * ENTRY_SIZE)
             .map_err(io(&f.path))?;
         out.extend(
@@ -353,22 +377,19 @@ impl ConsumeQueue {
         let mut removed = false;
         loop {
             let many = self.files.len() > 1;
-            let Some(f) = self.files.last_mut() else {
+            let Some(f) = self.files.last() else {
                 break;
             };
             let mut keep = f.entries;
             while keep > 0 {
-                let mut b = [0u8; ENTRY_SIZE as usize];
-                f.file
-                    .read_exact_at(&mut b, (keep - 1) * ENTRY_SIZE)
-                    .map_err(io(&f.path))?;
-                match CqEntry::decode(&b) {
+                match self.read_entry(f, keep - 1)? {
                     Some(e) if e.commitlog_offset + u64::from(e.size) <= commitlog_end => break,
                     _ => keep -= 1,
                 }
             }
             if keep == 0 && many {
                 let f = self.files.pop().expect("a file");
+                self.cache.forget(f.id);
                 self.fs.remove_file(&f.path).map_err(io(&f.path))?;
                 removed = true;
                 continue;
@@ -376,10 +397,11 @@ impl ConsumeQueue {
             if keep != f.entries {
                 // Durable at once: entries appended next must not meet the cut ones again
                 // after a power loss.
-                f.file.set_len(keep * ENTRY_SIZE).map_err(io(&f.path))?;
-                f.file.sync_data().map_err(io(&f.path))?;
+                let file = self.handle(f, false)?;
+                file.set_len(keep * ENTRY_SIZE).map_err(io(&f.path))?;
+                file.sync_data().map_err(io(&f.path))?;
             }
-            f.entries = keep;
+            self.files.last_mut().expect("a file").entries = keep;
             break;
         }
         if removed {
@@ -397,18 +419,27 @@ impl ConsumeQueue {
     /// fsync the files written since the last flush (and the directories, when files were
     /// created).
     pub fn flush(&mut self) -> Result<(), Error> {
-        self.flush_job().run().map(|_| ())
+        let job = self.flush_job();
+        if let Err(e) = job.run() {
+            self.cache.fail(e.to_string());
+            return Err(e);
+        }
+        match self.cache.failed() {
+            Some(why) => Err(Error::Failed(why)),
+            None => Ok(()),
+        }
     }
 
     /// What [`ConsumeQueue::flush`] would do, to run outside a lock around the queue.
     pub fn flush_job(&mut self) -> FlushJob {
+        // A file closed since was fsynced as it closed (the cache closes only clean handles).
         let files = match self.dirty_from.take() {
             Some(from) => self
                 .files
                 .get(from..)
                 .unwrap_or_default()
                 .iter()
-                .map(|f| (f.path.clone(), Arc::clone(&f.file)))
+                .filter_map(|f| self.cache.take_dirty(f.id))
                 .collect(),
             None => Vec::new(),
         };
@@ -424,6 +455,14 @@ impl ConsumeQueue {
             files,
             dir,
             end: self.max_offset(),
+        }
+    }
+}
+
+impl Drop for ConsumeQueue {
+    fn drop(&mut self) {
+        for f in &self.files {
+            self.cache.forget(f.id);
         }
     }
 }

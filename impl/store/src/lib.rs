@@ -1,7 +1,8 @@
 //! # sextant-store — the broker's storage
 //!
 //! The [`MessageStore`]: RocketMQ's append-only [`CommitLog`] and, dispatched from it, a
-//! [`ConsumeQueue`] (20-byte entries) per topic queue; a flush thread for `SYNC_FLUSH` (group
+//! [`ConsumeQueue`] (20-byte entries) per topic queue, their file handles bounded by an LRU
+//! (`StoreConfig::cq_max_open_files`); a flush thread for `SYNC_FLUSH` (group
 //! commit: every put waiting when an fsync starts is covered by the next one) and `ASYNC_FLUSH`
 //! (an interval); and recovery. Records are stored in RocketMQ's own layout
 //! (`sextant_remoting::message`), in segment files named by their 20-digit start offset, so that
@@ -30,6 +31,7 @@ pub mod config;
 mod consumequeue;
 mod files;
 pub mod fs;
+mod handles;
 pub mod index;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
@@ -37,6 +39,7 @@ mod store;
 
 pub use commitlog::{CommitLog, DEFAULT_SEGMENT_SIZE, FlushJob, Recovery};
 pub use consumequeue::{ConsumeQueue, CqEntry, DEFAULT_ENTRIES_PER_FILE, ENTRY_SIZE};
+pub use handles::DEFAULT_MAX_OPEN_CQ_FILES;
 pub use index::{IndexConfig, IndexRecovery};
 pub use store::{
     CleanReport, Get, GetResult, MAX_QUERY_BYTES, MessageStore, Put, PutResult, QueryResult,

@@ -28,6 +28,17 @@
 //! record in the log (a rebuild, or entries lost with the power for records since deleted).
 //! The share of the disk used is measured with every ConsumeQueue flush and every pass; above
 //! `retention.disk_warning_ratio` puts answer [`Error::DiskFull`].
+//!
+//! One lock guards the log, the queues and the index; puts take it. Reads take it only to find
+//! what to read — ConsumeQueue entries and a handle of each CommitLog segment they point into,
+//! as appended so far — and copy the records with it released, so a pull of cold data does not
+//! hold up sends. A segment retention deletes meanwhile stays readable through its handle; an
+//! entry found pointing below the log's start (retention between deleting segments and moving
+//! the queues' min) is skipped, and a pull finding only such answers OFFSET_TOO_SMALL.
+//!
+//! The ConsumeQueue files' handles are shared by every queue in one LRU of at most
+//! `cq_max_open_files`: an idle queue's files are closed (clean ones first; a dirty one after
+//! an fsync) and opened again when next read or appended to.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -43,8 +54,10 @@ use sextant_model::store::{
 use sextant_remoting::message::{BLANK_MAGIC, MessageView};
 use tokio::sync::watch;
 
+use crate::commitlog::SegmentRef;
 use crate::files::{ensure_dir, io};
 use crate::fs::{Fs, LockGuard};
+use crate::handles::{DEFAULT_MAX_OPEN_CQ_FILES, FileCache};
 use crate::index::{IndexConfig, IndexRecovery, IndexStore, record_matches};
 use crate::{
     CommitLog, ConsumeQueue, CqEntry, DEFAULT_ENTRIES_PER_FILE, DEFAULT_SEGMENT_SIZE, Error,
@@ -67,6 +80,9 @@ pub struct StoreConfig {
     pub segment_size: u64,
     /// Entries per ConsumeQueue file (`mappedFileSizeConsumeQueue / 20`, 300 000).
     pub cq_entries_per_file: u64,
+    /// ConsumeQueue files held open at most, across all queues (least recently used closed
+    /// first; [`DEFAULT_MAX_OPEN_CQ_FILES`]). RocketMQ maps every one.
+    pub cq_max_open_files: usize,
     /// `flushDiskType`.
     pub flush: FlushDiskType,
     /// How often ASYNC_FLUSH flushes the CommitLog (`flushIntervalCommitLog`, 500 ms).
@@ -100,6 +116,7 @@ impl StoreConfig {
             dir: dir.into(),
             segment_size: DEFAULT_SEGMENT_SIZE,
             cq_entries_per_file: DEFAULT_ENTRIES_PER_FILE,
+            cq_max_open_files: DEFAULT_MAX_OPEN_CQ_FILES,
             flush: FlushDiskType::AsyncFlush,
             flush_interval: Duration::from_millis(500),
             cq_flush_interval: Duration::from_secs(1),
@@ -233,6 +250,8 @@ struct Inner {
     buf: Vec<u8>,
     cq_root: PathBuf,
     per_file: u64,
+    /// The ConsumeQueues' open file handles, bounded.
+    cq_cache: Arc<FileCache>,
     delay_levels: DelayLevels,
     closed: bool,
     /// Why a flush failed, if one did.
@@ -264,6 +283,8 @@ struct Shared {
     /// Held through a flush of the ConsumeQueues and the index: index flushes write slots and
     /// headers from what they took, and must not overtake one another.
     flushing: Mutex<()>,
+    /// The old locking, for a benchmark's before and after: CommitLog reads under the lock.
+    reads_under_lock: AtomicBool,
 }
 
 /// The broker's message store: see the module documentation.
@@ -323,6 +344,7 @@ impl MessageStore {
             buf: Vec::new(),
             cq_root,
             per_file: config.cq_entries_per_file,
+            cq_cache: FileCache::new(config.cq_max_open_files),
             delay_levels: config.delay_levels.clone(),
             closed: false,
             failed: None,
@@ -366,6 +388,7 @@ impl MessageStore {
             lock: Mutex::new(Some(lock_file)),
             covered: Mutex::new(None),
             flushing: Mutex::new(()),
+            reads_under_lock: AtomicBool::new(false),
         });
         shared.flush_queues()?;
         shared.measure_disk();
@@ -515,10 +538,16 @@ impl MessageStore {
             return Ok(result);
         }
         let cq = cq.expect("a queue with messages exists");
+        let log_start = inner.log.start();
         // Entries scanned at most (RocketMQ: maxFilterMessageCount / 20).
         let scan_limit = 800.max(max_msgs as u64);
         let mut pos = offset;
         let mut entries = Vec::with_capacity(max_msgs.min(64));
+        // Under the lock only what to read: (index into `segs`, offset, size).
+        let mut reads: Vec<(usize, u64, usize)> = Vec::with_capacity(max_msgs.min(64));
+        let mut segs: Vec<SegmentRef> = Vec::new();
+        let mut bytes = 0usize;
+        let mut removed = false;
         'scan: while pos < max && pos - offset < scan_limit {
             entries.clear();
             cq.get_range(pos, max_msgs.clamp(1, 64), &mut entries)?;
@@ -526,28 +555,70 @@ impl MessageStore {
                 break;
             }
             for e in &entries {
-                if result.count > 0 && result.records.len() + e.size as usize > max_bytes {
+                let size = e.size as usize;
+                if !reads.is_empty() && bytes + size > max_bytes {
                     break 'scan;
                 }
                 pos += 1;
+                if e.commitlog_offset < log_start {
+                    // Retention deleted its segment and has not moved the queue's min yet.
+                    removed = true;
+                    continue;
+                }
                 if filter(e.tags_code) {
-                    inner.log.read_into(
-                        e.commitlog_offset,
-                        e.size as usize,
-                        &mut result.records,
-                    )?;
-                    result.count += 1;
-                    if result.count >= max_msgs {
+                    let seg = match segs.last() {
+                        Some(s) if s.holds(e.commitlog_offset) => segs.len() - 1,
+                        _ => {
+                            segs.push(inner.log.segment_at(e.commitlog_offset)?);
+                            segs.len() - 1
+                        }
+                    };
+                    reads.push((seg, e.commitlog_offset, size));
+                    bytes += size;
+                    if reads.len() >= max_msgs {
                         break 'scan;
                     }
                 }
             }
         }
+        let _held = self
+            .shared
+            .reads_under_lock
+            .load(Ordering::Relaxed)
+            .then_some(inner);
+        result.records.reserve_exact(bytes);
+        // Records back to back in one segment are read with one call.
+        let mut i = 0;
+        while i < reads.len() {
+            let (seg, at, mut len) = reads[i];
+            i += 1;
+            while let Some(&(s, a, l)) = reads.get(i)
+                && s == seg
+                && a == at + len as u64
+            {
+                len += l;
+                i += 1;
+            }
+            segs[seg].read_into(at, len, &mut result.records)?;
+        }
+        result.count = reads.len();
         result.next_begin = pos;
         if result.count == 0 {
-            result.status = GetStatus::NoMatchedMessage;
+            if removed {
+                result.status = GetStatus::OffsetTooSmall;
+                result.next_begin = if correct { pos } else { offset };
+            } else {
+                result.status = GetStatus::NoMatchedMessage;
+            }
         }
         Ok(result)
+    }
+
+    /// Take the old locking (CommitLog reads under the put lock) or the new one: for a
+    /// benchmark that shows the difference in one run, not for brokers.
+    #[doc(hidden)]
+    pub fn bench_reads_under_lock(&self, on: bool) {
+        self.shared.reads_under_lock.store(on, Ordering::Relaxed);
     }
 
     /// The queue's `[min, max)` offsets (`(0, 0)` for a queue never written).
@@ -563,19 +634,29 @@ impl MessageStore {
     /// The first queue offset whose message was stored at or after `timestamp` (ms); the queue's
     /// end when none was.
     pub fn offset_by_time(&self, topic: &str, queue_id: u32, timestamp: i64) -> Result<u64, Error> {
-        let inner = lock(&self.shared.inner);
-        let Some(cq) = inner.queues.get(topic).and_then(|m| m.get(&queue_id)) else {
-            return Ok(0);
-        };
-        let (mut lo, mut hi) = (cq.min_offset(), cq.max_offset());
+        let (mut lo, mut hi) = self.offsets(topic, queue_id);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let e = cq
-                .get(mid)?
-                .ok_or_else(|| Error::Corrupt(format!("{topic}/{queue_id}: no entry {mid}")))?;
-            let record = inner.log.read(e.commitlog_offset, e.size as usize)?;
-            let (m, _) = MessageView::decode(&record).map_err(|e| Error::Corrupt(e.to_string()))?;
-            if m.store_timestamp < timestamp {
+            // The lock for the entry and its segment; the record's head is read without it.
+            let at = {
+                let inner = lock(&self.shared.inner);
+                let Some(cq) = inner.queues.get(topic).and_then(|m| m.get(&queue_id)) else {
+                    return Ok(lo);
+                };
+                match cq.get(mid)? {
+                    Some(e) if e.commitlog_offset >= inner.log.start() => Some((
+                        inner.log.segment_at(e.commitlog_offset)?,
+                        e.commitlog_offset,
+                    )),
+                    // Trimmed or deleted by retention meanwhile: older than anything kept.
+                    _ => None,
+                }
+            };
+            let older = match at {
+                Some((seg, offset)) => store_time_in(&seg, offset)? < timestamp,
+                None => true,
+            };
+            if older {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -586,7 +667,14 @@ impl MessageStore {
 
     /// The record at `physical_offset` (e.g. a message a consumer sends back).
     pub fn read_record(&self, physical_offset: u64) -> Result<Vec<u8>, Error> {
-        lock(&self.shared.inner).log.read_record(physical_offset)
+        let inner = lock(&self.shared.inner);
+        let seg = inner.log.segment_at(physical_offset)?;
+        let _held = self
+            .shared
+            .reads_under_lock
+            .load(Ordering::Relaxed)
+            .then_some(inner);
+        seg.read_record(physical_offset)
     }
 
     /// The messages of `topic` with key `key` (a `KEYS` token or the `UNIQ_KEY`) stored within
@@ -604,20 +692,30 @@ impl MessageStore {
         begin: i64,
         end: i64,
     ) -> Result<QueryResult, Error> {
-        let inner = lock(&self.shared.inner);
-        let (ts, phy) = inner.index.last_update();
+        let (ts, phy) = lock(&self.shared.inner).index.last_update();
         let mut found: Vec<(u64, Vec<u8>)> = Vec::new();
         let (mut answered, mut read) = (0, 0);
         let mut checked = 0;
         let mut limit = max_num.min(MAX_QUERY_CANDIDATES);
         'widen: while found.len() < max_num {
             // The same walk with a higher limit: the first `checked` are the same offsets.
-            let candidates = inner.index.lookup(topic, key, begin, end, limit)?;
-            for &offset in candidates.get(checked..).unwrap_or_default() {
+            // The lock for the index and the segments; the records are read without it.
+            let (n, candidates) = {
+                let inner = lock(&self.shared.inner);
+                let all = inner.index.lookup(topic, key, begin, end, limit)?;
+                let new: Vec<(u64, Option<SegmentRef>)> = all
+                    .get(checked..)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|&o| (o, inner.log.segment_at(o).ok()))
+                    .collect();
+                (all.len(), new)
+            };
+            for (offset, seg) in candidates {
                 if found.len() >= max_num || read >= MAX_QUERY_READ {
                     break 'widen;
                 }
-                let Ok(record) = inner.log.read_record(offset) else {
+                let Some(Ok(record)) = seg.map(|s| s.read_record(offset)) else {
                     continue;
                 };
                 read += record.len();
@@ -632,13 +730,12 @@ impl MessageStore {
                     found.push((offset, record));
                 }
             }
-            checked = candidates.len();
-            if candidates.len() < limit || limit >= MAX_QUERY_CANDIDATES {
+            checked = n;
+            if n < limit || limit >= MAX_QUERY_CANDIDATES {
                 break;
             }
             limit = (limit * 4).min(MAX_QUERY_CANDIDATES);
         }
-        drop(inner);
         found.sort_unstable_by_key(|(offset, _)| *offset);
         let mut records = Vec::with_capacity(answered);
         for (_, record) in &found {
@@ -667,25 +764,34 @@ impl MessageStore {
         queue_id: u32,
         offset: u64,
     ) -> Result<Option<i64>, Error> {
-        let inner = lock(&self.shared.inner);
-        let Some(cq) = inner.queues.get(topic).and_then(|m| m.get(&queue_id)) else {
-            return Ok(None);
+        let (seg, at) = {
+            let inner = lock(&self.shared.inner);
+            let Some(cq) = inner.queues.get(topic).and_then(|m| m.get(&queue_id)) else {
+                return Ok(None);
+            };
+            let Some(e) = cq.get(offset)? else {
+                return Ok(None);
+            };
+            (
+                inner.log.segment_at(e.commitlog_offset)?,
+                e.commitlog_offset,
+            )
         };
-        let Some(e) = cq.get(offset)? else {
-            return Ok(None);
-        };
-        inner.store_time_at(e.commitlog_offset).map(Some)
+        store_time_in(&seg, at).map(Some)
     }
 
     /// The store timestamp of the first message in the CommitLog (RocketMQ's
     /// `getEarliestMessageTime`); `None` for an empty log.
     pub fn earliest_store_time(&self) -> Result<Option<i64>, Error> {
-        let inner = lock(&self.shared.inner);
-        let (start, end) = (inner.log.start(), inner.log.end());
-        if start >= end {
-            return Ok(None);
-        }
-        inner.store_time_at(start).map(Some)
+        let seg = {
+            let inner = lock(&self.shared.inner);
+            let (start, end) = (inner.log.start(), inner.log.end());
+            if start >= end {
+                return Ok(None);
+            }
+            inner.log.segment_at(start)?
+        };
+        store_time_in(&seg, seg.start()).map(Some)
     }
 
     /// Forget `topic`'s ConsumeQueues and delete their directory (RocketMQ's `deleteTopics`);
@@ -914,7 +1020,7 @@ impl Shared {
     fn flush_queues(&self) -> Result<(), Error> {
         let _one_at_a_time = lock(&self.flushing);
         // Take the fsyncs under the lock, run them outside it (puts go on meanwhile).
-        let (covered, jobs, index_job) = {
+        let (covered, jobs, index_job, cache) = {
             let mut inner = lock(&self.inner);
             let end = inner.log.end();
             let jobs: Vec<_> = inner
@@ -923,14 +1029,28 @@ impl Shared {
                 .flat_map(|m| m.values_mut())
                 .map(ConsumeQueue::flush_job)
                 .collect();
-            (end, jobs, inner.index.flush_job())
+            (
+                end,
+                jobs,
+                inner.index.flush_job(),
+                Arc::clone(&inner.cq_cache),
+            )
         };
         let indexed = index_job.run();
         if let Err(e) = &indexed {
             lock(&self.inner).index.fail(e.to_string());
         }
         for job in jobs {
-            job.run()?;
+            if let Err(e) = job.run() {
+                // What that job took is no longer dirty: a later flush would not sync it again,
+                // so the checkpoint stops here for good (recovery dispatches from it again).
+                cache.fail(e.to_string());
+                return Err(e);
+            }
+        }
+        // A handle closed for the cap whose fsync failed: the same.
+        if let Some(why) = cache.failed() {
+            return Err(Error::Failed(format!("a ConsumeQueue fsync failed: {why}")));
         }
         self.advance_checkpoint(covered)?;
         indexed
@@ -956,7 +1076,12 @@ impl Inner {
                 return Err(Error::BadRecord(format!("topic {topic:?}: {why}")));
             }
             let dir = self.cq_root.join(topic).join(qid.to_string());
-            let q = ConsumeQueue::open_in(Arc::clone(&self.fs), &dir, self.per_file)?;
+            let q = ConsumeQueue::open_cached(
+                Arc::clone(&self.fs),
+                &dir,
+                self.per_file,
+                Arc::clone(&self.cq_cache),
+            )?;
             self.queues
                 .entry(topic.to_owned())
                 .or_default()
@@ -983,8 +1108,12 @@ impl Inner {
                 if let Ok(qid) = q.name.parse::<u32>()
                     && q.is_dir
                 {
-                    let cq =
-                        ConsumeQueue::open_in(Arc::clone(&fs), tdir.join(&q.name), self.per_file)?;
+                    let cq = ConsumeQueue::open_cached(
+                        Arc::clone(&fs),
+                        tdir.join(&q.name),
+                        self.per_file,
+                        Arc::clone(&self.cq_cache),
+                    )?;
                     self.queues
                         .entry(topic.clone())
                         .or_default()
@@ -993,15 +1122,6 @@ impl Inner {
             }
         }
         Ok(())
-    }
-
-    /// The store timestamp of the record at `offset`, from its head.
-    fn store_time_at(&self, offset: u64) -> Result<i64, Error> {
-        let head = self.log.read(offset, 4)?;
-        let size = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let head = self.log.read(offset, size.min(STORE_TIME_END_V6))?;
-        store_timestamp(&head)
-            .ok_or_else(|| Error::Corrupt(format!("no message record at {offset}")))
     }
 
     /// Dispatch every record from `cq_from` to the log's end again to the ConsumeQueues, and
@@ -1117,6 +1237,16 @@ pub fn tags_code_of(m: &MessageView<'_>, delay_levels: &DelayLevels) -> i64 {
     }
     m.property(property::TAGS)
         .map_or(0, |t| i64::from(sextant_remoting::body::java_hash(t)))
+}
+
+/// The store timestamp of the record at `offset` in `seg`, from its head.
+fn store_time_in(seg: &SegmentRef, offset: u64) -> Result<i64, Error> {
+    let mut head = Vec::with_capacity(STORE_TIME_END_V6);
+    seg.read_into(offset, 4, &mut head)?;
+    let size = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    head.clear();
+    seg.read_into(offset, size.min(STORE_TIME_END_V6), &mut head)?;
+    store_timestamp(&head).ok_or_else(|| Error::Corrupt(format!("no message record at {offset}")))
 }
 
 /// Where the store timestamp of a record ends when both hosts are IPv6 (the longest head).

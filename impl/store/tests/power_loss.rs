@@ -18,6 +18,9 @@
 //! - the consumer-offset file is the last save that returned or a later attempted one, never
 //!   torn or half-written.
 //!
+//! Half the cases keep at most two ConsumeQueue files open (`StoreConfig::cq_max_open_files`),
+//! so handles are closed — dirty ones after an fsync — and opened again all the time.
+//!
 //! And the harness has teeth: with `ASYNC_FLUSH` some runs lose acknowledged messages, and so
 //! does a store broken on purpose (`StoreConfig::sim_skip_commitlog_fsync`: SYNC_FLUSH without
 //! the CommitLog's fsync) — both tests assert that the loss is found.
@@ -69,6 +72,9 @@ struct Case {
     rounds: Vec<Round>,
     /// ConsumeQueues, index and checkpoint flushed every millisecond, else every second.
     fast_cq: bool,
+    /// At most two ConsumeQueue files open (of 9 queues' files: handles closed, dirty ones
+    /// after an fsync, and opened again all the time), else the default cap.
+    few_handles: bool,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -95,8 +101,13 @@ fn case() -> impl Strategy<Value = Case> {
             crash_after,
             loss,
         });
-    (prop::collection::vec(round, 1..=3), any::<bool>())
-        .prop_map(|(rounds, fast_cq)| Case { rounds, fast_cq })
+    (prop::collection::vec(round, 1..=3), any::<bool>(), any::<bool>()).prop_map(
+        |(rounds, fast_cq, few_handles)| Case {
+            rounds,
+            fast_cq,
+            few_handles,
+        },
+    )
 }
 
 /// How the store under test flushes.
@@ -121,14 +132,17 @@ fn host() -> SocketAddr {
     "127.0.0.1:10911".parse().expect("addr")
 }
 
-fn config(fs: &SimFs, mode: Mode, fast_cq: bool) -> StoreConfig {
+fn config(fs: &SimFs, mode: Mode, case: &Case) -> StoreConfig {
     let mut c = StoreConfig::new(DIR);
     c.fs = fs.shared();
     c.segment_size = SEG;
     c.cq_entries_per_file = 4;
     c.flush = mode.flush;
     c.flush_interval = Duration::from_millis(20);
-    c.cq_flush_interval = Duration::from_millis(if fast_cq { 1 } else { 1000 });
+    c.cq_flush_interval = Duration::from_millis(if case.fast_cq { 1 } else { 1000 });
+    if case.few_handles {
+        c.cq_max_open_files = 2;
+    }
     c.index = IndexConfig {
         enabled: true,
         max_hash_slots: 8,
@@ -284,7 +298,7 @@ fn run(case: &Case, mode: Mode, rt: &tokio::runtime::Runtime) -> Result<Outcome,
     let mut model = Model::default();
     let mut out = Outcome::default();
     for (r, round) in case.rounds.iter().enumerate() {
-        let (store, rec) = MessageStore::open(config(&fs, mode, case.fast_cq))
+        let (store, rec) = MessageStore::open(config(&fs, mode, case))
             .map_err(|e| format!("round {r}: open failed: {e}"))?;
         if std::env::var("SEXTANT_POWER_LOSS_DEBUG").is_ok() {
             eprintln!("round {r} open: {rec:?} log {:?}", store.log_offsets());
@@ -426,7 +440,7 @@ fn run(case: &Case, mode: Mode, rt: &tokio::runtime::Runtime) -> Result<Outcome,
         drop(store);
         fs = next;
     }
-    let (store, rec) = MessageStore::open(config(&fs, mode, case.fast_cq))
+    let (store, rec) = MessageStore::open(config(&fs, mode, case))
         .map_err(|e| format!("last open failed: {e}"))?;
     if std::env::var("SEXTANT_POWER_LOSS_DEBUG").is_ok() {
         eprintln!("last open: {rec:?}\nacked {:?}", model.acked);
