@@ -192,6 +192,7 @@ impl CommitLog {
     }
 
     /// Break the log on purpose (tests only): flushes skip the segments' fsyncs.
+    #[cfg(feature = "sim")]
     pub(crate) fn set_skip_fsync(&mut self, skip: bool) {
         self.skip_fsync = skip;
     }

@@ -1285,3 +1285,83 @@ fn read_checkpoint(fs: &dyn Fs, path: &Path) -> Result<Option<u64>, Error> {
 fn write_checkpoint(fs: &dyn Fs, path: &Path, covered: u64) -> Result<(), Error> {
     crate::config::save_bytes_in(fs, path, &covered.to_be_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::SimFs;
+
+    fn put(store: &MessageStore, topic: &str) -> Stored {
+        let host = "127.0.0.1:10911".parse().expect("addr");
+        let body = [7u8; 100];
+        let msg = MessageView {
+            queue_id: 0,
+            flag: 0,
+            queue_offset: 0,
+            physical_offset: 0,
+            sys_flag: 0,
+            born_timestamp: 1,
+            born_host: host,
+            store_timestamp: 1,
+            store_host: host,
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+            body_crc: 0,
+            body: &body,
+            topic,
+            properties: "",
+        };
+        store
+            .put(&mut [Put { msg, tags_code: 0 }])
+            .expect("put")
+            .stored[0]
+    }
+
+    /// Retention deletes segments, then moves the queues' min under a second lock: a pull in
+    /// between finds entries pointing below the log's start, and answers OFFSET_TOO_SMALL
+    /// past them (reading them would fail: their segment is gone).
+    #[test]
+    fn a_pull_between_a_segment_deletion_and_the_queue_trim_moves_past_it() {
+        let mut config = StoreConfig::new("/s");
+        config.fs = SimFs::new().shared();
+        config.segment_size = 1024;
+        let (store, _) = MessageStore::open(config).expect("open");
+        let t: Vec<Stored> = (0..3).map(|_| put(&store, "T")).collect();
+        assert!(t.iter().all(|s| s.physical_offset < 1024));
+        while put(&store, "U").physical_offset < 2048 {}
+        let mut removed = Vec::new();
+        let u_first = {
+            let mut inner = lock(&store.shared.inner);
+            assert!(inner.log.delete_oldest(0).expect("delete"));
+            // The segment's handle is gone from the log: reading by offset is an error.
+            assert!(inner.log.read_into(0, 4, &mut removed).is_err());
+            inner
+                .queues
+                .get("U")
+                .and_then(|m| m.get(&0))
+                .expect("U/0")
+                .get(0)
+                .expect("entry")
+                .expect("present")
+        };
+        let get = |topic, correct| Get {
+            topic,
+            queue_id: 0,
+            offset: 0,
+            max_msgs: 32,
+            max_bytes: 1 << 20,
+            correct,
+        };
+        let r = store.get(&get("T", true), &|_| true).expect("get");
+        assert_eq!((r.status, r.count), (GetStatus::OffsetTooSmall, 0));
+        assert_eq!((r.next_begin, r.min, r.max), (3, 0, 3));
+        let r = store.get(&get("T", false), &|_| true).expect("get");
+        assert_eq!((r.status, r.next_begin), (GetStatus::OffsetTooSmall, 0));
+        // A queue with records on both sides: the deleted ones skipped, the rest answered.
+        let r = store.get(&get("U", true), &|_| true).expect("get");
+        assert_eq!(r.status, GetStatus::Found);
+        let (m, _) = MessageView::decode(&r.records).expect("a record");
+        assert!(m.physical_offset >= 1024 && u_first.commitlog_offset < 1024);
+        assert_eq!(r.next_begin, r.max);
+    }
+}

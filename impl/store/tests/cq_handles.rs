@@ -136,6 +136,9 @@ fn consume_queue_handles_stay_under_the_cap_and_every_message_stays_readable() {
     let queues = 900;
     let held = run(dir.path(), queues, usize::MAX);
     eprintln!("{queues} queues, no cap: at most {held} more descriptors");
-    assert!(held >= queues as usize, "{held} descriptors for {queues} queues");
+    assert!(
+        held >= queues as usize,
+        "{held} descriptors for {queues} queues"
+    );
     assert!(held > cap + SLACK);
 }

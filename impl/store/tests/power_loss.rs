@@ -101,13 +101,16 @@ fn case() -> impl Strategy<Value = Case> {
             crash_after,
             loss,
         });
-    (prop::collection::vec(round, 1..=3), any::<bool>(), any::<bool>()).prop_map(
-        |(rounds, fast_cq, few_handles)| Case {
+    (
+        prop::collection::vec(round, 1..=3),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(rounds, fast_cq, few_handles)| Case {
             rounds,
             fast_cq,
             few_handles,
-        },
-    )
+        })
 }
 
 /// How the store under test flushes.
