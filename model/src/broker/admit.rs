@@ -54,13 +54,16 @@ pub const MAX_BATCH_MESSAGES: usize = 100_000;
 /// a line in `topics.json`, its queues' files and a share of every NameServer registration.
 pub const DEFAULT_MAX_TOPICS: usize = 10_000;
 
-/// Whether `topic` is a system topic: the fixed set, the `rmq_sys_` prefix, and the broker's
-/// cluster-name and broker-name topics (`TopicValidator.addSystemTopic`).
+/// Whether `topic` is a system topic (`TopicValidator.isSystemTopic` with the topics a broker
+/// adds): the fixed set, the `rmq_sys_` prefix and every `RMQ_SYS_` topic, the broker's
+/// cluster-name and broker-name topics and `<cluster>_REPLY_TOPIC`.
 pub fn system_topic(topic: &str, cluster: &str, broker_name: &str) -> bool {
     SYSTEM_TOPICS.contains(&topic)
         || topic.starts_with(SYSTEM_TOPIC_PREFIX)
+        || topic.starts_with("RMQ_SYS_")
         || topic == cluster
         || topic == broker_name
+        || topic.strip_suffix("_REPLY_TOPIC") == Some(cluster)
 }
 
 /// The group of a retry (`%RETRY%g`) or dead-letter (`%DLQ%g`) topic.

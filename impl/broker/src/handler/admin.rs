@@ -27,7 +27,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::Serialize;
-use sextant_model::broker::{AUTO_CREATE_TOPIC, ConsumerGroup, SCHEDULE_TOPIC};
+use sextant_model::broker::ConsumerGroup;
 use sextant_model::store::BrokerRole;
 use sextant_remoting::body::{
     self, HeartbeatData, MessageQueueJson, SubscriptionData, decode_data_version,
@@ -701,29 +701,8 @@ pub(crate) fn queue_progress(max: u64, committed: Option<u64>) -> QueueProgress 
     }
 }
 
-/// Whether DELETE_TOPIC_IN_BROKER refuses `topic` as a system topic (`TopicValidator`
-/// `.isSystemTopic` with the topics a broker adds: its cluster's and its own name,
-/// `<cluster>_REPLY_TOPIC`); every `RMQ_SYS_` topic, as well as RocketMQ's `rmq_sys_` prefix.
-pub(crate) fn system_topic(topic: &str, cluster: &str, broker_name: &str) -> bool {
-    const SYSTEM: [&str; 10] = [
-        AUTO_CREATE_TOPIC,
-        SCHEDULE_TOPIC,
-        "BenchmarkTest",
-        "RMQ_SYS_TRANS_HALF_TOPIC",
-        "RMQ_SYS_TRACE_TOPIC",
-        "RMQ_SYS_TRANS_OP_HALF_TOPIC",
-        "TRANS_CHECK_MAX_TIME_TOPIC",
-        "SELF_TEST_TOPIC",
-        "OFFSET_MOVED_EVENT",
-        "CHECKPOINT_TOPIC",
-    ];
-    SYSTEM.contains(&topic)
-        || topic.starts_with("rmq_sys_")
-        || topic.starts_with("RMQ_SYS_")
-        || topic == cluster
-        || topic == broker_name
-        || topic.strip_suffix("_REPLY_TOPIC") == Some(cluster)
-}
+/// Whether DELETE_TOPIC_IN_BROKER refuses `topic` as a system topic: the model's rule.
+pub(crate) use sextant_model::broker::admit::system_topic;
 
 /// A 5.x GET_ALL_TOPIC_CONFIG asking for a page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
