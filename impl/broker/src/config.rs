@@ -127,6 +127,28 @@ pub struct BrokerConfig {
     pub clean_file_forcibly_enable: bool,
     /// `cleanResourceInterval`: how often a retention pass runs (ms).
     pub clean_resource_interval: u64,
+    /// `haListenPort`: where a master takes its slaves' HA connections (absent: `listenPort`
+    /// + 1, as RocketMQ's `BrokerStartup` sets it; 0: any free port).
+    pub ha_listen_port: Option<u16>,
+    /// `haMasterAddress`: the master's HA address a slave connects to (absent: the one its
+    /// NameServer registration answers).
+    pub ha_master_address: Option<String>,
+    /// `haMaxGapNotInSync`: a slave more than this many bytes behind is not in sync
+    /// (SYNC_MASTER answers SLAVE_NOT_AVAILABLE).
+    pub ha_max_gap_not_in_sync: u64,
+    /// `haSendHeartbeatInterval`: the most time between a slave's offset reports and between a
+    /// master's chunks (ms).
+    pub ha_send_heartbeat_interval: u64,
+    /// `haHousekeepingInterval`: an HA connection silent for this long is closed (ms).
+    pub ha_housekeeping_interval: u64,
+    /// `haTransferBatchSize`: the most bytes of CommitLog in one chunk to a slave.
+    pub ha_transfer_batch_size: usize,
+    /// `slaveReadEnable`: a master that finds a consumer far behind suggests it read from the
+    /// slave (`suggestWhichBrokerId`).
+    pub slave_read_enable: bool,
+    /// `accessMessageInMemoryMaxRatio`: percent of the machine's memory a consumer may lag
+    /// behind the CommitLog's end before it is "far behind".
+    pub access_message_in_memory_max_ratio: u32,
     /// Keys this broker does not know (RocketMQ has many): warned about, not fatal.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
@@ -183,6 +205,14 @@ impl Default for BrokerConfig {
             split_registration_size: sextant_model::namesrv::DEFAULT_SPLIT_REGISTRATION_SIZE,
             max_topic_count: sextant_model::broker::admit::DEFAULT_MAX_TOPICS,
             max_subscription_group_count: sextant_model::broker::tables::DEFAULT_MAX_GROUPS,
+            ha_listen_port: None,
+            ha_master_address: None,
+            ha_max_gap_not_in_sync: 256 * 1024 * 1024,
+            ha_send_heartbeat_interval: 5_000,
+            ha_housekeeping_interval: 20_000,
+            ha_transfer_batch_size: 32 * 1024,
+            slave_read_enable: false,
+            access_message_in_memory_max_ratio: 40,
             unknown: BTreeMap::new(),
         }
     }
