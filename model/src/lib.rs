@@ -25,11 +25,14 @@
 //! - [`broker`] — the broker's decisions: send queue, TBW102 auto-creation, pull status and long
 //!   polling, send-back to retry or dead-letter topics, delay levels, queue locks, consumer groups.
 //! - [`store`] — when a broker may acknowledge a put, by flush mode and replication role.
+//! - [`ha`] — master/slave replication: where streaming starts, chunking, which chunks a slave
+//!   appends, when a slave is in sync.
 //! - [`invariants`] — the invariants of the design as plain predicates, shared with `checks/`.
 
 pub mod broker;
 pub mod client;
 pub mod consumer;
+pub mod ha;
 pub mod invariants;
 pub mod namesrv;
 pub mod producer;

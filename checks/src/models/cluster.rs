@@ -395,7 +395,8 @@ impl ClusterModel {
         PutProgress {
             end: p.end as u64,
             flushed: master.flushed as u64,
-            slave_acked: slave.map(|sl| s.procs[sl].log.len() as u64),
+            slave_acked: slave
+                .and_then(|sl| super::slave_acked(p.end as u64, true, s.procs[sl].log.len())),
             timed_out: false,
         }
     }
@@ -566,7 +567,9 @@ impl Model for ClusterModel {
         }
         if let Some(sl) = self.slave_of(0) {
             let m = self.master_of(0);
-            if s.procs[sl].alive && s.procs[m].alive && s.procs[sl].log.len() < s.procs[m].log.len()
+            if s.procs[sl].alive
+                && s.procs[m].alive
+                && super::replication_step(s.procs[m].log.len(), s.procs[sl].log.len()).is_some()
             {
                 actions.push(Replicate);
             }
@@ -676,7 +679,7 @@ impl Model for ClusterModel {
             Flush(i) => s.procs[i].flushed = s.procs[i].log.len(),
             Replicate => {
                 let (m, sl) = (self.master_of(0), self.slave_of(0)?);
-                let at = s.procs[sl].log.len();
+                let at = super::replication_step(s.procs[m].log.len(), s.procs[sl].log.len())?;
                 let entry = s.procs[m].log[at];
                 s.procs[sl].log.push(entry);
             }

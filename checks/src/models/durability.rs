@@ -220,7 +220,7 @@ impl DurabilityModel {
             slave_acked: if self.cfg.bug == StoreBug::AckBeforeReplication {
                 Some(end as u64)
             } else {
-                slave_in_sync.then_some(slave.log.len() as u64)
+                super::slave_acked(end as u64, slave_in_sync, slave.log.len())
             },
             timed_out,
         }
@@ -307,7 +307,11 @@ impl Model for DurabilityModel {
                 actions.push(Restart(i));
             }
         }
-        if self.cfg.slave && master.up && slave.up && slave.log.len() < master.log.len() {
+        if self.cfg.slave
+            && master.up
+            && slave.up
+            && super::replication_step(master.log.len(), slave.log.len()).is_some()
+        {
             actions.push(Replicate);
         }
     }
@@ -335,7 +339,7 @@ impl Model for DurabilityModel {
                 m.flushed = m.log.len();
             }
             Replicate => {
-                let at = s.machines[1].log.len();
+                let at = super::replication_step(s.machines[0].log.len(), s.machines[1].log.len())?;
                 let m = s.machines[0].log[at];
                 s.machines[1].log.push(m);
             }

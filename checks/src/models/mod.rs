@@ -76,6 +76,44 @@ macro_rules! stoppable {
 }
 pub(crate) use stoppable;
 
+/// The models' CommitLogs are lists of messages: one "segment" holds any log they reach.
+const MODEL_SEGMENT: u64 = 1 << 40;
+
+/// One replication step of a model whose master holds `master_len` messages and slave
+/// `slave_len`: the index of the master's message the slave appends next, as the broker's HA
+/// decides it (`sextant_model::ha`: where the master streams from, a one-message chunk, whether
+/// the slave accepts it), or `None` (caught up, or the slave is ahead of a master that lost
+/// messages: the logs diverged and neither side replicates across that).
+pub(crate) fn replication_step(master_len: usize, slave_len: usize) -> Option<usize> {
+    use sextant_model::ha::{MasterLog, accept_chunk, next_chunk, transfer_start};
+    let master = MasterLog {
+        start: 0,
+        end: master_len as u64,
+        segment_size: MODEL_SEGMENT,
+    };
+    let from = transfer_start(slave_len as u64, master).ok()?;
+    let (start, len) = next_chunk(from, master, 1)?;
+    accept_chunk(
+        slave_len as u64,
+        slave_len == 0,
+        start,
+        len as u64,
+        MODEL_SEGMENT,
+    )
+    .ok()?;
+    Some(start as usize)
+}
+
+/// The slave's acknowledged offset a SYNC_MASTER counts for a put ending at `end`
+/// (`sextant_model::ha::slave_in_sync`; the models' logs never reach `haMaxGapNotInSync`).
+pub(crate) fn slave_acked(end: u64, connected: bool, slave_len: usize) -> Option<u64> {
+    sextant_model::ha::slave_in_sync(
+        end,
+        connected.then_some(slave_len as u64),
+        sextant_model::ha::DEFAULT_MAX_GAP_NOT_IN_SYNC,
+    )
+}
+
 /// Move the clock of NameServer `tables` from `*now` by `step`, running every liveness scan
 /// whose instant (a multiple of `scan`) falls in the step, unless `scans` is false (a broken
 /// NameServer).
