@@ -251,7 +251,9 @@ impl CommitLog {
         }
         let need_new = match self.segments.last() {
             None => true,
-            Some(s) => s.sealed || s.len + len > self.segment_size,
+            // RocketMQ's rule: a record leaves room for the blank record that seals the segment
+            // (`END_FILE_MIN_BLANK_LENGTH`), so a slave of any implementation sees one.
+            Some(s) => s.sealed || s.len + len + BLANK_LEN > self.segment_size,
         };
         if need_new {
             self.roll()?;
@@ -282,7 +284,7 @@ impl CommitLog {
         let fits = self
             .segments
             .last()
-            .is_some_and(|s| !s.sealed && s.len + total <= self.segment_size);
+            .is_some_and(|s| !s.sealed && s.len + total + BLANK_LEN <= self.segment_size);
         let mut offsets = Vec::with_capacity(lens.len());
         if !fits {
             let mut at = 0;
@@ -311,9 +313,20 @@ impl CommitLog {
 
     /// Seal the active segment (blank record if 8 bytes remain) and start the next one.
     fn roll(&mut self) -> Result<(), Error> {
-        let last = self.segments.len().saturating_sub(1);
-        let next = match self.segments.last_mut() {
+        let next = match self.segments.last() {
             None => 0,
+            Some(s) => s.start + self.segment_size,
+        };
+        self.seal_active()?;
+        self.open_segment(next)
+    }
+
+    /// Seal the active segment, if there is one and it is not sealed: a blank record if 8 bytes
+    /// remain.
+    fn seal_active(&mut self) -> Result<(), Error> {
+        let last = self.segments.len().saturating_sub(1);
+        match self.segments.last_mut() {
+            None => {}
             Some(s) => {
                 if !s.sealed {
                     let remaining = self.segment_size - s.len;
@@ -329,9 +342,13 @@ impl CommitLog {
                     }
                     s.sealed = true;
                 }
-                s.start + self.segment_size
             }
-        };
+        }
+        Ok(())
+    }
+
+    /// Create the segment starting at `next` and make it the active one.
+    fn open_segment(&mut self, next: u64) -> Result<(), Error> {
         let path: Arc<Path> = self.dir.join(files::name(next)).into();
         let file = files::open(&*self.fs, &path, true)?;
         self.dir_dirty = true;
@@ -344,6 +361,66 @@ impl CommitLog {
             last_store_ms: 0,
         });
         Ok(())
+    }
+
+    /// Whether the log stores no segment at all (a new slave).
+    pub fn holds_nothing(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Start an empty log at `start`, a segment boundary (a new slave following a master from
+    /// the master's last segment).
+    pub(crate) fn start_at(&mut self, start: u64) -> Result<(), Error> {
+        if !self.segments.is_empty() || !start.is_multiple_of(self.segment_size) {
+            return Err(Error::Corrupt(format!(
+                "cannot start the log at {start}: it holds segments, or {start} does not start one"
+            )));
+        }
+        self.open_segment(start)
+    }
+
+    /// Append records received from a master, as they are (their offsets already say where
+    /// they go: the caller checked that they start at [`CommitLog::end`] and fit its segment).
+    /// `store_ms` is their newest store timestamp.
+    pub(crate) fn append_replica(&mut self, bytes: &[u8], store_ms: i64) -> Result<(), Error> {
+        if self.segments.last().is_none_or(|s| s.sealed) {
+            self.roll()?;
+        }
+        let i = self.segments.len() - 1;
+        let seg = &mut self.segments[i];
+        if seg.len + bytes.len() as u64 > self.segment_size {
+            return Err(Error::Corrupt(format!(
+                "{} replicated bytes do not fit the segment at {}",
+                bytes.len(),
+                seg.start
+            )));
+        }
+        seg.file.write_all_at(bytes, seg.len).map_err(io(&seg.path))?;
+        seg.len += bytes.len() as u64;
+        seg.last_store_ms = seg.last_store_ms.max(store_ms);
+        self.dirty_from = Some(self.dirty_from.map_or(i, |d| d.min(i)));
+        Ok(())
+    }
+
+    /// Seal the active segment where it ends, as a master's blank record says (a slave).
+    pub(crate) fn seal_replica(&mut self) -> Result<(), Error> {
+        if self.segments.last().is_none_or(|s| s.sealed) {
+            self.roll()?;
+        }
+        self.seal_active()
+    }
+
+    /// Where `offset` is, for streaming to a slave: the segment as appended so far, and
+    /// whether it is sealed (then its bytes past the records are the blank record and zeros).
+    pub(crate) fn segment_for_replica(&self, offset: u64) -> Result<(SegmentRef, bool), Error> {
+        let seg = self.segment_at(offset)?;
+        let sealed = self
+            .segments
+            .iter()
+            .rev()
+            .find(|s| s.start == seg.start)
+            .is_some_and(|s| s.sealed);
+        Ok((seg, sealed))
     }
 
     /// fsync every segment written since the last flush (the sealed ones first), and the
@@ -440,6 +517,11 @@ impl SegmentRef {
     /// The segment's start offset.
     pub(crate) fn start(&self) -> u64 {
         self.start
+    }
+
+    /// Bytes appended to the segment when taken.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
     }
 
     /// Whether `offset` is in what was appended to this segment when taken.

@@ -43,7 +43,7 @@ pub use handles::DEFAULT_MAX_OPEN_CQ_FILES;
 pub use index::{IndexConfig, IndexRecovery};
 pub use store::{
     CleanReport, Get, GetResult, MAX_QUERY_BYTES, MessageStore, Put, PutResult, QueryResult,
-    StoreConfig, StoreRecovery, Stored, tags_code_of,
+    ReplicaAppend, StoreConfig, StoreRecovery, Stored, tags_code_of,
 };
 
 /// What can go wrong in the store.
@@ -81,6 +81,12 @@ pub enum Error {
     /// Another process has the store open.
     #[error("{0} is in use by another process")]
     Locked(std::path::PathBuf),
+    /// A slave will not append a chunk where its master sent it (`sextant_model::ha`).
+    #[error("replication refused: {0}")]
+    Replica(#[from] sextant_model::ha::HaRefusal),
+    /// A master streamed bytes that are not CommitLog records.
+    #[error("bad replicated data: {0}")]
+    BadReplica(String),
     /// The disk is above the warning ratio (`diskSpaceWarningLevelRatio`): puts are refused
     /// until retention or an operator frees space; reads go on.
     #[error("the disk is {:.1} % used: the store takes no puts", used_ratio * 100.0)]

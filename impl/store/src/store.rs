@@ -63,6 +63,9 @@ use crate::{
     CommitLog, ConsumeQueue, CqEntry, DEFAULT_ENTRIES_PER_FILE, DEFAULT_SEGMENT_SIZE, Error,
 };
 
+mod replica;
+pub use replica::ReplicaAppend;
+
 /// Body bytes one QUERY_MESSAGE answer holds at most (one record is always answered).
 pub const MAX_QUERY_BYTES: usize = 4 * 1024 * 1024;
 /// Index entries a query checks at most against their records: hash collisions and the
@@ -256,6 +259,8 @@ struct Inner {
     closed: bool,
     /// Why a flush failed, if one did.
     failed: Option<String>,
+    /// A slave's bytes received past its complete records.
+    replica: replica::ReplicaTail,
 }
 
 #[derive(Default)]
@@ -267,6 +272,8 @@ struct Signal {
 struct Shared {
     inner: Mutex<Inner>,
     flushed: watch::Sender<u64>,
+    /// The CommitLog's end, published after every append (for masters streaming to slaves).
+    log_end: watch::Sender<u64>,
     signal: Mutex<Signal>,
     wake: Condvar,
     config: StoreConfig,
@@ -348,6 +355,7 @@ impl MessageStore {
             delay_levels: config.delay_levels.clone(),
             closed: false,
             failed: None,
+            replica: replica::ReplicaTail::default(),
         };
         inner.open_queues()?;
         let end = inner.log.end();
@@ -376,9 +384,11 @@ impl MessageStore {
             indexed,
         };
         let (flushed, _) = watch::channel(end);
+        let (log_end, _) = watch::channel(end);
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
             flushed,
+            log_end,
             signal: Mutex::default(),
             wake: Condvar::new(),
             config,
@@ -486,6 +496,7 @@ impl MessageStore {
             }
         }
         let end = inner.log.end();
+        self.shared.publish_log_end(end);
         if self.shared.config.flush == FlushDiskType::SyncFlush {
             lock(&self.shared.signal).requested = true;
             self.shared.wake.notify_one();
@@ -934,6 +945,17 @@ impl Drop for MessageStore {
 }
 
 impl Shared {
+    /// Publish the CommitLog's end (it only grows while the store runs).
+    fn publish_log_end(&self, end: u64) {
+        self.log_end.send_if_modified(|e| {
+            let newer = end > *e;
+            if newer {
+                *e = end;
+            }
+            newer
+        });
+    }
+
     fn flush_loop(&self) {
         let mut last_cq = Instant::now();
         let sync = self.config.flush == FlushDiskType::SyncFlush;
