@@ -156,3 +156,29 @@ pub fn message_decode(data: &[u8]) {
     }
     let _ = decode_send_batch(data);
 }
+
+/// Decode HA chunks and offset reports from arbitrary bytes until they run out or one fails;
+/// every decoded chunk must encode to the bytes it came from.
+pub fn ha_decode(data: &[u8]) {
+    use tokio_util::codec::{Decoder, Encoder};
+    let mut codec = crate::ha::ChunkCodec {
+        max_body: 64 * 1024,
+    };
+    let mut buf = BytesMut::from(data);
+    loop {
+        let before = buf.clone();
+        match codec.decode(&mut buf) {
+            Ok(Some(chunk)) => {
+                let used = before.len() - buf.len();
+                let mut again = BytesMut::new();
+                codec.encode(chunk, &mut again).expect("a decoded chunk encodes");
+                assert_eq!(&again[..], &before[..used], "HA chunk round trip");
+            }
+            _ => break,
+        }
+    }
+    let mut buf = BytesMut::from(data);
+    while let Ok(Some(offset)) = crate::ha::ReportCodec.decode(&mut buf) {
+        assert!(i64::try_from(offset).is_ok());
+    }
+}

@@ -20,6 +20,7 @@
 //! - [`route`] — `TopicRouteData` bodies, both key styles, to and from the model's route.
 //! - [`transport`] — a tokio client connection (requests multiplexed by opaque, timeouts,
 //!   oneway) and a server accept loop dispatching to a handler.
+//! - [`ha`] — the master/slave replication streams (offset reports, CommitLog chunks).
 //! - [`fuzz`] — the bodies of the cargo-fuzz targets, as plain functions the tests replay.
 
 pub mod body;
@@ -29,6 +30,7 @@ pub mod ext;
 pub mod fields;
 pub mod frame;
 pub mod fuzz;
+pub mod ha;
 pub mod header;
 mod json_fast;
 pub mod message;

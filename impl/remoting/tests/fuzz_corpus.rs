@@ -96,3 +96,27 @@ fn message_corpus() {
         }
     }
 }
+
+#[test]
+fn ha_corpus() {
+    use sextant_remoting::ha::ChunkCodec;
+    use tokio_util::codec::Decoder;
+    for (name, data) in corpus("ha_decode") {
+        sextant_remoting::fuzz::ha_decode(&data);
+        let mut codec = ChunkCodec {
+            max_body: 64 * 1024,
+        };
+        let mut buf = BytesMut::from(&data[..]);
+        let first = codec.decode(&mut buf);
+        match name.as_str() {
+            "two_chunks" => {
+                assert_eq!(first.unwrap().unwrap().start, 65536);
+                let beat = codec.decode(&mut buf).unwrap().unwrap();
+                assert_eq!((beat.start, beat.body.len()), (65541, 0));
+            }
+            "oversized" | "negative_offset" => assert!(first.is_err(), "{name}"),
+            "truncated" => assert!(matches!(first, Ok(None)), "{name}"),
+            _ => {}
+        }
+    }
+}
