@@ -133,6 +133,14 @@ pub fn put_verdict(flush: FlushDiskType, role: BrokerRole, progress: PutProgress
     PutVerdict::Ok
 }
 
+/// Why a broker's store takes no put, if it does not (`DefaultMessageStore.putMessage`: a
+/// slave's log is its master's copy; anything else written to it would diverge from the master).
+/// The broker answers SERVICE_NOT_AVAILABLE with it.
+pub fn put_refused(role: BrokerRole) -> Option<&'static str> {
+    (role == BrokerRole::Slave)
+        .then_some("message store is slave mode, so putMessage is forbidden (the slave takes no writes)")
+}
+
 /// Retention settings (RocketMQ's `MessageStoreConfig` names in brackets, its defaults).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Retention {
@@ -373,6 +381,13 @@ mod tests {
             put_verdict(SyncFlush, role, at(10, None, false)),
             PutVerdict::Ok
         );
+    }
+
+    #[test]
+    fn only_a_slave_refuses_puts() {
+        assert!(put_refused(BrokerRole::Slave).is_some());
+        assert_eq!(put_refused(BrokerRole::AsyncMaster), None);
+        assert_eq!(put_refused(BrokerRole::SyncMaster), None);
     }
 
     #[test]

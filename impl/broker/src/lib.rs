@@ -28,6 +28,7 @@
 mod broker;
 pub mod config;
 mod groups;
+mod ha;
 mod handler;
 mod put;
 mod register;
@@ -44,6 +45,7 @@ pub use broker::{Broker, TableSizes, wall_ms};
 pub use config::{BrokerConfig, DEFAULT_PORT, Settings};
 pub use handler::BrokerHandler;
 pub use schedule::Schedule;
+use sextant_model::store::BrokerRole;
 use sextant_remoting::FrameCodec;
 use sextant_remoting::transport::{bind, serve};
 use sextant_store::{MessageStore, StoreRecovery};
@@ -198,6 +200,16 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
     let channel_scan = CHANNEL_SCAN.min(Duration::from_millis(
         (config.channel_expired_timeout / 4).max(1),
     ));
+    // A master takes its slaves' HA connections on haListenPort (listenPort + 1 by default).
+    let ha_listener = if settings.role == BrokerRole::Slave {
+        None
+    } else {
+        let port = config
+            .ha_listen_port
+            .unwrap_or(if local_addr.port() == 0 { 0 } else { local_addr.port().wrapping_add(1) });
+        let ha = SocketAddr::new(local_addr.ip(), port);
+        Some(bind(ha).await.map_err(|source| Error::Bind { addr: ha, source })?)
+    };
     let broker = Arc::new(Broker::new(config, settings, local_addr, store)?);
     let (stop, stopped) = watch::channel(false);
     let registrar = Arc::new(tokio::sync::Mutex::new(register::Registrar::default()));
@@ -227,6 +239,25 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
             }
         }
     });
+    match ha_listener {
+        Some((listener, ha_addr)) => {
+            let _ = broker.ha.listen.set(ha_addr);
+            tracing::info!(%ha_addr, "HA port listening");
+            tasks.spawn(ha::master::serve(
+                listener,
+                Arc::clone(&broker),
+                timers.clone(),
+                tasks.clone(),
+            ));
+        }
+        None => {
+            tasks.spawn(ha::slave::follow(
+                Arc::clone(&broker),
+                timers.clone(),
+                ha::slave::RECONNECT,
+            ));
+        }
+    }
     every(&tasks, &timers, offsets_every, {
         let broker = Arc::clone(&broker);
         move || {
@@ -244,13 +275,16 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
             }
         }
     });
-    every(&tasks, &timers, SCHEDULE_TICK, {
-        let broker = Arc::clone(&broker);
-        let schedule = Arc::clone(&schedule);
-        move || {
-            schedule.deliver_due(&broker);
-        }
-    });
+    // A slave delivers nothing: its master's redelivered copies arrive by replication.
+    if broker.settings.role != BrokerRole::Slave {
+        every(&tasks, &timers, SCHEDULE_TICK, {
+            let broker = Arc::clone(&broker);
+            let schedule = Arc::clone(&schedule);
+            move || {
+                schedule.deliver_due(&broker);
+            }
+        });
+    }
     every(&tasks, &timers, clean_every, {
         let broker = Arc::clone(&broker);
         move || {

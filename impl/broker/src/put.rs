@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use sextant_model::broker::{SCHEDULE_TOPIC, admit};
-use sextant_model::store::{PutProgress, PutVerdict, put_verdict};
+use sextant_model::store::{self, FlushDiskType, PutProgress, PutVerdict, put_verdict};
 use sextant_remoting::code::response;
 use sextant_remoting::message::{self, MessageView, encode_properties, parse_properties, property};
 use sextant_store::{Put, PutResult, tags_code_of};
@@ -75,6 +75,9 @@ impl Broker {
                 Put { msg, tags_code }
             })
             .collect();
+        if let Some(why) = store::put_refused(self.settings.role) {
+            return Err(reply(response::SERVICE_NOT_AVAILABLE, why));
+        }
         let result = self.store.put(&mut puts).map_err(|e| {
             self.stats.put_failed();
             match e {
@@ -92,14 +95,20 @@ impl Broker {
             result.stored.len() as u64,
             result.stored.iter().map(|s| u64::from(s.size)).sum(),
         );
+        self.notify_arrivals(
+            puts.iter()
+                .zip(&result.stored)
+                .map(|(p, s)| (p.msg.topic, p.msg.queue_id as u32, s.queue_offset + 1)),
+        );
+        Ok(result)
+    }
+
+    /// Wake the pulls held on queues that now end at the given offsets.
+    pub(crate) fn notify_arrivals<'a>(&self, ends: impl IntoIterator<Item = (&'a str, u32, u64)>) {
         let arrivals = lock(&self.arrivals);
-        for (p, s) in puts.iter().zip(&result.stored) {
-            if let Some(tx) = arrivals
-                .get(p.msg.topic)
-                .and_then(|q| q.get(&(p.msg.queue_id as u32)))
-            {
+        for (topic, queue_id, end) in ends {
+            if let Some(tx) = arrivals.get(topic).and_then(|q| q.get(&queue_id)) {
                 // Puts finish out of order: a queue's end only moves forward.
-                let end = s.queue_offset + 1;
                 tx.send_if_modified(|at| {
                     let later = end > *at;
                     if later {
@@ -109,30 +118,37 @@ impl Broker {
                 });
             }
         }
-        Ok(result)
     }
 
-    /// Wait until the put is acknowledged as `put_verdict` decides, and answer its code.
+    /// Wait until the put is acknowledged as `put_verdict` decides, and answer its code: the
+    /// flush first (SYNC_FLUSH), then a slave (SYNC_MASTER), each within `syncFlushTimeout`, as
+    /// RocketMQ's `handleDiskFlush` and `handleHA`. Every put waiting on the slave wakes on its
+    /// reports, so a report acknowledges every put it covers at once.
     pub(crate) async fn verdict(&self, end: u64) -> i32 {
-        let progress = |flushed, timed_out| PutProgress {
+        let gap = self.config.ha_max_gap_not_in_sync;
+        let progress = |timed_out| PutProgress {
             end,
-            flushed,
-            slave_acked: None,
+            flushed: self.store.flushed(),
+            slave_acked: self.ha.slave_acked(end, gap),
             timed_out,
         };
-        let mut v = put_verdict(
-            self.settings.flush,
-            self.settings.role,
-            progress(self.store.flushed(), false),
-        );
+        let decide = |timed_out| put_verdict(self.settings.flush, self.settings.role, progress(timed_out));
+        let timeout = self.store.config().sync_flush_timeout;
+        let flushing = || self.settings.flush == FlushDiskType::SyncFlush && self.store.flushed() < end;
+        let mut v = decide(false);
+        if v == PutVerdict::Wait && flushing() {
+            self.store.wait_flushed(end, timeout).await;
+            v = decide(false);
+            if v == PutVerdict::Wait && flushing() {
+                v = decide(true);
+            }
+        }
         if v == PutVerdict::Wait {
-            let timeout = self.store.config().sync_flush_timeout;
-            let done = self.store.wait_flushed(end, timeout).await;
-            v = put_verdict(
-                self.settings.flush,
-                self.settings.role,
-                progress(self.store.flushed(), !done),
-            );
+            self.ha.wait_acked(end, timeout).await;
+            v = decide(false);
+            if v == PutVerdict::Wait {
+                v = decide(true);
+            }
         }
         match v {
             PutVerdict::Ok | PutVerdict::Wait => response::SUCCESS,

@@ -21,7 +21,7 @@ use sextant_remoting::body::{
 use sextant_remoting::code::{request, response};
 use sextant_remoting::ext::CommandHeader;
 use sextant_remoting::header::{
-    CreateTopicRequestHeader, GetRouteInfoRequestHeader, PullMessageRequestHeader,
+    GetRouteInfoRequestHeader, PullMessageRequestHeader,
     SendMessageRequestHeaderV2, SendMessageResponseHeader, UpdateConsumerOffsetRequestHeader,
 };
 use sextant_remoting::message::{MessageView, encode_properties, parse_offset_msg_id};
@@ -92,22 +92,6 @@ fn records(records: &[u8]) -> Vec<(Vec<u8>, i64, String)> {
     out
 }
 
-async fn create_topic(conn: &Connection, topic: &str, read: i32, write: i32) {
-    let h = CreateTopicRequestHeader {
-        topic: topic.into(),
-        default_topic: "TBW102".into(),
-        read_queue_nums: read,
-        write_queue_nums: write,
-        perm: 6,
-        topic_filter_type: "SINGLE_TAG".into(),
-        order: false,
-        topic_sys_flag: 0,
-        attributes: None,
-        force: None,
-    };
-    let req = RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC, 0).with_ext(h.to_ext());
-    assert_eq!(conn.invoke(req, T).await.unwrap().code, response::SUCCESS);
-}
 
 async fn commit(conn: &Connection, group: &str, topic: &str, queue: i32, offset: i64) {
     common::create_group(conn, group).await;

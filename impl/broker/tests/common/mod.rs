@@ -73,6 +73,27 @@ pub async fn create_group(conn: &Connection, group: &str) {
     assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
 }
 
+/// Create `topic` with `read` / `write` queues (UPDATE_AND_CREATE_TOPIC, as `mqadmin updateTopic`).
+pub async fn create_topic(conn: &Connection, topic: &str, read: i32, write: i32) {
+    use sextant_remoting::code::response;
+    use sextant_remoting::header::CreateTopicRequestHeader;
+    let h = CreateTopicRequestHeader {
+        topic: topic.into(),
+        default_topic: "TBW102".into(),
+        read_queue_nums: read,
+        write_queue_nums: write,
+        perm: 6,
+        topic_filter_type: "SINGLE_TAG".into(),
+        order: false,
+        topic_sys_flag: 0,
+        attributes: None,
+        force: None,
+    };
+    let req = RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC, 0).with_ext(h.to_ext());
+    let r = conn.invoke(req, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+}
+
 /// A SEND_MESSAGE_V2 of `body` to `topic` queue `queue` with properties `props`.
 pub fn send_v2(topic: &str, queue: i32, body: &[u8], props: &str) -> RemotingCommand {
     let h = SendMessageRequestHeaderV2 {
