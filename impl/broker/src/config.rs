@@ -143,6 +143,9 @@ pub struct BrokerConfig {
     pub ha_housekeeping_interval: u64,
     /// `haTransferBatchSize`: the most bytes of CommitLog in one chunk to a slave.
     pub ha_transfer_batch_size: usize,
+    /// `slaveSynchronizeInterval` (Sextant's key; RocketMQ 4.9 fixes it at 10 s): how often a
+    /// slave copies its master's topics, consumer offsets, delay cursors and groups (ms).
+    pub slave_synchronize_interval: u64,
     /// `slaveReadEnable`: a master that finds a consumer far behind suggests it read from the
     /// slave (`suggestWhichBrokerId`).
     pub slave_read_enable: bool,
@@ -211,6 +214,7 @@ impl Default for BrokerConfig {
             ha_send_heartbeat_interval: 5_000,
             ha_housekeeping_interval: 20_000,
             ha_transfer_batch_size: 32 * 1024,
+            slave_synchronize_interval: 10_000,
             slave_read_enable: false,
             access_message_in_memory_max_ratio: 40,
             unknown: BTreeMap::new(),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::spawn;
+use common::{pull_all, send, spawn, sustained_sends};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::process::Command;
@@ -15,46 +15,11 @@ use std::time::Duration;
 use sextant_model::namesrv::NamesrvConfig;
 use sextant_remoting::code::{request, response};
 use sextant_remoting::ext::CommandHeader;
-use sextant_remoting::header::{
-    GetRouteInfoRequestHeader, PullMessageRequestHeader, SendMessageRequestHeaderV2,
-};
-use sextant_remoting::message::MessageView;
+use sextant_remoting::header::GetRouteInfoRequestHeader;
 use sextant_remoting::transport::Connection;
 use sextant_remoting::{FrameCodec, RemotingCommand};
 
 const T: Duration = Duration::from_secs(10);
-
-fn send(topic: &str, queue: i32, body: &[u8]) -> RemotingCommand {
-    let h = SendMessageRequestHeaderV2::new("pg", topic, queue);
-    RemotingCommand::request(request::SEND_MESSAGE_V2, 0)
-        .with_ext(h.to_ext())
-        .with_body(body.to_vec())
-}
-
-async fn pull_all(conn: &Connection, topic: &str, queue: i32) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let h = PullMessageRequestHeader::new("check", topic, queue, offset, 256);
-        let r = conn
-            .invoke(
-                RemotingCommand::request(request::PULL_MESSAGE, 0).with_ext(h.to_ext()),
-                T,
-            )
-            .await
-            .expect("pull");
-        if r.code != response::SUCCESS {
-            return out;
-        }
-        let mut at = 0;
-        while at < r.body.len() {
-            let (m, n) = MessageView::decode(&r.body[at..]).expect("record");
-            out.push(String::from_utf8(m.body.to_vec()).expect("utf8"));
-            offset = m.queue_offset + 1;
-            at += n;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_sync_flush_sends_loses_no_acknowledged_message() {
@@ -79,27 +44,9 @@ async fn kill_9_during_sync_flush_sends_loses_no_acknowledged_message() {
 
     // Four connections, each sending numbered messages to its own queue as fast as acks come.
     let stop = Arc::new(AtomicBool::new(false));
-    let mut senders = Vec::new();
-    for q in 0..4 {
-        let stop = Arc::clone(&stop);
-        senders.push(tokio::spawn(async move {
-            let conn = Connection::connect(addr, FrameCodec::default(), None)
-                .await
-                .expect("connect");
-            let mut acked = Vec::new();
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let body = format!("q{q}-{i}");
-                match conn.invoke(send("K", q, body.as_bytes()), T).await {
-                    Ok(r) if r.code == response::SUCCESS => acked.push(body),
-                    Ok(r) => panic!("send refused: {} {:?}", r.code, r.remark),
-                    Err(_) => break,
-                }
-                i += 1;
-            }
-            acked
-        }));
-    }
+    let senders = sustained_sends(addr, "K", 4, &stop, |code, remark| {
+        panic!("send refused: {code} {remark:?}")
+    });
     tokio::time::sleep(Duration::from_millis(1500)).await;
     child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
     child.wait().expect("reaped");
