@@ -245,3 +245,122 @@ async fn hostile_ha_peers_are_refused() {
     master.shutdown().await;
     ns.shutdown().await;
 }
+
+/// Send `n` messages of `size` bytes round-robin over 4 queues, 16 in flight.
+async fn fill(conn: &Connection, n: usize, size: usize) {
+    let body = vec![b'y'; size];
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let conn = conn.clone();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (t..n).step_by(16) {
+                let r = conn
+                    .invoke(send_v2(TOPIC, (i % 4) as i32, &body, ""), T)
+                    .await
+                    .unwrap();
+                assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_slave_resumes_and_a_far_behind_one_catches_up() {
+    let ns = namesrv().await;
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let master = start(BrokerConfig {
+        // One segment holds everything: a new slave copies it all.
+        mapped_file_size_commit_log: 1 << 30,
+        ..master_config(dirs.0.path(), ns.local_addr, "ASYNC_MASTER")
+    })
+    .await
+    .unwrap();
+    let m = connect(master.local_addr).await;
+    create_topic(&m, TOPIC, 4, 4).await;
+    fill(&m, 100, 1_000).await;
+    let slave = start(BrokerConfig {
+        mapped_file_size_commit_log: 1 << 30,
+        ..slave_config(dirs.1.path(), ns.local_addr)
+    })
+    .await
+    .unwrap();
+    assert!(caught_up(&master, &slave).await);
+    let resumed_from = slave.broker.store().replica_end();
+    slave.shutdown().await;
+    // 100 MiB while the slave is down.
+    fill(&m, 1_600, 64 * 1024).await;
+    let end = master.broker.store().log_offsets().1;
+    assert!(end - resumed_from >= 100 << 20);
+    let started = std::time::Instant::now();
+    let slave = start(BrokerConfig {
+        mapped_file_size_commit_log: 1 << 30,
+        ..slave_config(dirs.1.path(), ns.local_addr)
+    })
+    .await
+    .unwrap();
+    let copied = eventually(async || {
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        slave.broker.store().replica_end() == end
+    })
+    .await;
+    assert!(copied, "the slave did not catch up 100 MiB");
+    eprintln!(
+        "caught up {} MiB in {:?} (a debug build)",
+        (end - resumed_from) >> 20,
+        started.elapsed()
+    );
+    // It resumed from its own log: it still holds the first messages.
+    assert_eq!(slave.broker.store().log_offsets().0, 0);
+    assert_eq!(
+        slave.broker.store().offsets(TOPIC, 0),
+        master.broker.store().offsets(TOPIC, 0)
+    );
+    slave.shutdown().await;
+    master.shutdown().await;
+    ns.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slave_ahead_of_its_restarted_master_refuses_to_follow_it() {
+    let ns = namesrv().await;
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mc = master_config(dirs.0.path(), ns.local_addr, "ASYNC_MASTER");
+    let master = start(mc.clone()).await.unwrap();
+    let m = connect(master.local_addr).await;
+    create_topic(&m, TOPIC, 4, 4).await;
+    let slave = start(slave_config(dirs.1.path(), ns.local_addr)).await.unwrap();
+    assert!(eventually(async || master.broker.slaves_connected() == 1).await);
+    fill(&m, 40, 3_001).await;
+    assert!(caught_up(&master, &slave).await);
+    let slave_end = slave.broker.store().replica_end();
+    // The master loses its last records (what a power loss does to unflushed data): its log
+    // is cut in the middle of one, recovery cuts it back to a record boundary.
+    master.shutdown().await;
+    let segment = dirs.0.path().join("commitlog/00000000000000000000");
+    let f = std::fs::OpenOptions::new().write(true).open(&segment).unwrap();
+    f.set_len(slave_end - 5_000).unwrap();
+    drop(f);
+    let master = start(mc).await.unwrap();
+    let master_end = master.broker.store().log_offsets().1;
+    assert!(master_end < slave_end);
+    // The slave reconnects, is told it is ahead, and appends nothing; the master keeps taking
+    // sends, past the slave's end too, and the slave still appends none of them.
+    let m = connect(master.local_addr).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    fill(&m, 20, 2_999).await;
+    assert!(master.broker.store().log_offsets().1 > slave_end);
+    // Once the master's log passes the slave's end it streams from there, mid-record in its
+    // own log: the slave's record checks refuse it, time after time.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(slave.broker.store().replica_end(), slave_end);
+        assert_eq!(slave.broker.store().log_offsets().1, slave_end);
+    }
+    slave.shutdown().await;
+    master.shutdown().await;
+    ns.shutdown().await;
+}
