@@ -6,11 +6,13 @@
 //! the files and the timers.
 //!
 //! Submodules: [`admit`] (the checks of a send, its topic, delays and redelivery, send-back,
-//! topic updates), [`pull`] (the plan of a pull), [`tables`] (the subscription group table and
-//! the bounds of what clients make the broker keep). Every refusal is a [`Refusal`].
+//! topic updates), [`pull`] (the plan of a pull, and which broker its answer suggests),
+//! [`tables`] (the subscription group table and the bounds of what clients make the broker keep),
+//! [`slave_sync`] (what a slave takes from its master's tables). Every refusal is a [`Refusal`].
 
 pub mod admit;
 pub mod pull;
+pub mod slave_sync;
 pub mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,12 +1,14 @@
 //! What a PULL_MESSAGE may read (`PullMessageProcessor.processRequest`): the checks before the
 //! store is read, where the read starts, which filter applies, whether the pull commits an offset
-//! on the way, how much one answer carries and how long a pull that finds nothing is held.
+//! on the way, how much one answer carries and how long a pull that finds nothing is held; and
+//! which broker the answer suggests the consumer pull from next (`suggestWhichBrokerId`).
 
 use crate::Millis;
+use crate::broker::tables::SubscriptionGroup;
 use crate::broker::{Refusal, hold_time};
 use crate::client::pull_flag;
 use crate::namesrv::TopicConfig;
-use crate::route::Perm;
+use crate::route::{MASTER_ID, Perm};
 
 /// The most messages one pull returns (`maxTransferCountOnMessageInMemory`, raised).
 pub const PULL_MAX_MSGS: usize = 1024;
@@ -149,9 +151,85 @@ pub fn plan_pull(
     })
 }
 
+/// Whether the store suggests the consumer pull from a slave (`DefaultMessageStore.getMessage`'s
+/// `suggestPullingFromSlave`): what is left to read after this pull — from the CommitLog position
+/// of the last message it read to the CommitLog's end, `max_phy_offset` — is more than
+/// `ratio_percent` (`accessMessageInMemoryMaxRatio`, 40) per cent of the physical memory, so it is
+/// most likely no longer in the page cache and reading it would slow the master. A pull that read
+/// nothing (`None`) suggests nothing.
+///
+/// RocketMQ measures from the last ConsumeQueue entry the read *examined*, filtered out or not;
+/// Sextant from the last message it returned. The budget is `total_memory × ratio / 100` in
+/// integers (RocketMQ: a `double`, truncated).
+pub fn suggest_pulling_from_slave(
+    max_phy_offset: u64,
+    last_pulled_phy_offset: Option<u64>,
+    total_memory: u64,
+    ratio_percent: u32,
+) -> bool {
+    let Some(last) = last_pulled_phy_offset else {
+        return false;
+    };
+    let budget = u128::from(total_memory) * u128::from(ratio_percent) / 100;
+    u128::from(max_phy_offset.saturating_sub(last)) > budget
+}
+
+/// The broker id a pull answer suggests the consumer pull from next (`suggestWhichBrokerId`,
+/// `PullMessageProcessor`): with `slaveReadEnable` off always the master ([`MASTER_ID`]); with it
+/// on, the group's `whichBrokerWhenConsumeSlowly` (default 1) when the store suggests a slave
+/// ([`suggest_pulling_from_slave`]), else the group's `brokerId` (default 0).
+pub fn suggest_broker(
+    slave_read_enable: bool,
+    suggest_slave: bool,
+    group: &SubscriptionGroup,
+) -> u64 {
+    if !slave_read_enable {
+        MASTER_ID
+    } else if suggest_slave {
+        group.which_broker_when_consume_slowly
+    } else {
+        group.broker_id
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_consumer_far_behind_is_sent_to_the_slave_only_with_slave_reads_on() {
+        // 10 000 bytes of memory at 40 %: a budget of 4 000 bytes.
+        let far = suggest_pulling_from_slave(100_000, Some(90_000), 10_000, 40);
+        let near = suggest_pulling_from_slave(100_000, Some(96_000), 10_000, 40);
+        assert!(far && !near);
+        assert!(!suggest_pulling_from_slave(100_000, None, 10_000, 40));
+        assert!(!suggest_pulling_from_slave(
+            100_000,
+            Some(96_000),
+            u64::MAX,
+            u32::MAX
+        ));
+        // At exactly the budget: not yet (RocketMQ: `diff > memory`).
+        assert!(!suggest_pulling_from_slave(4_000, Some(0), 10_000, 40));
+        assert!(suggest_pulling_from_slave(4_001, Some(0), 10_000, 40));
+        let group = SubscriptionGroup {
+            broker_id: 2,
+            which_broker_when_consume_slowly: 3,
+            ..SubscriptionGroup::default()
+        };
+        assert_eq!(suggest_broker(false, true, &group), MASTER_ID);
+        assert_eq!(suggest_broker(false, false, &group), MASTER_ID);
+        assert_eq!(suggest_broker(true, true, &group), 3);
+        assert_eq!(suggest_broker(true, false, &group), 2);
+        let d = SubscriptionGroup::default();
+        assert_eq!(
+            (
+                suggest_broker(true, true, &d),
+                suggest_broker(true, false, &d)
+            ),
+            (1, 0)
+        );
+    }
 
     fn req() -> PullRequest<'static> {
         PullRequest {

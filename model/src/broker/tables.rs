@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::broker::{DEFAULT_MAX_RECONSUME_TIMES, Refusal};
 use crate::namesrv::TopicConfig;
-use crate::route::MessageQueue;
+use crate::route::{MASTER_ID, MessageQueue};
 
 /// The most subscription groups a broker keeps by default.
 pub const DEFAULT_MAX_GROUPS: usize = 10_000;
@@ -46,13 +46,24 @@ pub struct SubscriptionGroup {
     pub consume_enable: bool,
     /// `retryMaxTimes`.
     pub retry_max_times: i32,
+    /// `brokerId`: the broker a pull answer sends a consumer that keeps up to, when
+    /// `slaveReadEnable` (0: the master).
+    pub broker_id: u64,
+    /// `whichBrokerWhenConsumeSlowly`: the broker a pull answer sends a consumer that fell behind
+    /// to, when `slaveReadEnable` (1: the first slave).
+    pub which_broker_when_consume_slowly: u64,
 }
+
+/// `SubscriptionGroupConfig.whichBrokerWhenConsumeSlowly`'s default.
+pub const DEFAULT_WHICH_BROKER_WHEN_CONSUME_SLOWLY: u64 = 1;
 
 impl Default for SubscriptionGroup {
     fn default() -> Self {
         SubscriptionGroup {
             consume_enable: true,
             retry_max_times: DEFAULT_MAX_RECONSUME_TIMES,
+            broker_id: MASTER_ID,
+            which_broker_when_consume_slowly: DEFAULT_WHICH_BROKER_WHEN_CONSUME_SLOWLY,
         }
     }
 }
