@@ -603,6 +603,30 @@ pub fn encode_object_key_map<K: Serialize, V: Serialize>(
     out.push(b'}');
 }
 
+/// GET_ALL_CONSUMER_OFFSET response body (`ConsumerOffsetSerializeWrapper`, what a slave syncs
+/// from its master): `topic@group` → queue id → offset. Decoded from fastjson's bare integer
+/// keys (`{0:12}`) or quoted ones; encoded with quoted keys, as the broker's
+/// `consumerOffset.json` (fastjson reads both). Values are Java `long`s, negative ones included:
+/// the receiver decides what to keep.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerOffsetBody {
+    /// `topic@group` → queue id → offset.
+    #[serde(default)]
+    pub offset_table: BTreeMap<String, BTreeMap<i64, i64>>,
+}
+
+/// GET_ALL_DELAY_OFFSET response body (`DelayOffsetSerializeWrapper`, the master's
+/// `delayOffset.json`): delay level → the next offset of its schedule queue. Key styles as
+/// [`ConsumerOffsetBody`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DelayOffsetBody {
+    /// Delay level → offset.
+    #[serde(default)]
+    pub offset_table: BTreeMap<i64, i64>,
+}
+
 /// Decode one of the JSON bodies of this module.
 pub fn decode<T: for<'a> Deserialize<'a>>(what: &str, body: &[u8]) -> Result<T, Error> {
     parse_lenient(what, utf8(what, body)?)
@@ -729,6 +753,39 @@ mod tests {
             r#"{"mqTable":{{"a":1}:2 3}"#,
         ] {
             assert!(object_key_map(broken, "mqTable").is_err(), "{broken}");
+        }
+    }
+
+    #[test]
+    fn offset_tables_in_either_key_style() {
+        // As a Java 4.9.8 master's fastjson writes them: bare integer keys.
+        let java = br#"{"offsetTable":{"TopicTest@cg":{0:250,1:-1},"%RETRY%cg@cg":{0:0}}}"#;
+        let o: ConsumerOffsetBody = decode("consumer offsets", java).unwrap();
+        assert_eq!(
+            o.offset_table["TopicTest@cg"],
+            BTreeMap::from([(0, 250), (1, -1)])
+        );
+        assert_eq!(o.offset_table.len(), 2);
+        let ours = encode(&o);
+        assert_eq!(
+            std::str::from_utf8(&ours).unwrap(),
+            r#"{"offsetTable":{"%RETRY%cg@cg":{"0":0},"TopicTest@cg":{"0":250,"1":-1}}}"#
+        );
+        assert_eq!(decode::<ConsumerOffsetBody>("offsets", &ours).unwrap(), o);
+        let d: DelayOffsetBody =
+            decode("delay offsets", br#"{"offsetTable":{1:123,"3":7}}"#).unwrap();
+        assert_eq!(d.offset_table, BTreeMap::from([(1, 123), (3, 7)]));
+        assert_eq!(encode(&d), br#"{"offsetTable":{"1":123,"3":7}}"#.to_vec());
+        assert_eq!(
+            decode::<DelayOffsetBody>("d", b"{}").unwrap(),
+            DelayOffsetBody::default()
+        );
+        for bad in [
+            &b"{\"offsetTable\":[1]}"[..],
+            b"{\"offsetTable\":{\"x\":1}}",
+            b"\xff",
+        ] {
+            assert!(decode::<DelayOffsetBody>("d", bad).is_err());
         }
     }
 

@@ -36,6 +36,10 @@ pub mod request {
     pub const LOCK_BATCH_MQ: i32 = 41;
     /// Unlock queues.
     pub const UNLOCK_BATCH_MQ: i32 = 42;
+    /// A broker's whole consumer offset table (a slave syncing from its master).
+    pub const GET_ALL_CONSUMER_OFFSET: i32 = 43;
+    /// A broker's delay-level cursors, `delayOffset.json` (a slave syncing from its master).
+    pub const GET_ALL_DELAY_OFFSET: i32 = 45;
     /// Put a KV config on a NameServer.
     pub const PUT_KV_CONFIG: i32 = 100;
     /// Get a KV config from a NameServer.
@@ -169,6 +173,8 @@ pub fn request_name(code: i32) -> Option<&'static str> {
         NOTIFY_CONSUMER_IDS_CHANGED => "NOTIFY_CONSUMER_IDS_CHANGED",
         LOCK_BATCH_MQ => "LOCK_BATCH_MQ",
         UNLOCK_BATCH_MQ => "UNLOCK_BATCH_MQ",
+        GET_ALL_CONSUMER_OFFSET => "GET_ALL_CONSUMER_OFFSET",
+        GET_ALL_DELAY_OFFSET => "GET_ALL_DELAY_OFFSET",
         PUT_KV_CONFIG => "PUT_KV_CONFIG",
         GET_KV_CONFIG => "GET_KV_CONFIG",
         REGISTER_BROKER => "REGISTER_BROKER",
