@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sextant_model::Millis;
@@ -30,6 +30,38 @@ pub(crate) use crate::put::NewMessage;
 pub(crate) use crate::reply::{Answer, Reply, header, lock, ok, queue_id, reply};
 use crate::stats::Stats;
 use crate::topics::Topics;
+
+// The slave's copy of its master's tables. Declared here rather than in lib.rs (whose owner adds
+// the periodic job); `crate::broker::slave_sync`.
+#[path = "slave_sync.rs"]
+pub(crate) mod slave_sync;
+
+/// The master of this broker's group as the NameServer last answered a registration
+/// (`RegisterBrokerResponseHeader`; RocketMQ's `SlaveSynchronize.masterAddr` and
+/// `updateHaMasterAddress`). Only a slave is told one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MasterInfo {
+    /// The master's remoting address (`masterAddr`, `ip:port`).
+    pub(crate) addr: String,
+    /// The master's HA address (`haServerAddr`), if the NameServer gave one.
+    pub(crate) ha_addr: Option<String>,
+}
+
+/// The total physical memory in bytes (`MemTotal` of `/proc/meminfo`), read once; `u64::MAX`
+/// when it cannot be read, so that no pull is ever judged too far behind for memory.
+fn total_physical_memory() -> u64 {
+    static TOTAL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|text| {
+                let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+                let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                kib.checked_mul(1024)
+            })
+            .unwrap_or(u64::MAX)
+    })
+}
 
 /// Wall-clock milliseconds (store and born timestamps).
 pub fn wall_ms() -> i64 {
@@ -88,6 +120,15 @@ pub struct Broker {
     pub(crate) random: AtomicU32,
     /// Cancelled when the broker shuts down: held pulls answer at once.
     pub(crate) shutdown: CancellationToken,
+    /// Replication: where the HA port listens, what the slaves acknowledged.
+    pub(crate) ha: crate::ha::HaState,
+    /// The master of this broker's group, from the last registration a NameServer accepted
+    /// (`None`: no master known — a master broker, or a slave whose master is not registered).
+    /// `master.subscribe()` follows its changes.
+    pub(crate) master: watch::Sender<Option<MasterInfo>>,
+    /// The physical memory `accessMessageInMemoryMaxRatio` is a share of (bytes; settable for
+    /// tests).
+    pub(crate) physical_memory: AtomicU64,
 }
 
 impl Broker {
@@ -148,7 +189,46 @@ impl Broker {
             register_now: Notify::new(),
             random: AtomicU32::new(0x9E37_79B9),
             shutdown: CancellationToken::new(),
+            master: watch::Sender::new(None),
+            ha: crate::ha::HaState::default(),
+            physical_memory: AtomicU64::new(total_physical_memory()),
         })
+    }
+
+    /// The master of this broker's group as the NameServers last said.
+    pub(crate) fn master_info(&self) -> Option<MasterInfo> {
+        self.master.borrow().clone()
+    }
+
+    /// Record what a NameServer answered about the master (logged when it changes).
+    pub(crate) fn set_master_info(&self, info: Option<MasterInfo>) {
+        self.master.send_if_modified(|now| {
+            if *now == info {
+                return false;
+            }
+            tracing::info!(from = ?now, to = ?info, "master of the broker group changed");
+            *now = info;
+            true
+        });
+    }
+
+    /// Where the delay-level cursors are kept (`config/delayOffset.json`).
+    pub(crate) fn delay_offset_path(&self) -> std::path::PathBuf {
+        self.config
+            .store_path_root_dir
+            .join("config/delayOffset.json")
+    }
+
+    /// The remoting address of this broker's master, as the NameServers last said (a slave's).
+    pub fn master_addr(&self) -> Option<String> {
+        self.master.borrow().as_ref().map(|m| m.addr.clone())
+    }
+
+    /// Set the physical memory size (bytes) that `accessMessageInMemoryMaxRatio` is a share of
+    /// when a pull judges whether its consumer fell too far behind (read from `/proc/meminfo` at
+    /// start): tests make a consumer "far behind" with a few KB.
+    pub fn set_physical_memory(&self, bytes: u64) {
+        self.physical_memory.store(bytes, Ordering::Relaxed);
     }
 
     /// Monotonic milliseconds since start (the model's clock for locks and channels).

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use sextant_model::broker::tables::{SubscriptionGroup, SubscriptionGroups};
+use sextant_model::namesrv::DataVersion;
 use sextant_store::config::{load_json, save_json};
 
 use crate::Error;
@@ -42,8 +43,8 @@ impl Default for GroupJson {
             consume_message_orderly: false,
             retry_queue_nums: 1,
             retry_max_times: d.retry_max_times,
-            broker_id: 0,
-            which_broker_when_consume_slowly: 1,
+            broker_id: java_long(d.broker_id),
+            which_broker_when_consume_slowly: java_long(d.which_broker_when_consume_slowly),
             notify_consumer_ids_changed_enable: true,
             group_sys_flag: 0,
             consume_timeout_minute: 15,
@@ -67,17 +68,66 @@ struct VersionJson {
     counter: i64,
 }
 
+/// A broker id as a Java `long`.
+fn java_long(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
+impl From<&GroupJson> for SubscriptionGroup {
+    fn from(g: &GroupJson) -> Self {
+        let d = SubscriptionGroup::default();
+        SubscriptionGroup {
+            consume_enable: g.consume_enable,
+            retry_max_times: g.retry_max_times,
+            // A negative broker id names no broker: the default instead.
+            broker_id: u64::try_from(g.broker_id).unwrap_or(d.broker_id),
+            which_broker_when_consume_slowly: u64::try_from(g.which_broker_when_consume_slowly)
+                .unwrap_or(d.which_broker_when_consume_slowly),
+        }
+    }
+}
+
+impl From<VersionJson> for DataVersion {
+    fn from(v: VersionJson) -> Self {
+        DataVersion {
+            state_version: v.state_version,
+            timestamp: v.timestamp,
+            counter: v.counter,
+        }
+    }
+}
+
+impl From<DataVersion> for VersionJson {
+    fn from(v: DataVersion) -> Self {
+        VersionJson {
+            state_version: v.state_version,
+            timestamp: v.timestamp,
+            counter: v.counter,
+        }
+    }
+}
+
 /// Decode the body of UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (one `SubscriptionGroupConfig`).
 pub(crate) fn decode_group(body: &[u8]) -> Result<(String, SubscriptionGroup), String> {
     let g: GroupJson =
         serde_json::from_slice(body).map_err(|e| format!("subscription group: {e}"))?;
-    Ok((
-        g.group_name,
-        SubscriptionGroup {
-            consume_enable: g.consume_enable,
-            retry_max_times: g.retry_max_times,
-        },
-    ))
+    let config = SubscriptionGroup::from(&g);
+    Ok((g.group_name, config))
+}
+
+/// Decode a GET_ALL_SUBSCRIPTIONGROUP_CONFIG answer (`SubscriptionGroupWrapper`, what
+/// [`GroupFile::encode`] writes): the data version and the groups by name.
+pub(crate) fn decode_table(
+    body: &[u8],
+) -> Result<(DataVersion, BTreeMap<String, SubscriptionGroup>), String> {
+    let file: FileJson =
+        serde_json::from_slice(body).map_err(|e| format!("subscription group table: {e}"))?;
+    let groups = file
+        .subscription_group_table
+        .iter()
+        .map(|(name, g)| (name.clone(), SubscriptionGroup::from(g)))
+        .collect();
+    Ok((file.data_version.into(), groups))
 }
 
 /// The table and where it is kept.
@@ -99,10 +149,7 @@ impl GroupFile {
         let groups = std::mem::take(&mut file.subscription_group_table);
         let mut table = SubscriptionGroups::new(max.max(groups.len()), auto_create);
         for (name, g) in groups {
-            let config = SubscriptionGroup {
-                consume_enable: g.consume_enable,
-                retry_max_times: g.retry_max_times,
-            };
+            let config = SubscriptionGroup::from(&g);
             if let Err(e) = table.put(&name, config) {
                 tracing::warn!(group = %name, error = %e, "subscription group in the file skipped");
             }
@@ -122,6 +169,38 @@ impl GroupFile {
         self.version.timestamp = now;
     }
 
+    /// The table's data version.
+    pub(crate) fn version(&self) -> DataVersion {
+        self.version.into()
+    }
+
+    /// Replace the table with `groups` (a slave's copy of its master's, already within the cap
+    /// and with valid names: `slave_sync::sync_groups`) at the master's `version`; written at
+    /// the next save.
+    pub(crate) fn replace(
+        &mut self,
+        groups: BTreeMap<String, SubscriptionGroup>,
+        version: DataVersion,
+    ) {
+        let gone: Vec<String> = self
+            .table
+            .iter()
+            .map(|(name, _)| name)
+            .filter(|name| !groups.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.table.remove(&name);
+        }
+        for (name, config) in groups {
+            if let Err(e) = self.table.put(&name, config) {
+                tracing::warn!(group = %name, error = %e, "subscription group from the master skipped");
+            }
+        }
+        self.version = version.into();
+        self.dirty = true;
+    }
+
     fn to_json(&self) -> FileJson {
         FileJson {
             subscription_group_table: self
@@ -134,6 +213,10 @@ impl GroupFile {
                             group_name: name.clone(),
                             consume_enable: g.consume_enable,
                             retry_max_times: g.retry_max_times,
+                            broker_id: java_long(g.broker_id),
+                            which_broker_when_consume_slowly: java_long(
+                                g.which_broker_when_consume_slowly,
+                            ),
                             ..GroupJson::default()
                         },
                     )
@@ -178,5 +261,37 @@ mod tests {
         let again = GroupFile::load(path, 10, true).unwrap();
         assert!(again.table.contains("g1"));
         assert_eq!(again.table.len(), 1);
+    }
+
+    #[test]
+    fn a_masters_table_replaces_the_slaves_with_its_version_and_read_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("subscriptionGroup.json");
+        let mut master = GroupFile::load(path.clone(), 10, true).unwrap();
+        let (name, g) = decode_group(
+            br#"{"groupName":"g","brokerId":2,"whichBrokerWhenConsumeSlowly":3,"retryMaxTimes":4}"#,
+        )
+        .unwrap();
+        assert_eq!((g.broker_id, g.which_broker_when_consume_slowly), (2, 3));
+        master.table.put(&name, g.clone()).unwrap();
+        master.changed(42);
+        let (version, table) = decode_table(&master.encode()).unwrap();
+        assert_eq!((version.counter, version.timestamp), (1, 42));
+        assert_eq!(table["g"], g);
+        let slave_path = dir.path().join("slave.json");
+        let mut slave = GroupFile::load(slave_path.clone(), 10, true).unwrap();
+        slave.table.find_or_create("only_on_slave").unwrap();
+        slave.replace(table, version);
+        slave.save().unwrap();
+        let back = GroupFile::load(slave_path, 10, true).unwrap();
+        assert_eq!(back.version(), version);
+        assert!(!back.table.contains("only_on_slave"));
+        assert_eq!(back.table.get("g"), Some(&g));
+        // A negative broker id names none: the defaults.
+        let (_, d) =
+            decode_group(br#"{"groupName":"h","brokerId":-1,"whichBrokerWhenConsumeSlowly":-2}"#)
+                .unwrap();
+        assert_eq!(d, SubscriptionGroup::default());
+        assert!(decode_table(b"[1]").is_err());
     }
 }

@@ -20,11 +20,13 @@ use sextant_model::namesrv::{
 use sextant_remoting::body::RegisterBrokerBody;
 use sextant_remoting::code::{request, response};
 use sextant_remoting::ext::CommandHeader;
-use sextant_remoting::header::{RegisterBrokerRequestHeader, UnregisterBrokerRequestHeader};
+use sextant_remoting::header::{
+    RegisterBrokerRequestHeader, RegisterBrokerResponseHeader, UnregisterBrokerRequestHeader,
+};
 use sextant_remoting::transport::Connection;
-use sextant_remoting::{DEFAULT_MAX_FRAME, FrameCodec, RemotingCommand};
+use sextant_remoting::{DEFAULT_MAX_FRAME, ExtFields, FrameCodec, RemotingCommand};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, MasterInfo};
 use crate::config::BrokerConfig;
 
 /// Room kept in a frame beyond the header measured without a part mark, an opaque or a CRC.
@@ -106,6 +108,19 @@ pub(crate) fn registration_requests(
         .collect()
 }
 
+/// The master a REGISTER_BROKER answer names (`masterAddr`, `haServerAddr`); `None` when it names
+/// none (the broker is a master, or its master is not registered).
+pub(crate) fn master_of(resp: &RemotingCommand) -> Option<MasterInfo> {
+    let empty = ExtFields::new();
+    let h =
+        RegisterBrokerResponseHeader::from_ext(resp.ext_fields.as_ref().unwrap_or(&empty)).ok()?;
+    let non_empty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+    Some(MasterInfo {
+        addr: non_empty(h.master_addr)?,
+        ha_addr: non_empty(h.ha_server_addr),
+    })
+}
+
 impl Registrar {
     async fn conn(&mut self, addr: SocketAddr) -> Option<Connection> {
         if let Some(c) = self.conns.get(&addr)
@@ -125,7 +140,9 @@ impl Registrar {
         }
     }
 
-    /// Register every topic with every NameServer; returns how many accepted every part.
+    /// Register every topic with every NameServer; returns how many accepted every part. The
+    /// master the first NameServer to accept names is recorded (`Broker::set_master_info`; as
+    /// RocketMQ takes the first result); if none accepted, the last known master stays.
     pub async fn register_all(&mut self, broker: &Broker) -> usize {
         let (topic_configs, data_version) = {
             let t = broker.topics.lock().unwrap_or_else(|p| p.into_inner());
@@ -135,11 +152,16 @@ impl Registrar {
             broker_name: broker.config.broker_name.clone(),
             broker_addr: broker.addr.to_string(),
             cluster_name: broker.config.broker_cluster_name.clone(),
-            ha_server_addr: format!(
-                "{}:{}",
-                broker.addr.ip(),
-                broker.addr.port().wrapping_add(1)
-            ),
+            // A master's HA port as it listens; a slave has none (RocketMQ's still registers
+            // listenPort + 1).
+            ha_server_addr: match broker.ha.listen.get() {
+                Some(ha) => ha.to_string(),
+                None => format!(
+                    "{}:{}",
+                    broker.addr.ip(),
+                    broker.addr.port().wrapping_add(1)
+                ),
+            },
             broker_id: broker.config.broker_id,
             compressed: false,
             body_crc32: 0,
@@ -155,6 +177,7 @@ impl Registrar {
         );
         let timeout = Duration::from_millis(broker.config.register_broker_timeout_mills.max(1));
         let mut accepted = 0;
+        let mut master = None;
         for addr in broker.settings.namesrvs.clone() {
             let Some(conn) = self.conn(addr).await else {
                 continue;
@@ -162,9 +185,10 @@ impl Registrar {
             // A part that fails does not stop the others: what arrives is merged, and the next
             // cycle sends everything again.
             let mut all = true;
+            let mut last = None;
             for (i, cmd) in requests.iter().enumerate() {
                 match conn.invoke(cmd.clone(), timeout).await {
-                    Ok(r) if r.code == response::SUCCESS => {}
+                    Ok(r) if r.code == response::SUCCESS => last = Some(r),
                     Ok(r) => {
                         all = false;
                         tracing::warn!(namesrv = %addr, part = i, code = r.code, remark = ?r.remark, "registration refused");
@@ -176,6 +200,12 @@ impl Registrar {
                 }
             }
             accepted += usize::from(all);
+            if all && master.is_none() {
+                master = last.map(|r| master_of(&r));
+            }
+        }
+        if let Some(info) = master {
+            broker.set_master_info(info);
         }
         accepted
     }

@@ -71,6 +71,18 @@ impl Topics {
         Ok(Some(old))
     }
 
+    /// Replace the whole table and its data version (a slave's copy of its master's, as
+    /// `slave_sync::sync_topics` decides); persisted.
+    pub fn replace(
+        &mut self,
+        table: BTreeMap<String, TopicConfig>,
+        version: DataVersion,
+    ) -> Result<(), Error> {
+        self.table = table;
+        self.version = version;
+        self.save()
+    }
+
     /// Write the table to its file (RocketMQ's `TopicConfigSerializeWrapper` JSON).
     pub fn save(&self) -> Result<(), Error> {
         Ok(save_bytes(

@@ -10,6 +10,7 @@ mod pull;
 mod query;
 mod send;
 mod send_back;
+mod sync;
 mod topic;
 
 pub(crate) use admin::Clients;
@@ -57,6 +58,8 @@ impl Handler for BrokerHandler {
             request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => b.update_group(&req),
             request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => b.all_groups(&req),
             request::DELETE_SUBSCRIPTIONGROUP => b.delete_group(&req),
+            request::GET_ALL_CONSUMER_OFFSET => b.all_consumer_offsets(&req),
+            request::GET_ALL_DELAY_OFFSET => b.all_delay_offsets(&req),
             _ => return None,
         };
         Some(answer.unwrap_or_else(|Reply(code, remark)| {

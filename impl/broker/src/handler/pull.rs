@@ -1,6 +1,8 @@
 //! PULL_MESSAGE with long polling (`PullMessageProcessor`, `PullRequestHoldService`); what a
-//! pull may read is `sextant_model::broker::pull::plan_pull`'s decision.
+//! pull may read is `sextant_model::broker::pull::plan_pull`'s decision, which broker its answer
+//! suggests next `pull::suggest_broker`'s.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sextant_model::broker::{self as decide, PullCode, TagFilter, pull};
@@ -11,6 +13,7 @@ use sextant_remoting::body::java_hash;
 use sextant_remoting::code::response;
 use sextant_remoting::ext::CommandHeader;
 use sextant_remoting::header::{PullMessageRequestHeader, PullMessageResponseHeader};
+use sextant_remoting::message::MessageView;
 use sextant_store::Get;
 use tokio::sync::watch;
 
@@ -113,8 +116,19 @@ impl Broker {
             PullCode::RetryImmediately => response::PULL_RETRY_IMMEDIATELY,
             PullCode::OffsetMoved => response::PULL_OFFSET_MOVED,
         };
+        // Only with slave reads on does the suggestion depend on how far behind the pull is
+        // (and cost a look at the CommitLog's end).
+        let slave_read = self.config.slave_read_enable;
+        let far_behind = slave_read
+            && pull::suggest_pulling_from_slave(
+                self.store.log_offsets().1,
+                last_physical_offset(&result.records),
+                self.physical_memory.load(Ordering::Relaxed),
+                self.config.access_message_in_memory_max_ratio,
+            );
+        let suggested = pull::suggest_broker(slave_read, far_behind, &group);
         let resp_header = PullMessageResponseHeader {
-            suggest_which_broker_id: 0,
+            suggest_which_broker_id: i64::try_from(suggested).unwrap_or(0),
             next_begin_offset: result.next_begin as i64,
             min_offset: result.min as i64,
             max_offset: result.max as i64,
@@ -127,5 +141,66 @@ impl Broker {
         Ok(RemotingCommand::response_to(req, resp_code, remark)
             .with_ext(resp_header.to_ext())
             .with_body(result.records))
+    }
+}
+
+/// The CommitLog position of the last of `records` (stored records back to back), `None` if
+/// there is none or it does not decode.
+fn last_physical_offset(records: &[u8]) -> Option<u64> {
+    let mut at = 0usize;
+    let mut last = None;
+    while at < records.len() {
+        let size = records.get(at..at.checked_add(4)?)?;
+        let size = usize::try_from(i32::from_be_bytes(size.try_into().ok()?)).ok()?;
+        if size < 4 {
+            return None;
+        }
+        last = Some(at);
+        at = at.checked_add(size)?;
+    }
+    let (m, _) = MessageView::decode(records.get(last?..)?).ok()?;
+    u64::try_from(m.physical_offset).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(physical_offset: i64, body: &[u8]) -> Vec<u8> {
+        let addr = "127.0.0.1:10911".parse().unwrap();
+        let m = MessageView {
+            queue_id: 0,
+            flag: 0,
+            queue_offset: 0,
+            physical_offset,
+            sys_flag: 0,
+            born_timestamp: 1,
+            born_host: addr,
+            store_timestamp: 2,
+            store_host: addr,
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+            body_crc: 0,
+            body,
+            topic: "T",
+            properties: "",
+        };
+        let mut out = Vec::new();
+        m.encode(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn the_last_records_position_or_none() {
+        let mut two = record(1000, b"first");
+        two.extend(record(5000, b"second, longer"));
+        assert_eq!(last_physical_offset(&two), Some(5000));
+        assert_eq!(last_physical_offset(&record(7, b"")), Some(7));
+        // A torn tail: nothing is claimed.
+        assert_eq!(last_physical_offset(&two[..two.len() - 1]), None);
+        assert_eq!(last_physical_offset(&[]), None);
+        assert_eq!(last_physical_offset(&[0, 0, 0, 2]), None);
+        assert_eq!(last_physical_offset(&[0, 0]), None);
+        assert_eq!(last_physical_offset(&[0xff, 0xff, 0xff, 0xff]), None);
     }
 }
