@@ -122,7 +122,10 @@ impl fmt::Display for HaRefusal {
                 "an empty slave's first chunk at {chunk} does not start a {segment_size}-byte segment"
             ),
             HaRefusal::TooLarge { len } => {
-                write!(f, "a chunk of {len} bytes is over the {MAX_CHUNK}-byte limit")
+                write!(
+                    f,
+                    "a chunk of {len} bytes is over the {MAX_CHUNK}-byte limit"
+                )
             }
             HaRefusal::CrossesSegment { chunk, len } => {
                 write!(f, "a chunk of {len} bytes at {chunk} runs past its segment")

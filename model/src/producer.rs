@@ -72,6 +72,26 @@ impl TopicPublishInfo {
         info
     }
 
+    /// The brokers `route` lists with writable queues but no master (a master down while its
+    /// slave lives): [`TopicPublishInfo::from_route`] leaves their queues out, and a producer
+    /// with nothing else to send to says why.
+    pub fn masterless(route: &TopicRouteData) -> Vec<String> {
+        let mut out: Vec<String> = route
+            .queue_datas
+            .iter()
+            .filter(|qd| qd.perm.is_writeable() && qd.write_queue_nums > 0)
+            .filter(|qd| {
+                route
+                    .broker(&qd.broker_name)
+                    .is_none_or(|b| b.master_addr().is_none())
+            })
+            .map(|qd| qd.broker_name.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Whether there is any queue to send to (`TopicPublishInfo.ok()`).
     pub fn ok(&self) -> bool {
         !self.message_queues.is_empty()

@@ -137,8 +137,9 @@ pub fn put_verdict(flush: FlushDiskType, role: BrokerRole, progress: PutProgress
 /// slave's log is its master's copy; anything else written to it would diverge from the master).
 /// The broker answers SERVICE_NOT_AVAILABLE with it.
 pub fn put_refused(role: BrokerRole) -> Option<&'static str> {
-    (role == BrokerRole::Slave)
-        .then_some("message store is slave mode, so putMessage is forbidden (the slave takes no writes)")
+    (role == BrokerRole::Slave).then_some(
+        "message store is slave mode, so putMessage is forbidden (the slave takes no writes)",
+    )
 }
 
 /// Retention settings (RocketMQ's `MessageStoreConfig` names in brackets, its defaults).

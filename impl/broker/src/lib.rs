@@ -15,8 +15,9 @@
 //!
 //! Layout: `broker` (the state), `handler/` (one file per request family — `send`, `pull`,
 //! `offsets`, `client` (heartbeats, groups, channels), `locks`, `send_back`, `topic`, `admin`,
-//! `query` — and in `handler/mod.rs` the dispatch table from request code to handler), `put`
+//! `query`, `sync` (what a slave copies) — and in `handler/mod.rs` the dispatch table from request code to handler), `put`
 //! (the put path and its acknowledgement), `reply` (answer helpers), [`config`], `register`,
+//! `ha/` (replication: `master`, `slave`), `slave_sync` (a slave copying its master's tables),
 //! `schedule` (delayed delivery), `stats` (message counters and their TPS), `topics` (the topic
 //! table).
 //!
@@ -41,6 +42,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use broker::slave_sync::{Step as SyncStep, SyncError, SyncReport};
 pub use broker::{Broker, TableSizes, wall_ms};
 pub use config::{BrokerConfig, DEFAULT_PORT, Settings};
 pub use handler::BrokerHandler;
@@ -204,11 +206,17 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
     let ha_listener = if settings.role == BrokerRole::Slave {
         None
     } else {
-        let port = config
-            .ha_listen_port
-            .unwrap_or(if local_addr.port() == 0 { 0 } else { local_addr.port().wrapping_add(1) });
+        let port = config.ha_listen_port.unwrap_or(if local_addr.port() == 0 {
+            0
+        } else {
+            local_addr.port().wrapping_add(1)
+        });
         let ha = SocketAddr::new(local_addr.ip(), port);
-        Some(bind(ha).await.map_err(|source| Error::Bind { addr: ha, source })?)
+        Some(
+            bind(ha)
+                .await
+                .map_err(|source| Error::Bind { addr: ha, source })?,
+        )
     };
     let broker = Arc::new(Broker::new(config, settings, local_addr, store)?);
     let (stop, stopped) = watch::channel(false);
@@ -257,6 +265,11 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
                 ha::slave::RECONNECT,
             ));
         }
+    }
+    // A slave copies its master's topics, subscription groups, consumer offsets and delay
+    // cursors every slaveSynchronizeInterval (RocketMQ's SlaveSynchronize).
+    if broker.settings.role == BrokerRole::Slave {
+        tasks.spawn(Arc::clone(&broker).slave_sync_job(timers.clone()));
     }
     every(&tasks, &timers, offsets_every, {
         let broker = Arc::clone(&broker);

@@ -132,9 +132,11 @@ impl Broker {
             slave_acked: self.ha.slave_acked(end, gap),
             timed_out,
         };
-        let decide = |timed_out| put_verdict(self.settings.flush, self.settings.role, progress(timed_out));
+        let decide =
+            |timed_out| put_verdict(self.settings.flush, self.settings.role, progress(timed_out));
         let timeout = self.store.config().sync_flush_timeout;
-        let flushing = || self.settings.flush == FlushDiskType::SyncFlush && self.store.flushed() < end;
+        let flushing =
+            || self.settings.flush == FlushDiskType::SyncFlush && self.store.flushed() < end;
         let mut v = decide(false);
         if v == PutVerdict::Wait && flushing() {
             self.store.wait_flushed(end, timeout).await;

@@ -21,8 +21,8 @@ use sextant_remoting::body::{
 use sextant_remoting::code::{request, response};
 use sextant_remoting::ext::CommandHeader;
 use sextant_remoting::header::{
-    GetRouteInfoRequestHeader, PullMessageRequestHeader,
-    SendMessageRequestHeaderV2, SendMessageResponseHeader, UpdateConsumerOffsetRequestHeader,
+    GetRouteInfoRequestHeader, PullMessageRequestHeader, SendMessageRequestHeaderV2,
+    SendMessageResponseHeader, UpdateConsumerOffsetRequestHeader,
 };
 use sextant_remoting::message::{MessageView, encode_properties, parse_offset_msg_id};
 use sextant_remoting::transport::Connection;
@@ -91,7 +91,6 @@ fn records(records: &[u8]) -> Vec<(Vec<u8>, i64, String)> {
     }
     out
 }
-
 
 async fn commit(conn: &Connection, group: &str, topic: &str, queue: i32, offset: i64) {
     common::create_group(conn, group).await;

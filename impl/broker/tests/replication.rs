@@ -44,10 +44,8 @@ fn slave_config(dir: &std::path::Path, ns: SocketAddr) -> BrokerConfig {
 
 /// Wait until the slave's log reaches the master's end.
 async fn caught_up(master: &Running, slave: &Running) -> bool {
-    eventually(async || {
-        slave.broker.store().replica_end() == master.broker.store().log_offsets().1
-    })
-    .await
+    eventually(async || slave.broker.store().replica_end() == master.broker.store().log_offsets().1)
+        .await
 }
 
 /// Pull `queue` from `offset` (not held), returning the answer's code, next offset and records.
@@ -74,7 +72,9 @@ async fn a_slave_serves_what_was_sent_to_its_master_byte_for_byte() {
     let master = start(master_config(dirs.0.path(), ns.local_addr, "ASYNC_MASTER"))
         .await
         .unwrap();
-    let slave = start(slave_config(dirs.1.path(), ns.local_addr)).await.unwrap();
+    let slave = start(slave_config(dirs.1.path(), ns.local_addr))
+        .await
+        .unwrap();
     let (m, s) = (
         connect(master.local_addr).await,
         connect(slave.local_addr).await,
@@ -89,10 +89,16 @@ async fn a_slave_serves_what_was_sent_to_its_master_byte_for_byte() {
     // Enough to roll the master's 1 MiB segments a few times.
     let body = "x".repeat(3_000);
     for i in 0..1_500 {
-        assert_eq!(send(&m, i % 4, &format!("{i}:{body}")).await, response::SUCCESS);
+        assert_eq!(
+            send(&m, i % 4, &format!("{i}:{body}")).await,
+            response::SUCCESS
+        );
     }
     assert!(master.broker.store().log_offsets().1 > 3 << 20);
-    assert!(caught_up(&master, &slave).await, "the slave did not catch up");
+    assert!(
+        caught_up(&master, &slave).await,
+        "the slave did not catch up"
+    );
     for q in 0..4 {
         let mut offset = 0;
         let mut n = 0;
@@ -145,7 +151,9 @@ async fn sync_master_acknowledges_only_what_its_slave_holds() {
     create_topic(&m, TOPIC, 4, 4).await;
     // No slave: stored, not acknowledged.
     assert_eq!(send(&m, 0, "alone").await, response::SLAVE_NOT_AVAILABLE);
-    let slave = start(slave_config(dirs.1.path(), ns.local_addr)).await.unwrap();
+    let slave = start(slave_config(dirs.1.path(), ns.local_addr))
+        .await
+        .unwrap();
     assert!(caught_up(&master, &slave).await);
     // With the slave: every acknowledged message is in the slave's log when acknowledged.
     for i in 0..200 {
@@ -188,7 +196,10 @@ async fn hostile_ha_peers_are_refused() {
     for i in 0..50 {
         assert_eq!(send(&m, i % 4, &format!("m{i}")).await, response::SUCCESS);
     }
-    let ha = *master.broker.ha_addr().expect("the master listens for slaves");
+    let ha = *master
+        .broker
+        .ha_addr()
+        .expect("the master listens for slaves");
     // A negative offset report: the master closes the connection.
     let mut c = tokio::net::TcpStream::connect(ha).await.unwrap();
     c.write_all(&(-5i64).to_be_bytes()).await.unwrap();
@@ -199,12 +210,17 @@ async fn hostile_ha_peers_are_refused() {
     let mut c = tokio::net::TcpStream::connect(ha).await.unwrap();
     c.write_all(&(1i64 << 40).to_be_bytes()).await.unwrap();
     let mut got = Vec::new();
-    tokio::time::timeout(T, c.read_to_end(&mut got)).await.unwrap().unwrap();
+    tokio::time::timeout(T, c.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
     let end = master.broker.store().log_offsets().1;
     assert_eq!(got.len(), 12, "one heartbeat");
     assert_eq!(i64::from_be_bytes(got[..8].try_into().unwrap()) as u64, end);
     // The master still replicates to a real slave.
-    let slave = start(slave_config(dirs.1.path(), ns.local_addr)).await.unwrap();
+    let slave = start(slave_config(dirs.1.path(), ns.local_addr))
+        .await
+        .unwrap();
     assert!(caught_up(&master, &slave).await);
     slave.shutdown().await;
 
@@ -223,21 +239,41 @@ async fn hostile_ha_peers_are_refused() {
     let before = lonely.broker.store().replica_end();
     let frames: [Vec<u8>; 3] = [
         // Garbage at the slave's (empty) start: a chunk of bytes that are no record.
-        [&0i64.to_be_bytes()[..], &64i32.to_be_bytes()[..], &[0xab; 64][..]].concat(),
+        [
+            &0i64.to_be_bytes()[..],
+            &64i32.to_be_bytes()[..],
+            &[0xab; 64][..],
+        ]
+        .concat(),
         // A chunk at an offset where the slave's log does not end.
-        [&12_345i64.to_be_bytes()[..], &4i32.to_be_bytes()[..], b"abcd"].concat(),
+        [
+            &12_345i64.to_be_bytes()[..],
+            &4i32.to_be_bytes()[..],
+            b"abcd",
+        ]
+        .concat(),
         // A body far over the limit.
         [&0i64.to_be_bytes()[..], &i32::MAX.to_be_bytes()[..]].concat(),
     ];
     for frame in &frames {
-        let (mut c, _) = tokio::time::timeout(T, fake.accept()).await.unwrap().unwrap();
+        let (mut c, _) = tokio::time::timeout(T, fake.accept())
+            .await
+            .unwrap()
+            .unwrap();
         let mut report = [0u8; 8];
         c.read_exact(&mut report).await.unwrap();
-        assert_eq!(u64::from_be_bytes(report), before, "the slave reports its end");
+        assert_eq!(
+            u64::from_be_bytes(report),
+            before,
+            "the slave reports its end"
+        );
         c.write_all(frame).await.unwrap();
         let mut rest = Vec::new();
         let closed = tokio::time::timeout(T, c.read_to_end(&mut rest)).await;
-        assert!(closed.is_ok(), "the slave kept a connection that sent {frame:?}");
+        assert!(
+            closed.is_ok(),
+            "the slave kept a connection that sent {frame:?}"
+        );
         assert_eq!(lonely.broker.store().replica_end(), before);
         assert_eq!(lonely.broker.store().log_offsets(), (0, 0));
     }
@@ -332,7 +368,9 @@ async fn a_slave_ahead_of_its_restarted_master_refuses_to_follow_it() {
     let master = start(mc.clone()).await.unwrap();
     let m = connect(master.local_addr).await;
     create_topic(&m, TOPIC, 4, 4).await;
-    let slave = start(slave_config(dirs.1.path(), ns.local_addr)).await.unwrap();
+    let slave = start(slave_config(dirs.1.path(), ns.local_addr))
+        .await
+        .unwrap();
     assert!(eventually(async || master.broker.slaves_connected() == 1).await);
     fill(&m, 40, 3_001).await;
     assert!(caught_up(&master, &slave).await);
@@ -341,7 +379,10 @@ async fn a_slave_ahead_of_its_restarted_master_refuses_to_follow_it() {
     // is cut in the middle of one, recovery cuts it back to a record boundary.
     master.shutdown().await;
     let segment = dirs.0.path().join("commitlog/00000000000000000000");
-    let f = std::fs::OpenOptions::new().write(true).open(&segment).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
     f.set_len(slave_end - 5_000).unwrap();
     drop(f);
     let master = start(mc).await.unwrap();

@@ -231,7 +231,10 @@ pub fn run_standalone(args: &StandaloneArgs) -> anyhow::Result<()> {
     })
 }
 
-async fn start_master(args: &StandaloneArgs, namesrv: SocketAddr) -> anyhow::Result<sextant_broker::Running> {
+async fn start_master(
+    args: &StandaloneArgs,
+    namesrv: SocketAddr,
+) -> anyhow::Result<sextant_broker::Running> {
     let broker = sextant_broker::start(args.master_config(namesrv)).await?;
     // Register at once so that routes exist before the first client asks.
     broker.register_now().await;

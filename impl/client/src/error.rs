@@ -71,6 +71,15 @@ pub enum Error {
         /// The NameServers asked.
         namesrvs: Vec<String>,
     },
+    /// The topic's queues are all on broker groups whose master is down (their slaves serve
+    /// reads only).
+    #[error("topic {topic}: no master for {brokers:?} (master down? their slaves take no writes)")]
+    NoMaster {
+        /// The topic.
+        topic: String,
+        /// The broker groups without a master.
+        brokers: Vec<String>,
+    },
     /// A broker group has no address the request can go to (no master for a send).
     #[error("broker {broker} has no address to send to (master down?)")]
     BrokerNotFound {

@@ -495,9 +495,18 @@ impl ClientInstance {
         }
         if self.update_route(topic).await?.is_some()
             && let Some(e) = self.route_entry(topic)
-            && e.publish.ok()
         {
-            return Ok(e.publish);
+            if e.publish.ok() {
+                return Ok(e.publish);
+            }
+            // The NameServers know the topic, but none of its brokers has a master now.
+            let brokers = TopicPublishInfo::masterless(&e.route);
+            if !brokers.is_empty() {
+                return Err(Error::NoMaster {
+                    topic: topic.to_owned(),
+                    brokers,
+                });
+            }
         }
         let timeout = self.inner.config.mq_client_api_timeout;
         let default = self

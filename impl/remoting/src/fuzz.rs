@@ -171,7 +171,9 @@ pub fn ha_decode(data: &[u8]) {
             Ok(Some(chunk)) => {
                 let used = before.len() - buf.len();
                 let mut again = BytesMut::new();
-                codec.encode(chunk, &mut again).expect("a decoded chunk encodes");
+                codec
+                    .encode(chunk, &mut again)
+                    .expect("a decoded chunk encodes");
                 assert_eq!(&again[..], &before[..used], "HA chunk round trip");
             }
             _ => break,

@@ -325,24 +325,21 @@ impl CommitLog {
     /// remain.
     fn seal_active(&mut self) -> Result<(), Error> {
         let last = self.segments.len().saturating_sub(1);
-        match self.segments.last_mut() {
-            None => {}
-            Some(s) => {
-                if !s.sealed {
-                    let remaining = self.segment_size - s.len;
-                    if remaining >= BLANK_LEN {
-                        let mut blank = [0u8; 8];
-                        blank[..4].copy_from_slice(&(remaining as i32).to_be_bytes());
-                        blank[4..].copy_from_slice(&BLANK_MAGIC.to_be_bytes());
-                        s.file.write_all_at(&blank, s.len).map_err(io(&s.path))?;
-                        // The blank must reach the disk with the next flush, before anything
-                        // acknowledged in the next segment: recovery cuts the log at a segment
-                        // that ends without one.
-                        self.dirty_from = Some(self.dirty_from.map_or(last, |d| d.min(last)));
-                    }
-                    s.sealed = true;
-                }
+        if let Some(s) = self.segments.last_mut()
+            && !s.sealed
+        {
+            let remaining = self.segment_size - s.len;
+            if remaining >= BLANK_LEN {
+                let mut blank = [0u8; 8];
+                blank[..4].copy_from_slice(&(remaining as i32).to_be_bytes());
+                blank[4..].copy_from_slice(&BLANK_MAGIC.to_be_bytes());
+                s.file.write_all_at(&blank, s.len).map_err(io(&s.path))?;
+                // The blank must reach the disk with the next flush, before anything
+                // acknowledged in the next segment: recovery cuts the log at a segment that
+                // ends without one.
+                self.dirty_from = Some(self.dirty_from.map_or(last, |d| d.min(last)));
             }
+            s.sealed = true;
         }
         Ok(())
     }
@@ -395,7 +392,9 @@ impl CommitLog {
                 seg.start
             )));
         }
-        seg.file.write_all_at(bytes, seg.len).map_err(io(&seg.path))?;
+        seg.file
+            .write_all_at(bytes, seg.len)
+            .map_err(io(&seg.path))?;
         seg.len += bytes.len() as u64;
         seg.last_store_ms = seg.last_store_ms.max(store_ms);
         self.dirty_from = Some(self.dirty_from.map_or(i, |d| d.min(i)));

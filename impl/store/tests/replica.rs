@@ -180,8 +180,8 @@ proptest! {
             // Half a round: the slave may stop in the middle of a record.
             let m = master.master_log();
             let mut from = transfer_start(slave.replica_end(), m).expect("streamable");
-            for k in 0..sizes.len() {
-                let Some((start, len)) = next_chunk(from, m, sizes[k]) else { break };
+            for size in &sizes {
+                let Some((start, len)) = next_chunk(from, m, *size) else { break };
                 slave.replicate(start, &master.read_log(start, len).unwrap()).expect("replicate");
                 from = start + len as u64;
             }
@@ -249,4 +249,3 @@ fn bad_chunks_are_refused_and_leave_the_slave_as_it_was() {
     follow(&master, &slave, &[1_000]);
     assert_same(&master, &slave);
 }
-

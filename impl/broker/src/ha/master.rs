@@ -72,7 +72,12 @@ async fn connection(
     let batch = cfg.ha_transfer_batch_size.clamp(1, MAX_CHUNK);
     let (read, write) = stream.into_split();
     let mut reports = FramedRead::new(read, ReportCodec);
-    let mut chunks = FramedWrite::new(write, ChunkCodec { max_body: MAX_CHUNK });
+    let mut chunks = FramedWrite::new(
+        write,
+        ChunkCodec {
+            max_body: MAX_CHUNK,
+        },
+    );
     let first = tokio::select! {
         r = tokio::time::timeout(housekeeping, reports.next()) => match r {
             Ok(Some(Ok(offset))) => offset,

@@ -90,7 +90,12 @@ async fn session(
     let housekeeping = Duration::from_millis(cfg.ha_housekeeping_interval.max(1));
     let heartbeat = Duration::from_millis(cfg.ha_send_heartbeat_interval.max(1));
     let (read, write) = stream.into_split();
-    let mut chunks = FramedRead::new(read, ChunkCodec { max_body: MAX_CHUNK });
+    let mut chunks = FramedRead::new(
+        read,
+        ChunkCodec {
+            max_body: MAX_CHUNK,
+        },
+    );
     let mut reports = FramedWrite::new(write, ReportCodec);
     let mut reported = broker.store().replica_end();
     reports.send(reported).await.map_err(|e| e.to_string())?;

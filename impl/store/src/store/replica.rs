@@ -105,13 +105,13 @@ impl MessageStore {
             }
             let first = within + out.len() as u64 - records;
             let rest = n - out.len();
-            out.extend((first..first + rest as u64).map(|i| {
-                if i < BLANK_LEN {
-                    blank[i as usize]
-                } else {
-                    0
-                }
-            }));
+            out.extend(
+                (first..first + rest as u64).map(
+                    |i| {
+                        if i < BLANK_LEN { blank[i as usize] } else { 0 }
+                    },
+                ),
+            );
         }
         Ok(out)
     }
@@ -348,7 +348,8 @@ impl Inner {
             Some(n) => Some(*n),
             None => {
                 let q = self.queue(m.topic, qid).map_err(|e| e.to_string())?;
-                Some(q.max_offset()).filter(|_| q.max_offset() > q.min_offset())
+                Some(q.max_offset())
+                    .filter(|_| q.max_offset() > q.min_offset())
                     .or_else(|| (qo < q.max_offset()).then_some(q.max_offset()))
             }
         };
