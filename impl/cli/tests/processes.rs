@@ -166,3 +166,95 @@ async fn standalone_serves_at_once() {
     child.kill().expect("kill");
     child.wait().expect("reaped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_with_slave_fails_over_when_the_master_stops_and_starts() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args([
+            "standalone",
+            "--with-slave",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--namesrv-listen",
+            "127.0.0.1:0",
+            "--broker-listen",
+            "127.0.0.1:0",
+            "--slave-listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let until = |what: &str| loop {
+        let line = rx.recv_timeout(T).expect("the standalone's output");
+        if line.contains(what) {
+            return line;
+        }
+    };
+    let addr_in = |line: &str| -> SocketAddr {
+        let after = line.split(" listening on ").nth(1).expect("an address");
+        after
+            .split([',', ' '])
+            .next()
+            .unwrap()
+            .parse()
+            .expect("an address")
+    };
+    let master = addr_in(&until("(master, brokerId 0) listening on"));
+    let slave = addr_in(&until("(slave, brokerId 1) listening on"));
+    until("ready:");
+    let m = Connection::connect(master, FrameCodec::default(), None)
+        .await
+        .expect("connect");
+    let s = Connection::connect(slave, FrameCodec::default(), None)
+        .await
+        .expect("connect");
+    for i in 0..20 {
+        let r = m
+            .invoke(send("Fail", 0, format!("m{i}").as_bytes()), T)
+            .await
+            .unwrap();
+        assert_eq!(r.code, response::SUCCESS);
+    }
+    // The slave serves them (once it copied the topic from its master: within 10 s).
+    let mut on_slave = Vec::new();
+    for _ in 0..150 {
+        on_slave = pull_all(&s, "Fail", 0).await;
+        if on_slave.len() == 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(on_slave.len(), 20, "the slave serves what the master took");
+    let stdin = child.stdin.as_mut().unwrap();
+    writeln!(stdin, "stop").unwrap();
+    until("master stopped");
+    assert!(m.invoke(send("Fail", 0, b"x"), T).await.is_err() || m.is_closed());
+    assert_eq!(
+        pull_all(&s, "Fail", 0).await.len(),
+        20,
+        "read from the slave while down"
+    );
+    writeln!(child.stdin.as_mut().unwrap(), "start").unwrap();
+    let back = addr_in(&until("is back listening on"));
+    let m = Connection::connect(back, FrameCodec::default(), None)
+        .await
+        .expect("connect");
+    let r = m.invoke(send("Fail", 0, b"after"), T).await.unwrap();
+    assert_eq!(r.code, response::SUCCESS);
+    child.kill().expect("kill");
+    child.wait().expect("reaped");
+}
