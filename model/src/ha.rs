@@ -9,12 +9,14 @@
 //! use message counts with a segment larger than any log, and the same functions.
 //!
 //! Divergence: a master that lost unflushed data (power loss) comes back with a shorter log than
-//! its slave holds. Classic RocketMQ has no epochs, so neither side can repair that; what they can
-//! do is refuse to stream or append across it, so that the slave's extra records are never
-//! followed by the master's different ones at the same offsets. [`transfer_start`] refuses a slave
-//! ahead of the master, [`accept_chunk`] refuses a chunk that does not start at the slave's end,
-//! and the whole-cluster model's `divergence_skips_message` shows what consumers that read the
-//! slave meanwhile can miss.
+//! its slave holds. Classic RocketMQ has no epochs, so neither side can repair that, nor always
+//! see it: [`transfer_start`] refuses a slave ahead of the master, and [`accept_chunk`] a chunk
+//! that does not start at the slave's end; but once the master's log grows past the slave's end,
+//! streaming resumes there, and only the slave's record checks (in the store) can notice that the
+//! master's bytes at that offset are the middle of a record. When a master record happens to
+//! start exactly there, the slave's log silently continues its own lost records with the master's
+//! new ones. The whole-cluster model's `divergence_skips_message` shows what consumers that read
+//! the slave meanwhile can miss.
 
 use std::fmt;
 

@@ -142,6 +142,28 @@ pub fn put_refused(role: BrokerRole) -> Option<&'static str> {
     )
 }
 
+/// `sysFlag`'s transaction type bits (`MessageSysFlag.TRANSACTION_*_TYPE`).
+const TRANSACTION_TYPE_MASK: i32 = 0xC;
+const TRANSACTION_PREPARED: i32 = 0x4;
+const TRANSACTION_ROLLBACK: i32 = 0xC;
+
+/// Whether a stored record gets a ConsumeQueue entry (`CommitLogDispatcherBuildConsumeQueue`):
+/// not a prepared or rolled-back transaction message, which RocketMQ stores with queue offset 0
+/// and keeps out of its queues. (A Sextant master refuses transaction messages; a Sextant slave
+/// of a RocketMQ master meets them.)
+pub fn dispatched_to_queue(sys_flag: i32) -> bool {
+    !matches!(
+        sys_flag & TRANSACTION_TYPE_MASK,
+        TRANSACTION_PREPARED | TRANSACTION_ROLLBACK
+    )
+}
+
+/// Whether a stored record is indexed by key (`IndexService.buildIndex`): not a rolled-back
+/// transaction message.
+pub fn indexed(sys_flag: i32) -> bool {
+    sys_flag & TRANSACTION_TYPE_MASK != TRANSACTION_ROLLBACK
+}
+
 /// Retention settings (RocketMQ's `MessageStoreConfig` names in brackets, its defaults).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Retention {
@@ -382,6 +404,16 @@ mod tests {
             put_verdict(SyncFlush, role, at(10, None, false)),
             PutVerdict::Ok
         );
+    }
+
+    #[test]
+    fn transaction_halves_stay_out_of_the_queues() {
+        assert!(dispatched_to_queue(0) && indexed(0));
+        assert!(!dispatched_to_queue(0x4) && indexed(0x4));
+        assert!(dispatched_to_queue(0x8) && indexed(0x8));
+        assert!(!dispatched_to_queue(0xC) && !indexed(0xC));
+        // Other flags (compressed, multi-tags, born host v6) do not matter.
+        assert!(dispatched_to_queue(0x1 | 0x2 | 0x10) && indexed(0x1 | 0x10));
     }
 
     #[test]

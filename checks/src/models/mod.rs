@@ -83,7 +83,9 @@ const MODEL_SEGMENT: u64 = 1 << 40;
 /// `slave_len`: the index of the master's message the slave appends next, as the broker's HA
 /// decides it (`sextant_model::ha`: where the master streams from, a one-message chunk, whether
 /// the slave accepts it), or `None` (caught up, or the slave is ahead of a master that lost
-/// messages: the logs diverged and neither side replicates across that).
+/// messages: while it is, neither side replicates; once the master is longer again, the model's
+/// slave appends from its own end, as a real slave does when the master's record boundary
+/// happens to fall there).
 pub(crate) fn replication_step(master_len: usize, slave_len: usize) -> Option<usize> {
     use sextant_model::ha::{MasterLog, accept_chunk, next_chunk, transfer_start};
     let master = MasterLog {

@@ -360,27 +360,48 @@ impl CommitLog {
         Ok(())
     }
 
-    /// Whether the log stores no segment at all (a new slave).
+    /// Whether the log holds no record: no segment, or one empty segment (a new slave, or one
+    /// whose first record was cut on recovery).
     pub fn holds_nothing(&self) -> bool {
-        self.segments.is_empty()
+        match self.segments.as_slice() {
+            [] => true,
+            [only] => only.len == 0 && !only.sealed,
+            _ => false,
+        }
     }
 
-    /// Start an empty log at `start`, a segment boundary (a new slave following a master from
-    /// the master's last segment).
+    /// Start a log that holds nothing at `start`, a segment boundary (a new slave following a
+    /// master from the master's last segment); an empty segment elsewhere is removed.
     pub(crate) fn start_at(&mut self, start: u64) -> Result<(), Error> {
-        if !self.segments.is_empty() || !start.is_multiple_of(self.segment_size) {
+        if !self.holds_nothing() || !start.is_multiple_of(self.segment_size) {
             return Err(Error::Corrupt(format!(
-                "cannot start the log at {start}: it holds segments, or {start} does not start one"
+                "cannot start the log at {start}: it holds records, or {start} does not start a segment"
             )));
         }
+        if let Some(old) = self.segments.first() {
+            if old.start == start {
+                return Ok(());
+            }
+            let old = self.segments.remove(0);
+            self.dirty_from = None;
+            self.fs.remove_file(&old.path).map_err(io(&old.path))?;
+            self.dir_dirty = true;
+        }
         self.open_segment(start)
+    }
+
+    /// Whether the active segment takes no more records: sealed, or full to its last byte.
+    fn active_closed(&self) -> bool {
+        self.segments
+            .last()
+            .is_none_or(|s| s.sealed || s.len >= self.segment_size)
     }
 
     /// Append records received from a master, as they are (their offsets already say where
     /// they go: the caller checked that they start at [`CommitLog::end`] and fit its segment).
     /// `store_ms` is their newest store timestamp.
     pub(crate) fn append_replica(&mut self, bytes: &[u8], store_ms: i64) -> Result<(), Error> {
-        if self.segments.last().is_none_or(|s| s.sealed) {
+        if self.active_closed() {
             self.roll()?;
         }
         let i = self.segments.len() - 1;
@@ -403,7 +424,7 @@ impl CommitLog {
 
     /// Seal the active segment where it ends, as a master's blank record says (a slave).
     pub(crate) fn seal_replica(&mut self) -> Result<(), Error> {
-        if self.segments.last().is_none_or(|s| s.sealed) {
+        if self.active_closed() {
             self.roll()?;
         }
         self.seal_active()

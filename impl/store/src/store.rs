@@ -1190,10 +1190,12 @@ impl Inner {
             let record = self.log.read_record(at)?;
             let (m, size) = MessageView::decode(&record)
                 .map_err(|e| Error::Corrupt(format!("at {at}: {e}")))?;
-            if self.index.dispatch(&m, at) {
+            if sextant_model::store::indexed(m.sys_flag) && self.index.dispatch(&m, at) {
                 indexed += 1;
             }
-            if at < cq_from {
+            // Before the checkpoint, or a transaction half (a slave of a RocketMQ master
+            // stores them; they have no ConsumeQueue entry).
+            if at < cq_from || !sextant_model::store::dispatched_to_queue(m.sys_flag) {
                 at = self.log.next_record(at, size as u64);
                 continue;
             }

@@ -249,3 +249,86 @@ fn bad_chunks_are_refused_and_leave_the_slave_as_it_was() {
     follow(&master, &slave, &[1_000]);
     assert_same(&master, &slave);
 }
+
+/// A record as a RocketMQ master stores it at `at`: `sys_flag`, `queue_id`, `queue_offset`.
+fn record(at: u64, sys_flag: i32, queue_id: i32, queue_offset: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    MessageView {
+        queue_id,
+        flag: 0,
+        queue_offset,
+        physical_offset: at as i64,
+        sys_flag,
+        born_timestamp: 1_700_000_000_000,
+        born_host: host(),
+        store_timestamp: 1_700_000_000_000,
+        store_host: host(),
+        reconsume_times: 0,
+        prepared_transaction_offset: 0,
+        body_crc: 0,
+        body: b"half",
+        topic: "orders",
+        properties: "",
+    }
+    .encode(&mut out)
+    .expect("encodes");
+    out
+}
+
+#[test]
+fn a_refusal_forgets_the_incomplete_record_and_a_refused_new_slave_follows_any_master() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (master, _) = MessageStore::open(config(dirs.0.path())).expect("master");
+    let (slave, _) = MessageStore::open(config(dirs.1.path())).expect("slave");
+    // A new slave refuses garbage at 0 (the segment it opened for it is still "nothing").
+    assert!(slave.replicate(0, &[0xee; 100]).is_err());
+    assert_eq!(slave.replica_end(), 0);
+    // The master grows past its first segment: the slave follows it from its last one.
+    for i in 0..60 {
+        put(&master, i);
+    }
+    let (_, end) = master.log_offsets();
+    assert!(end > SEGMENT);
+    follow(&master, &slave, &[4_000]);
+    assert_eq!(slave.log_offsets(), (end - end % SEGMENT, end));
+    // Half a record pending, then a refused chunk: the half is forgotten, the slave reports
+    // the end of what it wrote.
+    put(&master, 60);
+    let next = master.read_log(end, 100).expect("read");
+    slave.replicate(end, &next[..50]).expect("half");
+    assert_eq!(slave.replica_end(), end + 50);
+    assert!(slave.replicate(end + 7, &next[57..60]).is_err());
+    assert_eq!(slave.replica_end(), end);
+    // And so does a new connection.
+    slave.replicate(end, &next[..50]).expect("half");
+    slave.replica_restart();
+    assert_eq!(slave.replica_end(), end);
+    follow(&master, &slave, &[333]);
+    assert_eq!(slave.log_offsets().1, master.log_offsets().1);
+}
+
+#[test]
+fn transaction_halves_are_stored_unqueued_and_bad_queue_ids_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (slave, _) = MessageStore::open(config(dir.path())).expect("slave");
+    // RocketMQ stores a prepared half with queue offset 0 and no ConsumeQueue entry, then the
+    // ordinary messages of the queue from offset 0.
+    let mut at = 0;
+    for (flag, qo) in [(0x4, 0), (0, 0), (0xC, 0), (0, 1)] {
+        let r = record(at, flag, 0, qo);
+        slave.replicate(at, &r).expect("a RocketMQ record");
+        at += r.len() as u64;
+    }
+    assert_eq!(slave.offsets("orders", 0), (0, 2));
+    // A queue id past 1024, or a queue offset no ConsumeQueue can hold, is refused.
+    for r in [record(at, 0, 5_000, 0), record(at, 0, 1, i64::MAX / 2)] {
+        assert!(slave.replicate(at, &r).is_err());
+        assert_eq!(slave.replica_end(), at);
+    }
+    // Rebuilt from the log, the queues are the same.
+    drop(slave);
+    std::fs::remove_dir_all(dir.path().join("consumequeue")).unwrap();
+    let (slave, rec) = MessageStore::open(config(dir.path())).expect("reopen");
+    assert!(rec.rebuilt);
+    assert_eq!(slave.offsets("orders", 0), (0, 2));
+}

@@ -21,8 +21,8 @@ use crate::broker::Broker;
 
 /// The most slaves (HA connections) one master serves at once.
 pub(crate) const MAX_SLAVES: usize = 64;
-/// How many chunks one read from the store covers (one blocking-pool trip).
-const CHUNKS_PER_READ: usize = 32;
+/// The most bytes one read from the store covers (one blocking-pool trip): 32 default chunks.
+const READ_BYTES: usize = 1024 * 1024;
 
 /// Accept slaves until `stop`.
 pub(crate) async fn serve(
@@ -31,6 +31,7 @@ pub(crate) async fn serve(
     stop: CancellationToken,
     tasks: TaskTracker,
 ) {
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_SLAVES));
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -43,15 +44,17 @@ pub(crate) async fn serve(
             },
             _ = stop.cancelled() => return,
         };
-        if broker.ha.slaves() >= MAX_SLAVES {
-            tracing::warn!(%peer, "HA connection refused: {MAX_SLAVES} slaves already connected");
+        // Every connection counts, reporting or not.
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            tracing::warn!(%peer, "HA connection refused: {MAX_SLAVES} connections already");
             continue;
-        }
+        };
         let _ = stream.set_nodelay(true);
         tracing::info!(%peer, "slave connected");
         let broker = Arc::clone(&broker);
         let stop = stop.clone();
         tasks.spawn(async move {
+            let _permit = permit;
             match connection(stream, &broker, stop).await {
                 Ok(()) => tracing::info!(%peer, "slave connection closed"),
                 Err(why) => tracing::warn!(%peer, "slave connection closed: {why}"),
@@ -131,7 +134,7 @@ async fn connection(
         loop {
             let log = store.master_log();
             if next_chunk(from, log, batch).is_some() {
-                let want = batch * CHUNKS_PER_READ;
+                let want = READ_BYTES.max(batch);
                 let s = Arc::clone(broker);
                 let bytes = tokio::task::spawn_blocking(move || s.store().read_log(from, want))
                     .await

@@ -23,17 +23,29 @@ use crate::broker::Broker;
 pub(crate) const RECONNECT: Duration = Duration::from_secs(5);
 /// How long connecting to the master may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// How many chunks already received are appended in one blocking-pool trip.
-const CHUNKS_PER_APPEND: usize = 64;
+/// How many bytes of chunks already received are appended in one blocking-pool trip (at least
+/// one chunk).
+const APPEND_BYTES: usize = 2 * 1024 * 1024;
 
 /// Follow the master until `stop`: connect, replicate, and connect again when the connection
-/// ends — at once after a session (at most once per `haSendHeartbeatInterval`, and 1 s), after
-/// `reconnect` ([`RECONNECT`]) when connecting failed, as `DefaultHAClient`.
+/// ends — soon after a clean close (within `haSendHeartbeatInterval`, at most 1 s), after
+/// `reconnect` ([`RECONNECT`], or a quarter of `haHousekeepingInterval` if shorter) when
+/// connecting failed or the connection ended in an error (a refusal would otherwise repeat at
+/// once, as `DefaultHAClient.closeMasterAndWait`). The master's HA address last announced is kept
+/// while registration answers name none.
 pub(crate) async fn follow(broker: Arc<Broker>, stop: CancellationToken, reconnect: Duration) {
-    let again = Duration::from_millis(broker.config.ha_send_heartbeat_interval.max(1))
-        .min(Duration::from_secs(1));
+    let cfg = &broker.config;
+    let again =
+        Duration::from_millis(cfg.ha_send_heartbeat_interval.max(1)).min(Duration::from_secs(1));
+    let after_error = reconnect.min(Duration::from_millis(
+        (cfg.ha_housekeeping_interval / 4).max(1),
+    ));
+    let mut known: Option<String> = None;
     loop {
-        let wait = match master_ha_address(&broker) {
+        if let Some(a) = master_ha_address(&broker) {
+            known = Some(a);
+        }
+        let wait = match known.clone() {
             None => {
                 tracing::debug!("no master HA address yet");
                 again
@@ -41,15 +53,18 @@ pub(crate) async fn follow(broker: Arc<Broker>, stop: CancellationToken, reconne
             Some(addr) => match connect(&addr).await {
                 Err(why) => {
                     tracing::warn!(master = %addr, "{why}");
-                    reconnect
+                    after_error
                 }
-                Ok(stream) => {
-                    match session(&broker, stream, &addr, &stop).await {
-                        Ok(()) => tracing::info!(master = %addr, "replication connection closed"),
-                        Err(why) => tracing::warn!(master = %addr, "replication stopped: {why}"),
+                Ok(stream) => match session(&broker, stream, &addr, &stop).await {
+                    Ok(()) => {
+                        tracing::info!(master = %addr, "replication connection closed");
+                        again
                     }
-                    again
-                }
+                    Err(why) => {
+                        tracing::warn!(master = %addr, "replication stopped: {why}");
+                        after_error
+                    }
+                },
             },
         };
         tokio::select! {
@@ -97,6 +112,9 @@ async fn session(
         },
     );
     let mut reports = FramedWrite::new(write, ReportCodec);
+    // A new connection starts at the last complete record: what an earlier one left of an
+    // incomplete record is sent again.
+    broker.store().replica_restart();
     let mut reported = broker.store().replica_end();
     reports.send(reported).await.map_err(|e| e.to_string())?;
     tracing::info!(master = %addr, offset = reported, "replicating from the master");
@@ -104,31 +122,40 @@ async fn session(
     let mut beat = tokio::time::interval(heartbeat);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     beat.tick().await;
+    let mut last_heard = tokio::time::Instant::now();
     loop {
         let first = tokio::select! {
-            r = tokio::time::timeout(housekeeping, chunks.next()) => match r {
-                Ok(Some(Ok(c))) => c,
-                Ok(Some(Err(e))) => return Err(format!("bad chunk from the master: {e}")),
-                Ok(None) => return Ok(()),
-                Err(_) => return Err(format!("the master was silent for {} ms", housekeeping.as_millis())),
+            r = chunks.next() => match r {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => return Err(format!("bad chunk from the master: {e}")),
+                None => return Ok(()),
             },
+            _ = tokio::time::sleep_until(last_heard + housekeeping) => {
+                return Err(format!("the master was silent for {} ms", housekeeping.as_millis()));
+            }
             _ = beat.tick() => {
                 reports.send(broker.store().replica_end()).await.map_err(|e| e.to_string())?;
                 continue;
             }
             r = master.changed() => {
-                if r.is_err() || master_ha_address(broker).as_deref() != Some(addr) {
+                // Only another announced address ends a working connection.
+                if r.is_err() || master_ha_address(broker).is_some_and(|a| a != addr) {
                     return Err("the master's HA address changed".into());
                 }
                 continue;
             }
             _ = stop.cancelled() => return Ok(()),
         };
-        // Take what else has arrived, to append it in one trip.
+        last_heard = tokio::time::Instant::now();
+        // Take what else has arrived, to append it in one trip (at most APPEND_BYTES).
+        let mut bytes = first.body.len();
         let mut batch = vec![first];
-        while batch.len() < CHUNKS_PER_APPEND {
+        while bytes < APPEND_BYTES {
             match chunks.next().now_or_never() {
-                Some(Some(Ok(c))) => batch.push(c),
+                Some(Some(Ok(c))) => {
+                    bytes += c.body.len();
+                    batch.push(c);
+                }
                 Some(Some(Err(e))) => return Err(format!("bad chunk from the master: {e}")),
                 _ => break,
             }

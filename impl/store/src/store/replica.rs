@@ -15,7 +15,9 @@
 
 use std::collections::HashMap;
 
+use sextant_model::broker::admit::MAX_TOPIC_QUEUES;
 use sextant_model::ha::{MasterLog, accept_chunk};
+use sextant_model::store::{dispatched_to_queue, indexed};
 use sextant_remoting::message::{BLANK_MAGIC, MAX_RECORD, MessageView, body_crc};
 
 use super::{Inner, MessageStore, lock, tags_code_of};
@@ -53,12 +55,23 @@ pub struct ReplicaAppend {
 struct Checked {
     at: usize,
     len: usize,
+    /// Its ConsumeQueue entry (`None`: a transaction half, kept out of the queues).
+    queue: Option<QueueEntry>,
+    /// Whether the message index takes it.
+    indexed: bool,
+    store_ms: i64,
+}
+
+struct QueueEntry {
     topic: String,
     queue_id: u32,
     queue_offset: u64,
     tags_code: i64,
-    store_ms: i64,
 }
+
+/// The highest queue offset a replicated record may have: its ConsumeQueue byte offset must
+/// fit an `i64`, as a file name and a position.
+const MAX_QUEUE_OFFSET: u64 = i64::MAX as u64 / crate::ENTRY_SIZE;
 
 impl MessageStore {
     /// The CommitLog's extent, as a master streaming to slaves sees it.
@@ -123,6 +136,12 @@ impl MessageStore {
         inner.replica.received.unwrap_or(inner.log.end())
     }
 
+    /// Forget what was received past the last complete record (a new HA connection starts
+    /// from the log's end: at most one record is sent again).
+    pub fn replica_restart(&self) {
+        lock(&self.shared.inner).forget_tail();
+    }
+
     /// Append a chunk of `data` its master streamed at `start` (a heartbeat when empty): see
     /// the module documentation. A refusal ([`Error::Replica`]) or a bad record
     /// ([`Error::BadReplica`]) leaves the log as it was before the bad part (the records before
@@ -137,15 +156,18 @@ impl MessageStore {
             return Err(Error::Failed(why.clone()));
         }
         let received = inner.replica.received.unwrap_or(inner.log.end());
-        let holds_nothing = inner.log.holds_nothing() && inner.replica.pending.is_empty();
+        let holds_nothing = inner.log.holds_nothing() && inner.replica.received.is_none();
         let segment_size = inner.log.segment_size();
-        accept_chunk(
+        if let Err(refusal) = accept_chunk(
             received,
             holds_nothing,
             start,
             data.len() as u64,
             segment_size,
-        )?;
+        ) {
+            inner.forget_tail();
+            return Err(refusal.into());
+        }
         if data.is_empty() {
             return Ok(ReplicaAppend {
                 end: received,
@@ -153,6 +175,8 @@ impl MessageStore {
             });
         }
         if holds_nothing {
+            // The segment the stream starts in (empty, it still counts as holding nothing:
+            // a slave whose first chunks are refused follows any master later).
             inner.log.start_at(start)?;
         }
         let mut at = start;
@@ -207,21 +231,29 @@ impl Inner {
         let mut touched: HashMap<(String, u32), u64> = HashMap::new();
         let segment_size = self.log.segment_size();
         loop {
-            let pending = std::mem::take(&mut self.replica.pending);
+            let mut pending = std::mem::take(&mut self.replica.pending);
             let pos = self.log.end();
             let seg_left = (segment_size - pos % segment_size) as usize;
             let (checked, used, seal, bad) = self.check_records(&pending, pos, seg_left);
+            if used == 0 && !seal && bad.is_none() {
+                // An incomplete record: it waits, not copied.
+                self.replica.pending = pending;
+                break;
+            }
             let write = self.write_replica(&pending[..used], &checked, pos, &mut touched);
             report.records += checked.len() as u64;
-            let mut rest = &pending[used..];
+            let mut consumed = used;
             let mut again = false;
             if write.is_ok() && bad.is_none() && seal {
                 self.log.seal_replica()?;
                 // The padding after the blank record, as far as received.
                 let pad = seg_left - used;
-                let n = pad.min(rest.len());
-                if rest[..n].iter().skip(BLANK_LEN as usize).any(|b| *b != 0) {
-                    self.replica.pending.clear();
+                let n = pad.min(pending.len() - used);
+                if pending[used..used + n]
+                    .iter()
+                    .skip(BLANK_LEN as usize)
+                    .any(|b| *b != 0)
+                {
                     return Err(Error::BadReplica(format!(
                         "non-zero bytes in the padding of the segment sealed at {}",
                         pos + used as u64
@@ -230,10 +262,11 @@ impl Inner {
                 if n < pad {
                     self.replica.skip_until = pos - pos % segment_size + segment_size;
                 }
-                rest = &rest[n..];
-                again = !rest.is_empty();
+                consumed += n;
+                again = consumed < pending.len();
             }
-            self.replica.pending = rest.to_vec();
+            pending.drain(..consumed);
+            self.replica.pending = pending;
             write?;
             if let Some(why) = bad {
                 return Err(Error::BadReplica(why));
@@ -311,16 +344,30 @@ impl Inner {
                     "the record at {at} says offset {}",
                     m.physical_offset
                 )),
+                Ok((m, _)) if !dispatched_to_queue(m.sys_flag) => {
+                    // A transaction half RocketMQ keeps out of its queues: written, not queued.
+                    checked.push(Checked {
+                        at: used,
+                        len: total,
+                        queue: None,
+                        indexed: indexed(m.sys_flag),
+                        store_ms: m.store_timestamp,
+                    });
+                    None
+                }
                 Ok((m, _)) => match self.check_queue_offset(&m, &mut next_offsets) {
                     Err(why) => Some(format!("at {at}: {why}")),
                     Ok(()) => {
                         checked.push(Checked {
                             at: used,
                             len: total,
-                            topic: m.topic.to_owned(),
-                            queue_id: m.queue_id as u32,
-                            queue_offset: m.queue_offset as u64,
-                            tags_code: tags_code_of(&m, &self.delay_levels),
+                            queue: Some(QueueEntry {
+                                topic: m.topic.to_owned(),
+                                queue_id: m.queue_id as u32,
+                                queue_offset: m.queue_offset as u64,
+                                tags_code: tags_code_of(&m, &self.delay_levels),
+                            }),
+                            indexed: indexed(m.sys_flag),
                             store_ms: m.store_timestamp,
                         });
                         None
@@ -340,9 +387,19 @@ impl Inner {
         m: &MessageView<'_>,
         next: &mut HashMap<(String, u32), u64>,
     ) -> Result<(), String> {
-        let qid = u32::try_from(m.queue_id).map_err(|_| format!("queue id {}", m.queue_id))?;
+        let qid = u32::try_from(m.queue_id)
+            .ok()
+            .filter(|q| *q < MAX_TOPIC_QUEUES)
+            .ok_or_else(|| {
+                format!(
+                    "queue id {} (at most {MAX_TOPIC_QUEUES} queues)",
+                    m.queue_id
+                )
+            })?;
         let qo = u64::try_from(m.queue_offset)
-            .map_err(|_| format!("queue offset {}", m.queue_offset))?;
+            .ok()
+            .filter(|o| *o <= MAX_QUEUE_OFFSET)
+            .ok_or_else(|| format!("queue offset {}", m.queue_offset))?;
         let key = (m.topic.to_owned(), qid);
         let expected = match next.get(&key) {
             Some(n) => Some(*n),
@@ -377,24 +434,25 @@ impl Inner {
         }
         let newest = checked.iter().map(|c| c.store_ms).max().unwrap_or(0);
         self.log.append_replica(bytes, newest)?;
-        for c in checked {
+        for c in checked.iter().filter(|c| c.indexed) {
             if let Ok((m, _)) = MessageView::decode(&bytes[c.at..c.at + c.len]) {
                 self.index.dispatch(&m, pos + c.at as u64);
             }
         }
         for c in checked {
+            let Some(e) = &c.queue else { continue };
             let entry = CqEntry {
                 commitlog_offset: pos + c.at as u64,
                 size: c.len as u32,
-                tags_code: c.tags_code,
+                tags_code: e.tags_code,
             };
-            let q = self.queue(&c.topic, c.queue_id)?;
-            if q.max_offset() != c.queue_offset {
+            let q = self.queue(&e.topic, e.queue_id)?;
+            if q.max_offset() != e.queue_offset {
                 // An empty queue the slave never saw: it starts where the master's is.
-                q.restart_at(c.queue_offset)?;
+                q.restart_at(e.queue_offset)?;
             }
-            q.append(c.queue_offset, entry)?;
-            touched.insert((c.topic.clone(), c.queue_id), c.queue_offset + 1);
+            q.append(e.queue_offset, entry)?;
+            touched.insert((e.topic.clone(), e.queue_id), e.queue_offset + 1);
         }
         Ok(())
     }
