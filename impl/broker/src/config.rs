@@ -127,6 +127,10 @@ pub struct BrokerConfig {
     pub clean_file_forcibly_enable: bool,
     /// `cleanResourceInterval`: how often a retention pass runs (ms).
     pub clean_resource_interval: u64,
+    /// `cqMaxOpenFiles` (Sextant's key): the most ConsumeQueue files the store keeps open at
+    /// once; idle queues' files are closed and opened again when read (keep it under the
+    /// process's file limit, `ulimit -n`, with room for connections and CommitLog segments).
+    pub cq_max_open_files: usize,
     /// `haListenPort`: where a master takes its slaves' HA connections (absent: `listenPort`
     /// + 1, as RocketMQ's `BrokerStartup` sets it; 0: any free port).
     pub ha_listen_port: Option<u16>,
@@ -208,6 +212,7 @@ impl Default for BrokerConfig {
             split_registration_size: sextant_model::namesrv::DEFAULT_SPLIT_REGISTRATION_SIZE,
             max_topic_count: sextant_model::broker::admit::DEFAULT_MAX_TOPICS,
             max_subscription_group_count: sextant_model::broker::tables::DEFAULT_MAX_GROUPS,
+            cq_max_open_files: sextant_store::DEFAULT_MAX_OPEN_CQ_FILES,
             ha_listen_port: None,
             ha_master_address: None,
             ha_max_gap_not_in_sync: 256 * 1024 * 1024,
@@ -327,6 +332,7 @@ impl BrokerConfig {
         c.sync_flush_timeout = Duration::from_millis(self.sync_flush_timeout.max(1));
         c.delay_levels = settings.delay_levels.clone();
         c.index = self.index_config();
+        c.cq_max_open_files = self.cq_max_open_files.max(1);
         c.retention = Retention {
             file_reserved_ms: self.file_reserved_time.saturating_mul(3_600_000),
             delete_when: self
@@ -377,6 +383,7 @@ mod tests {
             messageIndexEnable = false
             maxHashSlotNum = 1000
             maxIndexNum = 4000
+            cqMaxOpenFiles = 64
             "#,
         )
         .expect("parses");
@@ -398,6 +405,7 @@ mod tests {
             (false, 1000, 4000)
         );
         assert_eq!((c.max_msgs_num_batch, c.default_query_max_num), (64, 32));
+        assert_eq!(c.store_config(&s).cq_max_open_files, 64);
     }
 
     #[test]
