@@ -490,6 +490,20 @@ impl CommitLog {
         })
     }
 
+    /// Every segment as appended so far, oldest first: handles to read records with the log's
+    /// lock released.
+    pub(crate) fn segment_refs(&self) -> Vec<SegmentRef> {
+        self.segments
+            .iter()
+            .map(|s| SegmentRef {
+                start: s.start,
+                len: s.len,
+                path: Arc::clone(&s.path),
+                file: Arc::clone(&s.file),
+            })
+            .collect()
+    }
+
     /// Append `len` bytes at `offset` (within one segment) to `out`.
     pub fn read_into(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), Error> {
         self.segment_at(offset)?.read_into(offset, len, out)

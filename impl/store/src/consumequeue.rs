@@ -64,6 +64,42 @@ struct CqFile {
     entries: u64,
 }
 
+/// Part of a queue's entries, readable without the queue ([`ConsumeQueue::slices`]).
+pub(crate) struct CqSlice {
+    /// The first queue offset readable here.
+    pub(crate) first: u64,
+    /// One past the last queue offset written here when taken.
+    pub(crate) end: u64,
+    file_first: u64,
+    path: PathBuf,
+    file: Arc<dyn StoreFile>,
+}
+
+impl CqSlice {
+    /// Up to `max` entries from queue offset `offset` (within this slice) on, appended to
+    /// `out`; a read stops at the first invalid entry.
+    pub(crate) fn read(
+        &self,
+        offset: u64,
+        max: usize,
+        out: &mut Vec<CqEntry>,
+    ) -> Result<(), Error> {
+        if offset < self.first || offset >= self.end {
+            return Ok(());
+        }
+        let n = (self.end - offset).min(max as u64) as usize;
+        let mut b = vec![0u8; n * ENTRY_SIZE as usize];
+        self.file
+            .read_exact_at(&mut b, (offset - self.file_first) * ENTRY_SIZE)
+            .map_err(io(&self.path))?;
+        out.extend(
+            b.chunks_exact(ENTRY_SIZE as usize)
+                .map_while(CqEntry::decode),
+        );
+        Ok(())
+    }
+}
+
 /// One topic queue's index: see the module documentation.
 pub struct ConsumeQueue {
     fs: Arc<dyn Fs>,
@@ -369,6 +405,26 @@ impl ConsumeQueue {
                 .map_while(CqEntry::decode),
         );
         Ok(())
+    }
+
+    /// The files holding queue offsets `offset..offset + count`, as written so far: handles
+    /// to read them with no lock on the queue (a file trimmed or closed meanwhile stays
+    /// readable through its handle).
+    pub(crate) fn slices(&self, offset: u64, count: u64) -> Result<Vec<CqSlice>, Error> {
+        let end = offset.saturating_add(count);
+        self.files
+            .iter()
+            .filter(|f| f.entries > 0 && f.first < end && offset < f.first + f.entries)
+            .map(|f| {
+                Ok(CqSlice {
+                    first: f.first.max(self.min),
+                    end: f.first + f.entries,
+                    file_first: f.first,
+                    path: f.path.clone(),
+                    file: self.handle(f, false)?,
+                })
+            })
+            .collect()
     }
 
     /// Drop every entry that points at or past `commitlog_end` (after the CommitLog was cut on

@@ -29,10 +29,10 @@
 //! The share of the disk used is measured with every ConsumeQueue flush and every pass; above
 //! `retention.disk_warning_ratio` puts answer [`Error::DiskFull`].
 //!
-//! One lock guards the log, the queues and the index; puts take it. Reads take it only to find
-//! what to read — ConsumeQueue entries and a handle of each CommitLog segment they point into,
-//! as appended so far — and copy the records with it released, so a pull of cold data does not
-//! hold up sends. A segment retention deletes meanwhile stays readable through its handle; an
+//! One lock guards the log, the queues and the index; puts take it. Reads take it only to take
+//! handles — of the queue's files over the scan and of every CommitLog segment, each as written
+//! so far — and read the ConsumeQueue entries and copy the records with it released, so a pull
+//! of cold data does not hold up sends. A segment retention deletes meanwhile stays readable through its handle; an
 //! entry found pointing below the log's start (retention between deleting segments and moving
 //! the queues' min) is skipped, and a pull finding only such answers OFFSET_TOO_SMALL.
 //!
@@ -290,7 +290,8 @@ struct Shared {
     /// Held through a flush of the ConsumeQueues and the index: index flushes write slots and
     /// headers from what they took, and must not overtake one another.
     flushing: Mutex<()>,
-    /// The old locking, for a benchmark's before and after: CommitLog reads under the lock.
+    /// The old locking, for a benchmark's before and after: ConsumeQueue and CommitLog reads
+    /// under the lock.
     reads_under_lock: AtomicBool,
 }
 
@@ -552,16 +553,28 @@ impl MessageStore {
         let log_start = inner.log.start();
         // Entries scanned at most (RocketMQ: maxFilterMessageCount / 20).
         let scan_limit = 800.max(max_msgs as u64);
+        // Under the lock only handles: the queue's files over the scan, every segment.
+        let slices = cq.slices(offset, scan_limit.min(max - offset))?;
+        let segs = inner.log.segment_refs();
+        let held = self
+            .shared
+            .reads_under_lock
+            .load(Ordering::Relaxed)
+            .then_some(inner);
         let mut pos = offset;
         let mut entries = Vec::with_capacity(max_msgs.min(64));
-        // Under the lock only what to read: (index into `segs`, offset, size).
+        // What to read: (index into `segs`, offset, size).
         let mut reads: Vec<(usize, u64, usize)> = Vec::with_capacity(max_msgs.min(64));
-        let mut segs: Vec<SegmentRef> = Vec::new();
         let mut bytes = 0usize;
         let mut removed = false;
+        let mut slice = 0;
         'scan: while pos < max && pos - offset < scan_limit {
+            while slices.get(slice).is_some_and(|s| s.end <= pos) {
+                slice += 1;
+            }
+            let Some(sl) = slices.get(slice) else { break };
             entries.clear();
-            cq.get_range(pos, max_msgs.clamp(1, 64), &mut entries)?;
+            sl.read(pos, max_msgs.clamp(1, 64), &mut entries)?;
             if entries.is_empty() {
                 break;
             }
@@ -577,13 +590,13 @@ impl MessageStore {
                     continue;
                 }
                 if filter(e.tags_code) {
-                    let seg = match segs.last() {
-                        Some(s) if s.holds(e.commitlog_offset) => segs.len() - 1,
-                        _ => {
-                            segs.push(inner.log.segment_at(e.commitlog_offset)?);
-                            segs.len() - 1
-                        }
-                    };
+                    let seg = segs
+                        .partition_point(|s| s.start() <= e.commitlog_offset)
+                        .checked_sub(1)
+                        .filter(|i| segs[*i].holds(e.commitlog_offset))
+                        .ok_or_else(|| {
+                            Error::Corrupt(format!("offset {} is not stored", e.commitlog_offset))
+                        })?;
                     reads.push((seg, e.commitlog_offset, size));
                     bytes += size;
                     if reads.len() >= max_msgs {
@@ -592,11 +605,7 @@ impl MessageStore {
                 }
             }
         }
-        let _held = self
-            .shared
-            .reads_under_lock
-            .load(Ordering::Relaxed)
-            .then_some(inner);
+        let _held = held;
         result.records.reserve_exact(bytes);
         // Records back to back in one segment are read with one call.
         let mut i = 0;

@@ -1,8 +1,8 @@
-//! Pulls read the CommitLog without the store's lock: a put goes through while a pull is stuck
-//! in a disk read. A file system whose CommitLog reads wait at a gate holds a pull inside its
-//! read; a put must finish meanwhile. The old locking (reads under the lock, kept as
-//! `bench_reads_under_lock` for the benchmark) fails the same check — the put waits for the
-//! pull — which the test asserts too.
+//! Pulls read the CommitLog and the ConsumeQueues without the store's lock: a put goes through
+//! while a pull is stuck in a disk read. A file system whose CommitLog (or ConsumeQueue) reads
+//! wait at a gate holds a pull inside its read; a put must finish meanwhile. The old locking
+//! (reads under the lock, kept as `bench_reads_under_lock` for the benchmark) fails the same
+//! check — the put waits for the pull — which the test asserts too.
 
 use std::io;
 use std::net::SocketAddr;
@@ -51,6 +51,8 @@ impl Gate {
 struct GateFs {
     fs: Arc<dyn Fs>,
     gate: Arc<Gate>,
+    /// Reads of files under a directory named this wait at the gate.
+    gated: &'static str,
 }
 
 struct GatedFile {
@@ -80,7 +82,7 @@ impl StoreFile for GatedFile {
 impl Fs for GateFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StoreFile>> {
         let file = self.fs.open(path, mode)?;
-        if path.parent().is_some_and(|p| p.ends_with("commitlog")) {
+        if path.ancestors().any(|p| p.ends_with(self.gated)) {
             return Ok(Arc::new(GatedFile {
                 file,
                 gate: Arc::clone(&self.gate),
@@ -168,13 +170,13 @@ fn put_during_a_stuck_pull(store: &MessageStore, gate: &Gate, wait: Duration) ->
     })
 }
 
-#[test]
-fn a_put_goes_through_while_a_pull_waits_for_the_disk() {
+fn a_put_goes_through_while_a_pull_waits_for(gated: &'static str) {
     let gate = Arc::new(Gate::default());
     let mut config = StoreConfig::new("/s");
     config.fs = Arc::new(GateFs {
         fs: SimFs::new().shared(),
         gate: Arc::clone(&gate),
+        gated,
     });
     let (store, _) = MessageStore::open(config).expect("open");
     for n in 0..8 {
@@ -182,7 +184,7 @@ fn a_put_goes_through_while_a_pull_waits_for_the_disk() {
     }
     assert!(
         put_during_a_stuck_pull(&store, &gate, Duration::from_secs(10)),
-        "the put waited for the pull's read"
+        "the put waited for the pull's read of {gated}"
     );
     // The old locking: the put waits for the pull.
     store.bench_reads_under_lock(true);
@@ -192,4 +194,14 @@ fn a_put_goes_through_while_a_pull_waits_for_the_disk() {
         Duration::from_millis(300)
     ));
     assert_eq!(store.offsets("T", 0), (0, 10));
+}
+
+#[test]
+fn a_put_goes_through_while_a_pull_waits_for_the_commitlog() {
+    a_put_goes_through_while_a_pull_waits_for("commitlog");
+}
+
+#[test]
+fn a_put_goes_through_while_a_pull_waits_for_a_consumequeue() {
+    a_put_goes_through_while_a_pull_waits_for("consumequeue");
 }
