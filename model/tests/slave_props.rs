@@ -10,6 +10,13 @@
 //!   an acceptable queue is exactly the master's (the master wins, RocketMQ's `putAll`); every
 //!   other slave entry is untouched; nothing grows past the slave's entries plus what is
 //!   admissible.
+//! - `offsets_to_push`: exactly the slave's queue offsets the master admits (known group,
+//!   existing topic, queue id in range) that are larger than the master's or that the master
+//!   lacks — nothing of a group or topic the master does not have, nothing the master has at
+//!   least as large; once the master has taken them, the slave's sync leaves every such queue at
+//!   the larger of the two offsets (without the push, at the master's).
+//! - `push_batch`: a round of batches sends every entry exactly once, in order, at most `limit`
+//!   a batch, each batch making progress.
 //! - `sync_delay_offsets`: only levels the broker has, no negative cursor, nothing acceptable
 //!   lost.
 //! - `suggest_broker`: the master whenever slave reads are off; with them on, the group's slow
@@ -23,7 +30,8 @@ use sextant_model::broker::admit::MAX_TOPIC_QUEUES;
 use sextant_model::broker::invalid_topic;
 use sextant_model::broker::pull::{suggest_broker, suggest_pulling_from_slave};
 use sextant_model::broker::slave_sync::{
-    SyncRefusal, TableSync, sync_delay_offsets, sync_groups, sync_offsets, sync_topics,
+    OffsetPush, SyncRefusal, TableSync, offsets_to_push, push_batch, sync_delay_offsets,
+    sync_groups, sync_offsets, sync_topics,
 };
 use sextant_model::broker::tables::{SubscriptionGroup, admit_commit, invalid_group};
 use sextant_model::namesrv::{DataVersion, TopicConfig};
@@ -167,6 +175,113 @@ proptest! {
         }
         prop_assert!(s.table.keys().all(|k| local.contains_key(k) || replaced.contains(k)));
         prop_assert_eq!((s.taken, s.dropped), (taken, dropped));
+    }
+
+    #[test]
+    fn the_slave_pushes_exactly_its_larger_admissible_offsets_and_keeps_the_larger(
+        topics in prop::collection::btree_map("[A-C]", 0u32..4, 0..3),
+        groups in prop::collection::btree_set("[g-i]", 0..3),
+        slave in prop::collection::btree_map(
+            "[A-D]@[g-j]",
+            prop::collection::btree_map(0u32..5, prop_oneof![0u64..20, Just(u64::MAX)], 1..4),
+            0..6,
+        ),
+        master in prop::collection::btree_map(
+            prop_oneof!["[A-D]@[g-j]", "[A-D]"],
+            prop::collection::btree_map(-2i64..6, -5i64..20, 0..5),
+            0..8,
+        ),
+    ) {
+        // `topics` and `groups` are the master's tables (the slave holds them after its sync).
+        let configs: BTreeMap<String, TopicConfig> = topics
+            .iter()
+            .map(|(t, q)| (t.clone(), TopicConfig::new(t, *q)))
+            .collect();
+        let find = |t: &str| configs.get(t);
+        let known = |g: &str| groups.contains(g);
+        let pushes = offsets_to_push(&slave, &master, find, known);
+
+        // Exactly the entries where the slave is ahead of what the master would keep.
+        let mut expected = Vec::new();
+        for (key, queues) in &slave {
+            let (t, g) = key.split_once('@').unwrap();
+            for (&q, &o) in queues {
+                let admitted = i64::try_from(o).is_ok_and(|o| {
+                    admit_commit(g, known(g), t, find(t), q as i32, o).is_ok()
+                });
+                let theirs = master.get(key).and_then(|m| m.get(&i64::from(q))).copied();
+                if admitted && theirs.is_none_or(|m| i128::from(m) < i128::from(o)) {
+                    expected.push(OffsetPush {
+                        topic: t.into(),
+                        group: g.into(),
+                        queue_id: q,
+                        offset: o,
+                    });
+                }
+            }
+        }
+        expected.sort();
+        prop_assert_eq!(&pushes, &expected);
+        for p in &pushes {
+            prop_assert!(groups.contains(&p.group) && configs.contains_key(&p.topic));
+            prop_assert!(p.queue_id < configs[&p.topic].read_queue_nums);
+        }
+
+        // The master takes them (as UPDATE_CONSUMER_OFFSET); then the slave takes the master's.
+        let mut taken = master.clone();
+        for p in &pushes {
+            taken
+                .entry(format!("{}@{}", p.topic, p.group))
+                .or_default()
+                .insert(i64::from(p.queue_id), p.offset as i64);
+        }
+        let after = sync_offsets(slave.clone(), &taken, find, known);
+        let plain = sync_offsets(slave.clone(), &master, find, known);
+        for (key, queues) in &slave {
+            let (t, g) = key.split_once('@').unwrap();
+            for (&q, &o) in queues {
+                let Ok(o) = i64::try_from(o) else { continue };
+                if admit_commit(g, known(g), t, find(t), q as i32, o).is_err() {
+                    continue;
+                }
+                let theirs = master.get(key).and_then(|m| m.get(&i64::from(q))).copied();
+                let larger = theirs.map_or(o, |m| m.max(o)) as u64;
+                let kept = after.table.get(key).and_then(|m| m.get(&q)).copied();
+                prop_assert_eq!(kept, Some(larger), "{} {}", key, q);
+                // Without the push the master's smaller offset wins (RocketMQ's putAll).
+                if theirs.is_some_and(|m| (0..o).contains(&m)) {
+                    let reverted = plain.table.get(key).and_then(|m| m.get(&q)).copied();
+                    prop_assert!(reverted < Some(o as u64));
+                }
+            }
+        }
+        // Pushing again changes nothing: the master now has them all.
+        prop_assert!(offsets_to_push(&slave, &taken, find, known).is_empty());
+    }
+
+    #[test]
+    fn a_push_round_sends_every_entry_once_in_bounded_batches(
+        queues in prop::collection::btree_set(("[A-C]", "[g-i]", 0u32..6), 0..40),
+        limit in 0usize..12,
+    ) {
+        let pushes: Vec<OffsetPush> = queues
+            .into_iter()
+            .map(|(topic, group, queue_id)| OffsetPush { topic, group, queue_id, offset: 1 })
+            .collect();
+        let mut sent: Vec<OffsetPush> = Vec::new();
+        let mut after: Option<OffsetPush> = None;
+        loop {
+            let (batch, left) = push_batch(&pushes, after.as_ref().map(|p| p.position()), limit);
+            prop_assert!(batch.len() <= limit.max(1));
+            prop_assert_eq!(sent.len() + batch.len() + left, pushes.len());
+            sent.extend_from_slice(batch);
+            if left == 0 {
+                break;
+            }
+            prop_assert!(!batch.is_empty(), "progress");
+            after = batch.last().cloned();
+        }
+        prop_assert_eq!(sent, pushes);
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! A slave's copy of its master's tables (RocketMQ 4.9.8's `SlaveSynchronize`): every
-//! `slaveSynchronizeInterval` (10 s, RocketMQ 4.9.8's fixed period) a slave asks the master its NameServers named (`masterAddr` of the
-//! registration answer, `Broker::master_info`) over the master's remoting port for
+//! `slaveSynchronizeInterval` (10 s, RocketMQ 4.9.8's fixed period) a slave asks the master its
+//! NameServers named (`masterAddr` of the registration answer, `Broker::master_info`) over the
+//! master's remoting port for
 //!
 //! 1. the topic table (GET_ALL_TOPIC_CONFIG) — replaced, with the master's data version, and
 //!    `topics.json` written; skipped when the versions are equal;
 //! 2. the subscription group table (GET_ALL_SUBSCRIPTIONGROUP_CONFIG) — the same, into
 //!    `subscriptionGroup.json`;
-//! 3. the consumer offsets (GET_ALL_CONSUMER_OFFSET) — the master's `topic@group` entries over
-//!    the slave's (RocketMQ's `putAll`), `consumerOffset.json` written;
+//! 3. the consumer offsets (GET_ALL_CONSUMER_OFFSET) — at the first sync over a new connection,
+//!    the slave's own larger offsets sent to the master first (below); then the master's
+//!    `topic@group` entries over the slave's (RocketMQ's `putAll`), `consumerOffset.json`
+//!    written;
 //! 4. the delay-level cursors (GET_ALL_DELAY_OFFSET) — written over `delayOffset.json`, as 4.9.8
 //!    writes the master's string to the file (a slave delivers no delayed message, so nothing
 //!    in memory holds them).
@@ -19,22 +22,43 @@
 //! stands alone — one that fails (unreachable, refused, unparseable, over the cap) is logged and
 //! skipped until the next period; the others go on.
 //!
-//! An offset a consumer commits to the slave while the master is away is kept until the next
-//! sync from a master that is back: if the master has that `topic@group`, its (older) offsets
-//! replace the slave's, and the consumer reads those messages again. That is RocketMQ's
-//! behaviour: at least once, nothing skipped.
+//! An offset a consumer commits to the slave while the master is away must survive the master's
+//! return (RocketMQ 4.9.8 loses it: the master's older offset comes back at the next sync, and a
+//! consumer that died meanwhile, or a new member of its group, reads those messages again). So the
+//! first sync over each new connection to the master — the first after a master became known,
+//! after its address changed, after it restarted (a restarted master's sockets died with it, so
+//! the slave must reconnect: its data versions, loaded from its files, would not show it), or
+//! after the link failed — first sends the master, as UPDATE_CONSUMER_OFFSET (a consumer's
+//! commit), every offset of the slave's larger than the master's that the master admits
+//! (`decide::offsets_to_push`, against the topic and group tables the slave holds after taking the
+//! master's — its earlier copy if that part failed; the master refuses the rest), at most
+//! `MAX_PUSHES_PER_SYNC` a sync and the rest at the next (the master's offsets are not taken until
+//! the round is done, so nothing larger is lost meanwhile). The master takes the larger; the slave
+//! then takes the master's table as it stands after the pushes. Later syncs over the same
+//! connection push nothing, so a reset of the master's offsets to a lower value while its slave is
+//! connected reaches the slave at its next sync and stays; one made while the slave is away (or
+//! within a period before the link breaks) is undone for the queues where the slave holds more. A
+//! consumer committing to the master between its answer and a push can have its offset moved to
+//! the slave's: consumers commit their own offsets again every few seconds, and either way nothing
+//! is skipped that a consumer did not commit.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sextant_model::broker::slave_sync::{self as decide, SyncRefusal, TableSync};
+use futures_util::StreamExt;
+use sextant_model::broker::slave_sync::{
+    self as decide, MAX_PUSHES_PER_SYNC, OffsetPush, SyncRefusal, TableSync,
+};
+use sextant_model::namesrv::TopicConfig;
 use sextant_model::store::BrokerRole;
 use sextant_remoting::body::{self, ConsumerOffsetBody, DelayOffsetBody, decode_topic_table};
 use sextant_remoting::code::{request, response};
+use sextant_remoting::ext::CommandHeader;
+use sextant_remoting::header::UpdateConsumerOffsetRequestHeader;
 use sextant_remoting::transport::{Connection, TransportError};
 use sextant_remoting::{FrameCodec, RemotingCommand};
 use tokio_util::sync::CancellationToken;
@@ -47,6 +71,8 @@ use crate::groups;
 pub(crate) const FIRST_SYNC_DELAY: Duration = Duration::from_secs(3);
 /// How long each request to the master may take (`BrokerOuterAPI`: 3 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// How many of the slave's offsets are sent to the master at once (one connection).
+const PUSHES_IN_FLIGHT: usize = 32;
 
 /// Why a sync, or a part of one, did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +124,16 @@ pub enum SyncError {
         /// Why.
         source: crate::Error,
     },
+    /// The master's offsets are not taken yet: some of the slave's larger ones are still to be
+    /// sent to it (a round cut at `MAX_PUSHES_PER_SYNC`, or a push that failed).
+    #[error(
+        "{left} of the slave's offsets are still to be sent to the master; its offsets are \
+         taken once they are"
+    )]
+    PushIncomplete {
+        /// How many are left.
+        left: usize,
+    },
     /// The broker is shutting down.
     #[error("the broker is shutting down")]
     ShuttingDown,
@@ -119,11 +155,12 @@ pub enum Step {
     NotRun,
     /// The master's table has the slave's data version: nothing to do.
     Unchanged,
-    /// The master's table was taken.
+    /// The master's table was taken (for [`SyncReport::pushed`]: the slave's offsets were sent).
     Applied {
-        /// Entries now held (topics, groups, delay levels) or queue offsets taken.
+        /// Entries now held (topics, groups, delay levels), queue offsets taken, or offsets the
+        /// master accepted.
         entries: usize,
-        /// Entries of the master's left out.
+        /// Entries of the master's left out, or offsets it refused.
         skipped: usize,
     },
     /// It failed (and was logged); the next sync tries again.
@@ -174,6 +211,10 @@ pub struct SyncReport {
     pub topics: Step,
     /// The subscription group table.
     pub groups: Step,
+    /// The slave's larger offsets sent to the master before its offsets are taken (`Applied`:
+    /// `entries` the master accepted, `skipped` it refused); `NotRun` when not due (a sync over
+    /// a connection already reconciled, or without the push).
+    pub pushed: Step,
     /// The consumer offsets.
     pub offsets: Step,
     /// The delay-level cursors.
@@ -181,7 +222,7 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
-    /// Whether every part was applied or unchanged.
+    /// Whether every part was applied or unchanged (and no push failed).
     pub fn complete(&self) -> bool {
         [
             &self.topics,
@@ -191,17 +232,40 @@ impl SyncReport {
         ]
         .iter()
         .all(|s| s.done())
+            && self.pushed.failed().is_none()
     }
 }
 
 /// The connection to the master, kept from one sync to the next and reopened when the master
-/// changes or the connection closes.
-#[derive(Default)]
+/// changes or the connection closes; and whether the slave's offsets were reconciled with the
+/// master at its other end.
 pub(crate) struct MasterLink {
     conn: Option<(SocketAddr, Connection)>,
+    /// Whether this connection's master was sent the slave's larger offsets (and the slave took
+    /// its table since).
+    reconciled: bool,
+    /// The position of the last entry sent by an unfinished push round.
+    resume_after: Option<(String, String, u32)>,
+    /// Whether to push at all (`false`: RocketMQ 4.9.8's sync).
+    push: bool,
+}
+
+impl Default for MasterLink {
+    fn default() -> MasterLink {
+        MasterLink::new(true)
+    }
 }
 
 impl MasterLink {
+    fn new(push: bool) -> MasterLink {
+        MasterLink {
+            conn: None,
+            reconciled: false,
+            resume_after: None,
+            push,
+        }
+    }
+
     async fn to(&mut self, addr: SocketAddr) -> Result<Connection, SyncError> {
         match &self.conn {
             Some((a, c)) if *a == addr && !c.is_closed() => return Ok(c.clone()),
@@ -209,6 +273,10 @@ impl MasterLink {
             None => {}
         }
         self.conn = None;
+        // A new connection may reach another master, or the same one restarted: the slave's
+        // offsets are reconciled with it before the slave takes its table.
+        self.reconciled = false;
+        self.resume_after = None;
         let c = Connection::connect(addr, FrameCodec::default(), None)
             .await
             .map_err(SyncError::Connect)?;
@@ -246,8 +314,36 @@ async fn fetch(
 
 type Apply = fn(&Broker, &[u8]) -> Result<Step, SyncError>;
 
-/// Fetch one part and apply it on the blocking pool (it writes files). Not started once the
+/// Run `f` on the blocking pool (it parses large tables or writes files). Not started once the
 /// broker shuts down, so no sync writes a file after the final persist.
+async fn blocking<T: Send + 'static>(
+    broker: &Arc<Broker>,
+    what: &'static str,
+    f: impl FnOnce(&Broker) -> Result<T, SyncError> + Send + 'static,
+) -> Result<T, SyncError> {
+    if broker.shutdown.is_cancelled() {
+        return Err(SyncError::ShuttingDown);
+    }
+    let b = Arc::clone(broker);
+    tokio::task::spawn_blocking(move || f(&b))
+        .await
+        .map_err(|e| SyncError::Task {
+            what,
+            why: e.to_string(),
+        })?
+}
+
+fn logged(what: &'static str, applied: Result<Step, SyncError>) -> Step {
+    match applied {
+        Ok(step) => step,
+        Err(e) => {
+            tracing::warn!(part = what, error = %e, "slave sync: part skipped");
+            Step::Failed(e)
+        }
+    }
+}
+
+/// Fetch one part and apply it on the blocking pool.
 async fn part(
     broker: &Arc<Broker>,
     conn: &Connection,
@@ -257,24 +353,9 @@ async fn part(
 ) -> Step {
     let applied = async {
         let body = fetch(broker, conn, code, what).await?;
-        if broker.shutdown.is_cancelled() {
-            return Err(SyncError::ShuttingDown);
-        }
-        let b = Arc::clone(broker);
-        tokio::task::spawn_blocking(move || apply(&b, &body))
-            .await
-            .map_err(|e| SyncError::Task {
-                what,
-                why: e.to_string(),
-            })?
+        blocking(broker, what, move |b| apply(b, &body)).await
     };
-    match applied.await {
-        Ok(step) => step,
-        Err(e) => {
-            tracing::warn!(part = what, error = %e, "slave sync: part skipped");
-            Step::Failed(e)
-        }
-    }
+    logged(what, applied.await)
 }
 
 fn malformed(what: &'static str) -> impl Fn(sextant_remoting::Error) -> SyncError {
@@ -358,16 +439,164 @@ fn apply_groups(b: &Broker, body: &[u8]) -> Result<Step, SyncError> {
     }
 }
 
-fn apply_offsets(b: &Broker, body: &[u8]) -> Result<Step, SyncError> {
-    let what = "consumer offsets";
-    let master: ConsumerOffsetBody = body::decode(what, body).map_err(malformed(what))?;
-    // Snapshots, so that no two of the broker's locks are held at once.
+/// Snapshots of the slave's topic and group tables, so that no two of the broker's locks are
+/// held at once.
+fn tables(b: &Broker) -> (BTreeMap<String, TopicConfig>, BTreeSet<String>) {
     let topics = lock(&b.topics).all().clone();
-    let groups: BTreeSet<String> = lock(&b.subscriptions)
+    let groups = lock(&b.subscriptions)
         .table
         .iter()
         .map(|(name, _)| name.clone())
         .collect();
+    (topics, groups)
+}
+
+/// The master's GET_ALL_CONSUMER_OFFSET answer, decoded on the blocking pool, and — when `due`
+/// — the slave's offsets to send it: larger than its own, admitted by the topic and group
+/// tables the slave just took from it.
+async fn master_offsets(
+    broker: &Arc<Broker>,
+    conn: &Connection,
+    due: bool,
+) -> Result<(ConsumerOffsetBody, Vec<OffsetPush>), SyncError> {
+    let what = "consumer offsets";
+    let body = fetch(broker, conn, request::GET_ALL_CONSUMER_OFFSET, what).await?;
+    blocking(broker, what, move |b| {
+        let master: ConsumerOffsetBody = body::decode(what, &body).map_err(malformed(what))?;
+        if !due {
+            return Ok((master, Vec::new()));
+        }
+        let (topics, groups) = tables(b);
+        let pushes = decide::offsets_to_push(
+            &lock(&b.offsets).offset_table,
+            &master.offset_table,
+            |t| topics.get(t),
+            |g| groups.contains(g),
+        );
+        Ok((master, pushes))
+    })
+    .await
+}
+
+/// Send the master `batch` (UPDATE_CONSUMER_OFFSET, as consumers commit), a few at a time.
+/// Returns how many it accepted and refused; a request that fails closes the connection.
+async fn send_pushes(
+    broker: &Broker,
+    conn: &Connection,
+    batch: &[OffsetPush],
+) -> Result<(usize, usize), SyncError> {
+    let what = "pushing the slave's offsets";
+    let requests: Vec<RemotingCommand> = batch
+        .iter()
+        .map(|p| {
+            let h = UpdateConsumerOffsetRequestHeader {
+                consumer_group: p.group.clone(),
+                topic: p.topic.clone(),
+                // Both fit (`offsets_to_push`: a queue id below 2^31, an offset a Java long).
+                queue_id: i32::try_from(p.queue_id).unwrap_or(i32::MAX),
+                commit_offset: i64::try_from(p.offset).unwrap_or(i64::MAX),
+            };
+            RemotingCommand::request(request::UPDATE_CONSUMER_OFFSET, 0).with_ext(h.to_ext())
+        })
+        .collect();
+    // Owned futures (a connection handle each): the sync job's future stays `Send`.
+    let link = conn.clone();
+    let mut answers = futures_util::stream::iter(requests.into_iter().map(move |req| {
+        let conn = link.clone();
+        async move { conn.invoke(req, REQUEST_TIMEOUT).await }
+    }))
+    .buffer_unordered(PUSHES_IN_FLIGHT);
+    let (mut accepted, mut refused) = (0, 0);
+    let mut first_refusal = None;
+    loop {
+        let answer = tokio::select! {
+            a = answers.next() => a,
+            _ = broker.shutdown.cancelled() => return Err(SyncError::ShuttingDown),
+        };
+        match answer {
+            None => break,
+            Some(Ok(r)) if r.code == response::SUCCESS => accepted += 1,
+            Some(Ok(r)) => {
+                refused += 1;
+                first_refusal.get_or_insert((r.code, r.remark));
+            }
+            Some(Err(source)) => {
+                conn.close();
+                return Err(SyncError::Request { what, source });
+            }
+        }
+    }
+    if let Some((code, remark)) = first_refusal {
+        tracing::warn!(
+            refused,
+            code,
+            remark = remark.unwrap_or_default(),
+            "slave sync: the master refused some of the slave's offsets (it keeps its own)"
+        );
+    }
+    Ok((accepted, refused))
+}
+
+/// The consumer offsets: over a connection not yet reconciled, the slave's larger offsets are
+/// sent to the master first (see the module doc); then the master's table is taken. Returns
+/// what the push did and what the sync of the offsets did.
+async fn offsets_part(
+    broker: &Arc<Broker>,
+    conn: &Connection,
+    link: &mut MasterLink,
+) -> (Step, Step) {
+    let what = "consumer offsets";
+    let mut pushed = Step::NotRun;
+    let synced = async {
+        let due = link.push && !link.reconciled;
+        let (mut master, pushes) = master_offsets(broker, conn, due).await?;
+        if due {
+            let after = link
+                .resume_after
+                .as_ref()
+                .map(|(t, g, q)| (t.as_str(), g.as_str(), *q));
+            let (batch, left) = decide::push_batch(&pushes, after, MAX_PUSHES_PER_SYNC);
+            let (accepted, refused) = match send_pushes(broker, conn, batch).await {
+                Ok(counts) => counts,
+                Err(e) => {
+                    tracing::warn!(error = %e, "slave sync: pushing the slave's offsets failed");
+                    pushed = Step::Failed(e);
+                    return Err(SyncError::PushIncomplete {
+                        left: batch.len() + left,
+                    });
+                }
+            };
+            pushed = Step::Applied {
+                entries: accepted,
+                skipped: refused,
+            };
+            if left > 0 {
+                link.resume_after = batch
+                    .last()
+                    .map(|p| (p.topic.clone(), p.group.clone(), p.queue_id));
+                tracing::warn!(
+                    sent = batch.len(),
+                    left,
+                    "slave sync: offsets sent to the master cut at {MAX_PUSHES_PER_SYNC}; the \
+                     rest at the next sync"
+                );
+                return Err(SyncError::PushIncomplete { left });
+            }
+            link.reconciled = true;
+            link.resume_after = None;
+            if accepted > 0 {
+                // The master's table as it stands with what it took.
+                master = master_offsets(broker, conn, false).await?.0;
+            }
+        }
+        blocking(broker, what, move |b| apply_offsets(b, &master)).await
+    };
+    let synced = logged(what, synced.await);
+    (pushed, synced)
+}
+
+fn apply_offsets(b: &Broker, master: &ConsumerOffsetBody) -> Result<Step, SyncError> {
+    let (topics, groups) = tables(b);
     let synced = {
         let mut offsets = lock(&b.offsets);
         let local = std::mem::take(&mut offsets.offset_table);
@@ -446,51 +675,63 @@ pub(crate) async fn sync_once(
         .parse()
         .map_err(|_| SyncError::MasterAddr(master.addr.clone()))?;
     let conn = link.to(addr).await?;
-    let parts: [(i32, &'static str, Apply); 4] = [
-        (request::GET_ALL_TOPIC_CONFIG, "topic table", apply_topics),
-        (
-            request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
-            "subscription group table",
-            apply_groups,
-        ),
-        (
-            request::GET_ALL_CONSUMER_OFFSET,
-            "consumer offsets",
-            apply_offsets,
-        ),
-        (
-            request::GET_ALL_DELAY_OFFSET,
-            "delay offsets",
-            apply_delay_offsets,
-        ),
-    ];
-    let mut steps = Vec::with_capacity(parts.len());
-    for (code, what, apply) in parts {
-        steps.push(part(broker, &conn, code, what, apply).await);
-    }
-    let mut steps = steps.into_iter();
-    let mut next = || steps.next().unwrap_or_default();
+    let topics = part(
+        broker,
+        &conn,
+        request::GET_ALL_TOPIC_CONFIG,
+        "topic table",
+        apply_topics,
+    )
+    .await;
+    let groups = part(
+        broker,
+        &conn,
+        request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+        "subscription group table",
+        apply_groups,
+    )
+    .await;
+    // After the groups and topics: what the slave pushes and keeps depends on them.
+    let (pushed, offsets) = offsets_part(broker, &conn, link).await;
+    let delay_offsets = part(
+        broker,
+        &conn,
+        request::GET_ALL_DELAY_OFFSET,
+        "delay offsets",
+        apply_delay_offsets,
+    )
+    .await;
     Ok(SyncReport {
         master: Some(master.addr),
-        topics: next(),
-        groups: next(),
-        offsets: next(),
-        delay_offsets: next(),
+        topics,
+        groups,
+        pushed,
+        offsets,
+        delay_offsets,
     })
 }
 
 impl Broker {
     /// Sync from the master now, as a slave does every `slaveSynchronizeInterval` (see
     /// `slave_sync`): its topic and subscription group tables, consumer offsets and delay
-    /// cursors, persisted.
+    /// cursors, persisted. Each call opens a connection of its own, so it is a first sync over
+    /// a new connection: the slave's offsets larger than the master's are sent to it first.
     pub async fn sync_from_master(self: &Arc<Self>) -> Result<SyncReport, SyncError> {
-        sync_once(self, &mut MasterLink::default()).await
+        sync_once(self, &mut MasterLink::new(true)).await
     }
 
-    /// A slave's sync job, for the broker's task tracker: [`sync_once`] every
-    /// `slaveSynchronizeInterval`, the first after [`FIRST_SYNC_DELAY`] (or the period if
-    /// shorter), until `stop`. A sync under way when `stop` comes finishes the part it is
-    /// applying (its network waits end at once when the broker shuts down), so no file is
+    /// [`Broker::sync_from_master`] as RocketMQ 4.9.8 syncs: nothing sent to the master, its
+    /// offsets simply over the slave's (an offset committed to the slave while the master was
+    /// away goes back to the master's). To compare against; the periodic job pushes.
+    pub async fn sync_from_master_without_push(self: &Arc<Self>) -> Result<SyncReport, SyncError> {
+        sync_once(self, &mut MasterLink::new(false)).await
+    }
+
+    /// A slave's sync job, for the broker's task tracker: a sync every
+    /// `slaveSynchronizeInterval`, the first after 3 s (or the period if shorter), until `stop`,
+    /// over one connection kept while it lasts (the slave's larger offsets are pushed at the first
+    /// sync over each new one). A sync under way when `stop` comes finishes the part
+    /// it is applying (its network waits end at once when the broker shuts down), so no file is
     /// written after the shutdown's final persist.
     pub async fn slave_sync_job(self: Arc<Self>, stop: CancellationToken) {
         let period = Duration::from_millis(self.config.slave_synchronize_interval.max(1));

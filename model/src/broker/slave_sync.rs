@@ -10,10 +10,17 @@
 //! past what its own clients could.
 //!
 //! Offsets follow RocketMQ's `putAll`: for every `topic@group` the master has, the master's queue
-//! map replaces the slave's; a `topic@group` only the slave has is kept. So an offset a consumer
-//! committed to the slave while the master was away is kept only until the next sync from a
-//! master that is back and has that `topic@group` — then it moves back to the master's value
-//! (the consumer reads those messages again: at least once, never lost).
+//! map replaces the slave's; a `topic@group` only the slave has is kept. Alone, that would move
+//! an offset a consumer committed to the slave while the master was away back to the master's
+//! older value at the next sync (RocketMQ 4.9.8's behaviour: a consumer that died meanwhile, or
+//! a new member of its group, reads those messages again). So before a slave takes the offsets
+//! of a master it has not synced from over its current connection (the first sync after the
+//! master became known, after its address changed, after it restarted — its sockets die with
+//! it — or after the link failed), it sends that master its own offsets that are larger than
+//! the master's ([`offsets_to_push`], at most [`MAX_PUSHES_PER_SYNC`] a sync, resumed by
+//! [`push_batch`]), as a consumer would commit them: the master takes the larger, and the slave
+//! then takes the master's table. Not at every sync: a master's offset deliberately moved back
+//! (a reset) while the slave is connected is taken by the slave at its next sync and stays.
 
 use std::collections::BTreeMap;
 
@@ -154,7 +161,8 @@ pub struct OffsetSync {
 /// over the slave's). A master's queue offset is taken only if this broker would take it from a
 /// consumer (`tables::admit_commit`: the group known, the topic existing, the queue id below its
 /// read queue count, the offset not negative); a `topic@group` of the master with at least one
-/// such queue replaces the slave's whole entry; every other entry of the slave is kept.
+/// such queue replaces the slave's whole entry; every other entry of the slave is kept. (When
+/// due, the slave's larger offsets were sent to the master first: [`offsets_to_push`].)
 pub fn sync_offsets<'a>(
     mut local: BTreeMap<String, BTreeMap<u32, u64>>,
     master: &BTreeMap<String, BTreeMap<i64, i64>>,
@@ -188,6 +196,92 @@ pub fn sync_offsets<'a>(
         taken,
         dropped,
     }
+}
+
+/// The most of its offsets a slave sends its master in one sync ([`push_batch`]); the rest
+/// follow at the next syncs.
+pub const MAX_PUSHES_PER_SYNC: usize = 10_000;
+
+/// One of the slave's consumer offsets to send its master (UPDATE_CONSUMER_OFFSET), ordered by
+/// topic, group and queue id, the order [`push_batch`] resumes in.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OffsetPush {
+    /// The topic.
+    pub topic: String,
+    /// The consumer group.
+    pub group: String,
+    /// The queue id (below the topic's read queue count).
+    pub queue_id: u32,
+    /// The slave's offset (at most `i64::MAX`, so it goes on the wire as the Java `long`).
+    pub offset: u64,
+}
+
+impl OffsetPush {
+    /// Where the entry stands in the push order (its offset aside): a [`push_batch`] cursor.
+    pub fn position(&self) -> (&str, &str, u32) {
+        (&self.topic, &self.group, self.queue_id)
+    }
+}
+
+/// The slave's offsets its master should take before the slave takes the master's table: every
+/// queue offset of the slave that the master would admit from a consumer (`admit_commit`
+/// against the master's tables: `topic` and `group_known` are the topic and group tables the
+/// master answered) and that is larger than the master's offset for that queue — or that the
+/// master has none for. Nothing of a group or topic the master does not have, of a queue id
+/// past its topic's read queues, or equal to or below the master's: the master keeps the larger
+/// offset, never a smaller one pushed down. Sorted by topic, group and queue id.
+pub fn offsets_to_push<'a>(
+    slave: &BTreeMap<String, BTreeMap<u32, u64>>,
+    master: &BTreeMap<String, BTreeMap<i64, i64>>,
+    topic: impl Fn(&str) -> Option<&'a TopicConfig>,
+    group_known: impl Fn(&str) -> bool,
+) -> Vec<OffsetPush> {
+    let mut pushes = Vec::new();
+    for (key, queues) in slave {
+        let Some((topic_name, group)) = key.split_once('@') else {
+            continue;
+        };
+        let config = topic(topic_name);
+        let known = group_known(group);
+        if !known || config.is_none() {
+            continue;
+        }
+        let theirs = master.get(key);
+        for (&qid, &offset) in queues {
+            let (Ok(q), Ok(o)) = (i32::try_from(qid), i64::try_from(offset)) else {
+                continue;
+            };
+            if admit_commit(group, known, topic_name, config, q, o).is_err() {
+                continue;
+            }
+            let master_offset = theirs.and_then(|m| m.get(&i64::from(qid)));
+            if master_offset.is_some_and(|&m| m >= o) {
+                continue;
+            }
+            pushes.push(OffsetPush {
+                topic: topic_name.to_owned(),
+                group: group.to_owned(),
+                queue_id: qid,
+                offset,
+            });
+        }
+    }
+    pushes.sort();
+    pushes
+}
+
+/// The next pushes of a round that sends at most `limit` (at least one) a sync: those after the
+/// position `after` (the last entry the previous sync of the round sent; `None` at the start),
+/// and how many are left after them. A round thus sends every entry once however the master
+/// answers, even one that accepts a push and keeps its old offset.
+pub fn push_batch<'p>(
+    pushes: &'p [OffsetPush],
+    after: Option<(&str, &str, u32)>,
+    limit: usize,
+) -> (&'p [OffsetPush], usize) {
+    let start = after.map_or(0, |a| pushes.partition_point(|p| p.position() <= a));
+    let end = start.saturating_add(limit.max(1)).min(pushes.len());
+    (&pushes[start..end], pushes.len() - end)
 }
 
 /// The delay-level cursors a slave takes from its master's GET_ALL_DELAY_OFFSET answer (RocketMQ
@@ -315,6 +409,50 @@ mod tests {
         assert_eq!(s.table["T@h"], BTreeMap::from([(0, 7)]));
         assert_eq!(s.table.len(), 2);
         assert_eq!((s.taken, s.dropped), (1, 6));
+    }
+
+    #[test]
+    fn the_slave_pushes_only_its_larger_offsets_the_master_admits() {
+        let t = TopicConfig::new("T", 2);
+        let topic = |n: &str| (n == "T").then_some(&t);
+        let known = |g: &str| g == "g";
+        let slave = BTreeMap::from([
+            // 0: larger than the master's; 1: the master's is larger; 2: no such queue.
+            ("T@g".to_string(), BTreeMap::from([(0, 9), (1, 9), (2, 9)])),
+            // A group and a topic the master does not have.
+            ("T@h".to_string(), BTreeMap::from([(0, 9)])),
+            ("X@g".to_string(), BTreeMap::from([(0, 9)])),
+        ]);
+        let master = BTreeMap::from([("T@g".to_string(), BTreeMap::from([(0, 5), (1, 12)]))]);
+        let push = |queue_id, offset| OffsetPush {
+            topic: "T".into(),
+            group: "g".into(),
+            queue_id,
+            offset,
+        };
+        assert_eq!(offsets_to_push(&slave, &master, topic, known), [push(0, 9)]);
+        // A queue the master has no offset for is pushed; an equal one is not.
+        let master = BTreeMap::from([("T@g".to_string(), BTreeMap::from([(0, 9)]))]);
+        assert_eq!(offsets_to_push(&slave, &master, topic, known), [push(1, 9)]);
+    }
+
+    #[test]
+    fn a_push_round_resumes_after_the_last_entry_sent() {
+        let pushes: Vec<OffsetPush> = (0..5)
+            .map(|q| OffsetPush {
+                topic: "T".into(),
+                group: "g".into(),
+                queue_id: q,
+                offset: 1,
+            })
+            .collect();
+        let (first, left) = push_batch(&pushes, None, 2);
+        assert_eq!((first.len(), left), (2, 3));
+        let (next, left) = push_batch(&pushes, Some(first[1].position()), 2);
+        assert_eq!((next[0].queue_id, left), (2, 1));
+        let (last, left) = push_batch(&pushes, Some(next[1].position()), 2);
+        assert_eq!((last.len(), left), (1, 0));
+        assert_eq!(push_batch(&pushes, None, 0).0.len(), 1, "at least one");
     }
 
     #[test]
