@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sextant_model::Millis;
@@ -102,6 +102,9 @@ pub struct Broker {
     pub(crate) topics: Mutex<Topics>,
     pub(crate) offsets: Mutex<ConsumerOffsets>,
     pub(crate) offsets_dirty: AtomicBool,
+    /// A deliberately broken broker, for the power-loss test to catch: offsets are written
+    /// without flushing the store first.
+    pub(crate) persist_unflushed: AtomicBool,
     pub(crate) offsets_path: std::path::PathBuf,
     pub(crate) groups: Mutex<ConsumerGroups>,
     /// The subscription group table (every group the broker knows), and its file.
@@ -139,7 +142,9 @@ impl Broker {
         store: MessageStore,
     ) -> Result<Broker, crate::Error> {
         let config_dir = config.store_path_root_dir.join("config");
-        let mut topics = Topics::load(config_dir.join("topics.json"))?;
+        // Every file the broker keeps goes through the store's file system.
+        let fs = Arc::clone(&store.config().fs);
+        let mut topics = Topics::load_in(Arc::clone(&fs), config_dir.join("topics.json"))?;
         let template = TopicConfig {
             write_queue_nums: config.default_topic_queue_nums,
             read_queue_nums: config.default_topic_queue_nums,
@@ -163,8 +168,9 @@ impl Broker {
             }
         }
         let offsets_path = config_dir.join("consumerOffset.json");
-        let offsets = sextant_store::config::load_json(&offsets_path)?.unwrap_or_default();
-        let subscriptions = GroupFile::load(
+        let offsets = sextant_store::config::load_json_in(&*fs, &offsets_path)?.unwrap_or_default();
+        let subscriptions = GroupFile::load_in(
+            Arc::clone(&fs),
             config_dir.join("subscriptionGroup.json"),
             config.max_subscription_group_count,
             config.auto_create_subscription_group,
@@ -180,6 +186,7 @@ impl Broker {
             topics: Mutex::new(topics),
             offsets: Mutex::new(offsets),
             offsets_dirty: AtomicBool::new(false),
+            persist_unflushed: AtomicBool::new(false),
             offsets_path,
             peers: Mutex::default(),
             clients: Mutex::default(),
@@ -262,13 +269,20 @@ impl Broker {
     pub fn persist_offsets(&self) -> Result<(), crate::Error> {
         let offsets_changed = self.offsets_dirty.swap(false, Ordering::AcqRel);
         let snapshot = offsets_changed.then(|| lock(&self.offsets).clone());
-        if offsets_changed && let Err(e) = self.store.flush() {
+        if offsets_changed
+            && !self.persist_unflushed.load(Ordering::Relaxed)
+            && let Err(e) = self.store.flush()
+        {
             self.offsets_dirty
                 .fetch_or(offsets_changed, Ordering::AcqRel);
             return Err(e.into());
         }
         if let Some(snapshot) = snapshot
-            && let Err(e) = sextant_store::config::save_json(&self.offsets_path, &snapshot)
+            && let Err(e) = sextant_store::config::save_json_in(
+                &*self.store.config().fs,
+                &self.offsets_path,
+                &snapshot,
+            )
         {
             // Not written: try again at the next period.
             self.offsets_dirty.store(true, Ordering::Release);

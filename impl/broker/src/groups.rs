@@ -9,7 +9,10 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use sextant_model::broker::tables::{SubscriptionGroup, SubscriptionGroups};
 use sextant_model::namesrv::DataVersion;
-use sextant_store::config::{load_json, save_json};
+use std::sync::Arc;
+
+use sextant_store::config::{load_json_in, save_json_in};
+use sextant_store::fs::Fs;
 
 use crate::Error;
 
@@ -132,6 +135,7 @@ pub(crate) fn decode_table(
 
 /// The table and where it is kept.
 pub(crate) struct GroupFile {
+    fs: Arc<dyn Fs>,
     path: PathBuf,
     /// The table.
     pub(crate) table: SubscriptionGroups,
@@ -144,8 +148,19 @@ impl GroupFile {
     /// Load the table from `path` (empty when absent), with the cap and auto-creation given.
     /// A file holding more groups than the cap is kept whole (an operator's table is not cut);
     /// no group is then created until it is below the cap again.
+    #[cfg(test)]
     pub(crate) fn load(path: PathBuf, max: usize, auto_create: bool) -> Result<GroupFile, Error> {
-        let mut file: FileJson = load_json(&path)?.unwrap_or_default();
+        Self::load_in(sextant_store::fs::real(), path, max, auto_create)
+    }
+
+    /// [`GroupFile::load`] on the file system `fs`; the table is saved there too.
+    pub(crate) fn load_in(
+        fs: Arc<dyn Fs>,
+        path: PathBuf,
+        max: usize,
+        auto_create: bool,
+    ) -> Result<GroupFile, Error> {
+        let mut file: FileJson = load_json_in(&*fs, &path)?.unwrap_or_default();
         let groups = std::mem::take(&mut file.subscription_group_table);
         let mut table = SubscriptionGroups::new(max.max(groups.len()), auto_create);
         for (name, g) in groups {
@@ -155,6 +170,7 @@ impl GroupFile {
             }
         }
         Ok(GroupFile {
+            fs,
             path,
             table,
             dirty: false,
@@ -236,7 +252,7 @@ impl GroupFile {
         if !self.dirty {
             return Ok(());
         }
-        save_json(&self.path, &self.to_json())?;
+        save_json_in(&*self.fs, &self.path, &self.to_json())?;
         self.dirty = false;
         Ok(())
     }

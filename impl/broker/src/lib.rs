@@ -108,6 +108,15 @@ pub struct Running {
 }
 
 impl Running {
+    /// Break the broker on purpose (tests only): consumer offsets and delay cursors are written
+    /// without flushing the store first, so a power loss can leave them past what survived.
+    #[doc(hidden)]
+    pub fn break_persist_order(&self) {
+        use std::sync::atomic::Ordering;
+        self.broker.persist_unflushed.store(true, Ordering::Relaxed);
+        self.schedule.unflushed.store(true, Ordering::Relaxed);
+    }
+
     /// Register with every NameServer now; returns how many accepted.
     pub async fn register_now(&self) -> usize {
         self.registrar.lock().await.register_all(&self.broker).await
@@ -180,6 +189,15 @@ where
 
 /// Open the store, listen, register with the NameServers and serve until [`Running::shutdown`].
 pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
+    start_on(config, sextant_store::fs::real()).await
+}
+
+/// [`start`] with every file (the store and the broker's config files) on the file system
+/// `fs` — e.g. `sextant_store::sim::SimFs`, whose power loss the tests simulate.
+pub async fn start_on(
+    config: BrokerConfig,
+    fs: std::sync::Arc<dyn sextant_store::fs::Fs>,
+) -> Result<Running, Error> {
     for key in config.unknown.keys() {
         tracing::warn!(key = %key, "unknown broker configuration key ignored");
     }
@@ -188,12 +206,14 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
     let (listener, local_addr) = bind(addr)
         .await
         .map_err(|source| Error::Bind { addr, source })?;
-    let store_config = config.store_config(&settings);
+    let mut store_config = config.store_config(&settings);
+    store_config.fs = Arc::clone(&fs);
     let (store, recovery) = tokio::task::spawn_blocking(move || MessageStore::open(store_config))
         .await
         .map_err(|e| Error::Config(format!("store open task: {e}")))??;
     tracing::info!(?recovery, "store opened");
-    let schedule = Arc::new(Schedule::load(
+    let schedule = Arc::new(Schedule::load_in(
+        fs,
         config.store_path_root_dir.join("config/delayOffset.json"),
     )?);
     let offsets_every = Duration::from_millis(config.flush_consumer_offset_interval.max(1));

@@ -7,11 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sextant_model::broker::{SCHEDULE_TOPIC, admit};
 use sextant_remoting::message::{MessageView, encode_properties, parse_properties, property};
-use sextant_store::config::{load_json, save_json};
+use sextant_store::config::{load_json_in, save_json_in};
+use sextant_store::fs::Fs;
 use sextant_store::{Get, MessageStore, tags_code_of};
 
 use crate::Error;
@@ -26,19 +27,30 @@ struct DelayOffsets {
 
 /// The cursors of the delay levels.
 pub struct Schedule {
+    fs: Arc<dyn Fs>,
     path: PathBuf,
     cursors: Mutex<DelayOffsets>,
     dirty: Mutex<bool>,
+    /// A deliberately broken schedule, for the power-loss test: cursors written without
+    /// flushing the store first.
+    pub(crate) unflushed: std::sync::atomic::AtomicBool,
 }
 
 impl Schedule {
     /// Load the cursors from `path`.
     pub fn load(path: PathBuf) -> Result<Schedule, Error> {
-        let cursors = load_json(&path)?.unwrap_or_default();
+        Self::load_in(sextant_store::fs::real(), path)
+    }
+
+    /// Load the cursors from `path` on the file system `fs` (they are saved there too).
+    pub fn load_in(fs: Arc<dyn Fs>, path: PathBuf) -> Result<Schedule, Error> {
+        let cursors = load_json_in(&*fs, &path)?.unwrap_or_default();
         Ok(Schedule {
+            fs,
             path,
             cursors: Mutex::new(cursors),
             dirty: Mutex::new(false),
+            unflushed: Default::default(),
         })
     }
 
@@ -53,8 +65,10 @@ impl Schedule {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
-            store.flush()?;
-            save_json(&self.path, &snapshot)?;
+            if !self.unflushed.load(std::sync::atomic::Ordering::Relaxed) {
+                store.flush()?;
+            }
+            save_json_in(&*self.fs, &self.path, &snapshot)?;
             *dirty = false;
         }
         Ok(())

@@ -644,7 +644,7 @@ fn apply_delay_offsets(b: &Broker, body: &[u8]) -> Result<Step, SyncError> {
     };
     // As `Schedule::persist`: the store first, then the cursors.
     b.store.flush().map_err(|e| persist(e.into()))?;
-    sextant_store::config::save_json(&b.delay_offset_path(), &file)
+    sextant_store::config::save_json_in(&*b.store.config().fs, &b.delay_offset_path(), &file)
         .map_err(|e| persist(e.into()))?;
     Ok(Step::Applied {
         entries,

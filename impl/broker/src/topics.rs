@@ -6,12 +6,16 @@ use std::path::PathBuf;
 
 use sextant_model::namesrv::{DataVersion, TopicConfig};
 use sextant_remoting::body::{decode_topic_table, encode_topic_table};
-use sextant_store::config::{load_bytes, save_bytes};
+use std::sync::Arc;
+
+use sextant_store::config::{load_bytes_in, save_bytes_in};
+use sextant_store::fs::Fs;
 
 use crate::Error;
 
 /// The topic table and its data version.
 pub struct Topics {
+    fs: Arc<dyn Fs>,
     path: PathBuf,
     table: BTreeMap<String, TopicConfig>,
     version: DataVersion,
@@ -19,8 +23,14 @@ pub struct Topics {
 
 impl Topics {
     /// Load `path` (empty if absent).
+    #[cfg(test)]
     pub fn load(path: PathBuf) -> Result<Topics, Error> {
-        let (version, table) = match load_bytes(&path)? {
+        Self::load_in(sextant_store::fs::real(), path)
+    }
+
+    /// Load `path` on the file system `fs` (empty if absent); the table is saved there too.
+    pub fn load_in(fs: Arc<dyn Fs>, path: PathBuf) -> Result<Topics, Error> {
+        let (version, table) = match load_bytes_in(&*fs, &path)? {
             Some(bytes) => decode_topic_table(&bytes).map_err(|e| {
                 Error::Store(sextant_store::Error::Corrupt(format!(
                     "{}: {e}",
@@ -30,6 +40,7 @@ impl Topics {
             None => Default::default(),
         };
         Ok(Topics {
+            fs,
             path,
             table,
             version,
@@ -85,7 +96,8 @@ impl Topics {
 
     /// Write the table to its file (RocketMQ's `TopicConfigSerializeWrapper` JSON).
     pub fn save(&self) -> Result<(), Error> {
-        Ok(save_bytes(
+        Ok(save_bytes_in(
+            &*self.fs,
             &self.path,
             &encode_topic_table(&self.version, &self.table),
         )?)

@@ -6,7 +6,7 @@
 use sextant_remoting::RemotingCommand;
 use sextant_remoting::body::{self, ConsumerOffsetBody, DelayOffsetBody};
 use sextant_remoting::code::response;
-use sextant_store::config::load_bytes;
+use sextant_store::config::load_bytes_in;
 
 use crate::broker::{Answer, Broker, lock, ok, reply};
 
@@ -37,7 +37,7 @@ impl Broker {
     /// table).
     pub(crate) fn all_delay_offsets(&self, req: &RemotingCommand) -> Answer {
         let path = self.delay_offset_path();
-        let cursors = match load_bytes(&path) {
+        let cursors = match load_bytes_in(&*self.store.config().fs, &path) {
             Ok(Some(bytes)) => body::decode::<DelayOffsetBody>("delay offsets", &bytes)
                 .map_err(|e| reply(response::SYSTEM_ERROR, format!("{}: {e}", path.display())))?,
             Ok(None) => DelayOffsetBody::default(),
