@@ -38,6 +38,28 @@ mod schedule;
 mod stats;
 mod topics;
 
+/// The bodies of the cargo-fuzz targets that decode what the broker decodes itself (the
+/// subscription group bodies), as plain functions the tests replay.
+#[doc(hidden)]
+pub mod fuzz {
+    /// Decode an UPDATE_AND_CREATE_SUBSCRIPTIONGROUP body and a GET_ALL_SUBSCRIPTIONGROUP_CONFIG
+    /// answer from arbitrary bytes: neither may panic, and what decodes must go into a capped
+    /// table without panicking.
+    pub fn group_decode(data: &[u8]) {
+        use sextant_model::broker::tables::SubscriptionGroups;
+        if let Ok((name, group)) = crate::groups::decode_group(data) {
+            let mut t = SubscriptionGroups::new(4, true);
+            let _ = t.put(&name, group);
+        }
+        if let Ok((_, groups)) = crate::groups::decode_table(data) {
+            let mut t = SubscriptionGroups::new(groups.len().min(64), true);
+            for (name, g) in groups.iter().take(64) {
+                let _ = t.put(name, g.clone());
+            }
+        }
+    }
+}
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -222,14 +244,14 @@ pub async fn start_on(
     let channel_scan = CHANNEL_SCAN.min(Duration::from_millis(
         (config.channel_expired_timeout / 4).max(1),
     ));
-    // A master takes its slaves' HA connections on haListenPort (listenPort + 1 by default).
+    // A master takes its slaves' HA connections on haListenPort: the listen port + 1 by default
+    // (any free port when the listen port is 0).
     let ha_listener = if settings.role == BrokerRole::Slave {
         None
     } else {
-        let port = config.ha_listen_port.unwrap_or(if local_addr.port() == 0 {
-            0
-        } else {
-            local_addr.port().wrapping_add(1)
+        let port = config.ha_listen_port.unwrap_or(match config.listen_port {
+            0 => 0,
+            p => p.wrapping_add(1),
         });
         let ha = SocketAddr::new(local_addr.ip(), port);
         Some(

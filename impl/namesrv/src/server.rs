@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::state::{Channel, NameServer, error, lock};
 
-/// Connections served at once; the next waits for one to close before it is accepted.
+/// Connections served at once; one past it is closed at once.
 pub const MAX_CONNECTIONS: usize = 4096;
 
 /// Most answers written with one flush.
@@ -96,14 +96,6 @@ pub(crate) async fn accept<S: Service>(
 ) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let permit = tokio::select! {
-            biased;
-            _ = tasks.stop.cancelled() => break,
-            p = Arc::clone(&limit).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let accepted = tokio::select! {
             biased;
             _ = tasks.stop.cancelled() => break,
@@ -119,6 +111,13 @@ pub(crate) async fn accept<S: Service>(
                     _ = tokio::time::sleep(Duration::from_millis(10)) => continue,
                 }
             }
+        };
+        // Past the cap a connection is closed at once (as the broker's transport does), not
+        // left waiting in the backlog.
+        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+            tracing::debug!(%addr, "connection refused: {MAX_CONNECTIONS} open");
+            drop(stream);
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let channel = Channel {
