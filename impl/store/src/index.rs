@@ -523,6 +523,31 @@ struct IndexFile {
 }
 
 impl IndexFile {
+    fn entry(&self, slots: u32, n: i32) -> Result<IndexEntry, Error> {
+        let mut b = [0u8; INDEX_ENTRY_SIZE];
+        self.file
+            .read_exact_at(&mut b, entry_pos(slots, n as u32))
+            .map_err(io(&self.path))?;
+        Ok(IndexEntry::decode(&b))
+    }
+}
+
+/// The index files as [`IndexStore::view`] took them: lookups read them without the store's
+/// lock (a file deleted meanwhile stays readable through its handle).
+pub(crate) struct IndexView {
+    files: Vec<FileView>,
+    slots: u32,
+    failed: Option<String>,
+}
+
+struct FileView {
+    path: PathBuf,
+    file: Arc<dyn StoreFile>,
+    header: IndexHeader,
+    slots: Option<Arc<[AtomicI32]>>,
+}
+
+impl FileView {
     fn slot(&self, b: u32) -> Result<i32, Error> {
         if let Some(s) = &self.slots {
             return Ok(s[b as usize].load(Ordering::Relaxed));
@@ -540,6 +565,47 @@ impl IndexFile {
             .read_exact_at(&mut b, entry_pos(slots, n as u32))
             .map_err(io(&self.path))?;
         Ok(IndexEntry::decode(&b))
+    }
+}
+
+impl IndexView {
+    /// The CommitLog offsets of records indexed under `key` in `topic` stored within
+    /// `begin..=end`, newest first, at most `limit` (see [`IndexStore::lookup`]).
+    pub(crate) fn lookup(
+        &self,
+        topic: &str,
+        key: &str,
+        begin: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<Vec<u64>, Error> {
+        if let Some(why) = &self.failed {
+            return Err(Error::Failed(format!("the message index stopped: {why}")));
+        }
+        let lookup = Lookup {
+            key_hash: key_hash(topic, key),
+            begin,
+            end,
+            limit,
+        };
+        let b = slot_of(lookup.key_hash, self.slots);
+        let mut out = Vec::new();
+        let mut budget = MAX_ENTRIES_READ;
+        for f in self.files.iter().rev() {
+            if out.len() >= limit || budget == 0 {
+                break;
+            }
+            if f.header.time_matched(begin, end) {
+                let head = f.slot(b)?;
+                collect_chain(&f.header, head, &lookup, &mut budget, &mut out, |n| {
+                    f.entry(self.slots, n)
+                })?;
+            }
+            if f.header.begin_timestamp < begin {
+                break;
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -983,34 +1049,26 @@ impl IndexStore {
         end: i64,
         limit: usize,
     ) -> Result<Vec<u64>, Error> {
-        if let Some(why) = &self.failed {
-            return Err(Error::Failed(format!("the message index stopped: {why}")));
+        self.view().lookup(topic, key, begin, end, limit)
+    }
+
+    /// The index files as they are now, to look up in with the store's lock released (the
+    /// files' handles, their headers as of now, the newest file's live slot table).
+    pub(crate) fn view(&self) -> IndexView {
+        IndexView {
+            files: self
+                .files
+                .iter()
+                .map(|f| FileView {
+                    path: f.path.clone(),
+                    file: Arc::clone(&f.file),
+                    header: f.header,
+                    slots: f.slots.clone(),
+                })
+                .collect(),
+            slots: self.config.max_hash_slots,
+            failed: self.failed.clone(),
         }
-        let lookup = Lookup {
-            key_hash: key_hash(topic, key),
-            begin,
-            end,
-            limit,
-        };
-        let slots = self.config.max_hash_slots;
-        let b = slot_of(lookup.key_hash, slots);
-        let mut out = Vec::new();
-        let mut budget = MAX_ENTRIES_READ;
-        for f in self.files.iter().rev() {
-            if out.len() >= limit || budget == 0 {
-                break;
-            }
-            if f.header.time_matched(begin, end) {
-                let head = f.slot(b)?;
-                collect_chain(&f.header, head, &lookup, &mut budget, &mut out, |n| {
-                    f.entry(slots, n)
-                })?;
-            }
-            if f.header.begin_timestamp < begin {
-                break;
-            }
-        }
-        Ok(out)
     }
 
     /// What makes the index durable as it is now (nothing once it stopped).

@@ -32,7 +32,7 @@
 //! One lock guards the log, the queues and the index; puts take it. Reads take it only to take
 //! handles — of the queue's files over the scan and of every CommitLog segment, each as written
 //! so far — and read the ConsumeQueue entries and copy the records with it released, so a pull
-//! of cold data does not hold up sends. A segment retention deletes meanwhile stays readable through its handle; an
+//! of cold data does not hold up sends; message-index queries read the index files the same way. A segment retention deletes meanwhile stays readable through its handle; an
 //! entry found pointing below the log's start (retention between deleting segments and moving
 //! the queues' min) is skipped, and a pull finding only such answers OFFSET_TOO_SMALL.
 //!
@@ -719,18 +719,27 @@ impl MessageStore {
         let mut limit = max_num.min(MAX_QUERY_CANDIDATES);
         'widen: while found.len() < max_num {
             // The same walk with a higher limit: the first `checked` are the same offsets.
-            // The lock for the index and the segments; the records are read without it.
-            let (n, candidates) = {
+            // The lock only for handles of the index files and the segments; the index and
+            // the records are read without it.
+            let (index, segs) = {
                 let inner = lock(&self.shared.inner);
-                let all = inner.index.lookup(topic, key, begin, end, limit)?;
-                let new: Vec<(u64, Option<SegmentRef>)> = all
-                    .get(checked..)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|&o| (o, inner.log.segment_at(o).ok()))
-                    .collect();
-                (all.len(), new)
+                (inner.index.view(), inner.log.segment_refs())
             };
+            let all = index.lookup(topic, key, begin, end, limit)?;
+            let n = all.len();
+            let candidates: Vec<(u64, Option<&SegmentRef>)> = all
+                .get(checked..)
+                .unwrap_or_default()
+                .iter()
+                .map(|&o| {
+                    let seg = segs
+                        .partition_point(|s| s.start() <= o)
+                        .checked_sub(1)
+                        .map(|i| &segs[i])
+                        .filter(|s| s.holds(o));
+                    (o, seg)
+                })
+                .collect();
             for (offset, seg) in candidates {
                 if found.len() >= max_num || read >= MAX_QUERY_READ {
                     break 'widen;

@@ -1,6 +1,7 @@
-//! Pulls read the CommitLog and the ConsumeQueues without the store's lock: a put goes through
-//! while a pull is stuck in a disk read. A file system whose CommitLog (or ConsumeQueue) reads
-//! wait at a gate holds a pull inside its read; a put must finish meanwhile. The old locking
+//! Pulls read the CommitLog and the ConsumeQueues, and queries the message index, without the
+//! store's lock: a put goes through while a pull or a query is stuck in a disk read. A file
+//! system whose CommitLog (or ConsumeQueue, or index) reads wait at a gate holds a reader inside
+//! its read; a put must finish meanwhile. The old locking
 //! (reads under the lock, kept as `bench_reads_under_lock` for the benchmark) fails the same
 //! check — the put waits for the pull — which the test asserts too.
 
@@ -122,6 +123,10 @@ impl Fs for GateFs {
 fn put_one(store: &MessageStore, n: u8) {
     let host: SocketAddr = "127.0.0.1:10911".parse().expect("addr");
     let body = [n; 64];
+    let props = sextant_remoting::message::encode_properties([(
+        sextant_remoting::message::property::KEYS,
+        "k",
+    )]);
     let msg = MessageView {
         queue_id: 0,
         flag: 0,
@@ -137,16 +142,27 @@ fn put_one(store: &MessageStore, n: u8) {
         body_crc: 0,
         body: &body,
         topic: "T",
-        properties: "",
+        properties: &props,
     };
     store.put(&mut [Put { msg, tags_code: 0 }]).expect("put");
 }
 
-/// Whether a put finishes within `wait` while a pull is held inside its CommitLog read.
+/// Whether a put finishes within `wait` while a pull (or, `query`, a message-index query) is
+/// held inside a gated read.
 fn put_during_a_stuck_pull(store: &MessageStore, gate: &Gate, wait: Duration) -> bool {
+    put_during_a_stuck_read(store, gate, wait, false)
+}
+
+fn put_during_a_stuck_read(store: &MessageStore, gate: &Gate, wait: Duration, query: bool) -> bool {
     std::thread::scope(|s| {
         gate.set_closed(true);
-        let pull = s.spawn(|| {
+        let read = s.spawn(|| {
+            if query {
+                return store
+                    .query_message("T", "k", 8, 0, i64::MAX)
+                    .expect("query")
+                    .count;
+            }
             let get = Get {
                 topic: "T",
                 queue_id: 0,
@@ -165,7 +181,7 @@ fn put_during_a_stuck_pull(store: &MessageStore, gate: &Gate, wait: Duration) ->
         });
         let done = rx.recv_timeout(wait).is_ok();
         gate.set_closed(false);
-        assert_eq!(pull.join().expect("pull"), 8);
+        assert_eq!(read.join().expect("reader"), 8);
         done
     })
 }
@@ -204,4 +220,23 @@ fn a_put_goes_through_while_a_pull_waits_for_the_commitlog() {
 #[test]
 fn a_put_goes_through_while_a_pull_waits_for_a_consumequeue() {
     a_put_goes_through_while_a_pull_waits_for("consumequeue");
+}
+
+#[test]
+fn a_put_goes_through_while_a_query_waits_for_the_index() {
+    let gate = Arc::new(Gate::default());
+    let mut config = StoreConfig::new("/s");
+    config.fs = Arc::new(GateFs {
+        fs: SimFs::new().shared(),
+        gate: Arc::clone(&gate),
+        gated: "index",
+    });
+    let (store, _) = MessageStore::open(config).expect("open");
+    for n in 0..8 {
+        put_one(&store, n);
+    }
+    assert!(
+        put_during_a_stuck_read(&store, &gate, Duration::from_secs(10), true),
+        "the put waited for the query's index read"
+    );
 }
