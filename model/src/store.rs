@@ -362,11 +362,6 @@ pub fn first_at_or_above<E>(
     Ok(lo)
 }
 
-/// The hour of the day (UTC) at `now_ms`, for [`CleanInput::hour_of_day`] when the broker
-/// keeps UTC (RocketMQ uses the JVM's local time zone).
-pub fn utc_hour(now_ms: i64) -> u32 {
-    (now_ms.div_euclid(3_600_000).rem_euclid(24)) as u32
-}
 
 #[cfg(test)]
 mod tests {
@@ -583,7 +578,5 @@ mod tests {
         assert_eq!(Retention::parse_delete_when("04"), Some(vec![4]));
         assert_eq!(Retention::parse_delete_when("04;05"), Some(vec![4, 5]));
         assert_eq!(Retention::parse_delete_when("24"), None);
-        assert_eq!(utc_hour(4 * H + 5), 4);
-        assert_eq!(utc_hour(-1), 23);
     }
 }

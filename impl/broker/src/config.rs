@@ -112,8 +112,8 @@ pub struct BrokerConfig {
     pub split_registration_size: usize,
     /// `fileReservedTime`: hours a CommitLog segment is kept after its newest message.
     pub file_reserved_time: u64,
-    /// `deleteWhen`: the hours (UTC here; RocketMQ uses the local time) at which expired
-    /// segments are deleted, e.g. "04" or "04;05".
+    /// `deleteWhen`: the hours of the local day (as RocketMQ: `TZ`, else `/etc/localtime`) at
+    /// which expired segments are deleted, e.g. "04" or "04;05".
     pub delete_when: String,
     /// `diskMaxUsedSpaceRatio`: percent of the disk above which expired segments are deleted
     /// at any hour.

@@ -344,7 +344,8 @@ pub async fn start_on(
         let broker = Arc::clone(&broker);
         move || {
             let now = wall_ms();
-            let hour = sextant_model::store::utc_hour(now);
+            // RocketMQ's deleteWhen hours are local time (TZ, /etc/localtime).
+            let hour = chrono::Timelike::hour(&chrono::Local::now());
             match broker.store().clean(now, hour) {
                 Ok(r) if !r.segments_deleted.is_empty() => tracing::info!(
                     segments = r.segments_deleted.len(),

@@ -32,7 +32,8 @@
 //! One lock guards the log, the queues and the index; puts take it. Reads take it only to take
 //! handles — of the queue's files over the scan and of every CommitLog segment, each as written
 //! so far — and read the ConsumeQueue entries and copy the records with it released, so a pull
-//! of cold data does not hold up sends; message-index queries read the index files the same way. A segment retention deletes meanwhile stays readable through its handle; an
+//! of cold data does not hold up sends; message-index queries read the index files the same
+//! way. A segment retention deletes meanwhile stays readable through its handle; an
 //! entry found pointing below the log's start (retention between deleting segments and moving
 //! the queues' min) is skipped, and a pull finding only such answers OFFSET_TOO_SMALL.
 //!
