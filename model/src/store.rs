@@ -362,7 +362,6 @@ pub fn first_at_or_above<E>(
     Ok(lo)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
