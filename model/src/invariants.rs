@@ -10,6 +10,7 @@ use std::fmt;
 
 use crate::consumer::GroupView;
 use crate::namesrv::RouteTable;
+use crate::producer::TopicPublishInfo;
 use crate::route::{MessageQueue, TopicRouteData};
 
 /// A broken invariant: its name (as in design.md) and what was observed.
@@ -30,6 +31,16 @@ fn violation(name: &'static str, detail: String) -> Result<(), Violation> {
 /// every queue entry has its broker entry. (That a group has at most one master, id
 /// [`crate::route::MASTER_ID`], holds by construction: addresses are keyed by id.)
 pub fn route_integrity(table: &RouteTable, route: &TopicRouteData) -> Result<(), Violation> {
+    route_integrity_with(route, |cluster, addr| table.is_live(cluster, addr))
+}
+
+/// [`route_integrity`] against any view of liveness: `is_live(cluster, addr)` says whether the
+/// NameServer has that broker registered and unexpired (the trace checker's view, rebuilt from
+/// what the NameServer recorded).
+pub fn route_integrity_with(
+    route: &TopicRouteData,
+    is_live: impl Fn(&str, &str) -> bool,
+) -> Result<(), Violation> {
     const NAME: &str = "route_integrity";
     for qd in &route.queue_datas {
         if route.broker(&qd.broker_name).is_none() {
@@ -41,7 +52,7 @@ pub fn route_integrity(table: &RouteTable, route: &TopicRouteData) -> Result<(),
     }
     for b in &route.broker_datas {
         for (id, addr) in &b.broker_addrs {
-            if !table.is_live(&b.cluster, addr) {
+            if !is_live(&b.cluster, addr) {
                 return violation(
                     NAME,
                     format!(
@@ -67,18 +78,54 @@ pub fn expiry_bounded(
         let Some(route) = table.route(&topic) else {
             continue;
         };
-        for b in &route.broker_datas {
-            for addr in b.broker_addrs.values() {
-                if let Some(seen) = last_seen.get(addr)
-                    && now.saturating_sub(*seen) > bound
-                {
-                    return violation(
-                        "expiry_bounded",
-                        format!("{addr} silent since {seen} still routed for {topic} at {now}"),
-                    );
-                }
+        route_expiry_bounded(&topic, &route, last_seen, bound, now)?;
+    }
+    Ok(())
+}
+
+/// [`expiry_bounded`] for one route `topic`'s NameServer answered at `now`.
+pub fn route_expiry_bounded(
+    topic: &str,
+    route: &TopicRouteData,
+    last_seen: &BTreeMap<String, u64>,
+    bound: u64,
+    now: u64,
+) -> Result<(), Violation> {
+    for b in &route.broker_datas {
+        for addr in b.broker_addrs.values() {
+            if let Some(seen) = last_seen.get(addr)
+                && now.saturating_sub(*seen) > bound
+            {
+                return violation(
+                    "expiry_bounded",
+                    format!("{addr} silent since {seen} still routed for {topic} at {now}"),
+                );
             }
         }
+    }
+    Ok(())
+}
+
+/// `no_send_to_expired_broker` for one attempt: it targets a broker group with write queues in
+/// `held`, the publish info the producer chose from, and a retry (`retry_after`: the group
+/// the previous attempt went to) does not target that group again while `held` has another.
+pub fn no_send_to_expired_broker(
+    held: &TopicPublishInfo,
+    target: &str,
+    retry_after: Option<&str>,
+) -> Result<(), Violation> {
+    const NAME: &str = "no_send_to_expired_broker";
+    if held.write_queue_nums(target) == 0 {
+        return violation(
+            NAME,
+            format!("sent to {target}, which the route held lacks"),
+        );
+    }
+    if retry_after == Some(target) && held.brokers().any(|b| b != target) {
+        return violation(
+            NAME,
+            format!("retried {target}, which just failed, while another broker was writable"),
+        );
     }
     Ok(())
 }
@@ -117,19 +164,58 @@ pub fn queue_owned_once(
 /// `acked_not_lost`: every acknowledged message (`acked`, any ids) is in `readable`, the log
 /// consumers read now (the master's, or its slave's while the master is down). `None` means no
 /// copy is up: nothing can be read, and nothing is judged until one comes back.
-pub fn acked_not_lost<T: Ord + fmt::Debug>(
+pub fn acked_not_lost<T: Ord + fmt::Debug, L: Readable<T> + ?Sized>(
     acked: &BTreeSet<T>,
-    readable: Option<&[T]>,
+    readable: Option<&L>,
 ) -> Result<(), Violation> {
     let Some(log) = readable else {
         return Ok(());
     };
-    match acked.iter().find(|m| !log.contains(m)) {
+    match acked.iter().find(|m| !log.holds(m)) {
         Some(m) => violation(
             "acked_not_lost",
-            format!("{m:?} was acknowledged but the readable log is {log:?}"),
+            format!(
+                "{m:?} was acknowledged but the readable log is {}",
+                log.summary()
+            ),
         ),
         None => Ok(()),
+    }
+}
+
+/// What [`acked_not_lost`] reads messages from: a log (the models' small slices) or a set (the
+/// trace checker's thousands of consumed ids).
+pub trait Readable<T> {
+    /// Whether `m` can be read.
+    fn holds(&self, m: &T) -> bool;
+    /// What a violation shows of it.
+    fn summary(&self) -> String;
+}
+
+impl<T: PartialEq + fmt::Debug> Readable<T> for [T] {
+    fn holds(&self, m: &T) -> bool {
+        self.contains(m)
+    }
+    fn summary(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+impl<T: PartialEq + fmt::Debug> Readable<T> for Vec<T> {
+    fn holds(&self, m: &T) -> bool {
+        self.contains(m)
+    }
+    fn summary(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+impl<T: Ord> Readable<T> for BTreeSet<T> {
+    fn holds(&self, m: &T) -> bool {
+        self.contains(m)
+    }
+    fn summary(&self) -> String {
+        format!("{} messages", self.len())
     }
 }
 
@@ -248,7 +334,7 @@ mod tests {
     fn acked_not_lost_flags_a_missing_ack() {
         let acked = BTreeSet::from([1, 2]);
         assert_eq!(acked_not_lost(&acked, Some(&[1, 2, 3][..])), Ok(()));
-        assert_eq!(acked_not_lost(&acked, None), Ok(()));
+        assert_eq!(acked_not_lost(&acked, None::<&[i32]>), Ok(()));
         let err = acked_not_lost(&acked, Some(&[1][..])).unwrap_err();
         assert_eq!(err.name, "acked_not_lost");
         assert!(err.detail.contains('2'), "{err}");

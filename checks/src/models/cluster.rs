@@ -36,7 +36,8 @@ use std::sync::Arc;
 use sextant_model::Millis;
 use sextant_model::consumer::{AllocateStrategy, GroupView, ProcessQueue, RebalancePlan};
 use sextant_model::invariants::{
-    acked_not_lost, offset_not_past_unconsumed, queue_owned_once, route_integrity,
+    acked_not_lost, no_send_to_expired_broker, offset_not_past_unconsumed, queue_owned_once,
+    route_integrity,
 };
 use sextant_model::namesrv::{BrokerRegistration, NamesrvConfig, RouteTable, TopicConfig};
 use sextant_model::producer::{
@@ -230,10 +231,10 @@ pub struct ClusterConsumer {
 /// What the last send attempt did.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Attempt {
-    /// The group targeted was in the producer's route.
-    pub in_route: bool,
-    /// It retried the group that just failed although another writable one was in the route.
-    pub same_after_failure: bool,
+    /// `sextant_model::invariants::no_send_to_expired_broker` allowed it: the group targeted
+    /// was in the producer's route, and it did not retry the group that just failed while
+    /// another writable one was in the route.
+    pub allowed: bool,
     /// It wrote to a slave.
     pub to_slave: bool,
     /// The target was dead.
@@ -704,12 +705,14 @@ impl Model for ClusterModel {
                     .broker(&mq.broker_name)
                     .and_then(|b| b.master_addr())?;
                 let target = self.procs.iter().position(|p| p.2 == addr)?;
-                let other_writable = info.brokers().any(|b| Some(b) != retry_after.as_deref());
                 let dead = !s.procs[target].alive;
                 s.last_attempt = Some(self::Attempt {
-                    in_route: info.write_queue_nums(&mq.broker_name) > 0,
-                    same_after_failure: retry_after.as_deref() == Some(&*mq.broker_name)
-                        && other_writable,
+                    allowed: no_send_to_expired_broker(
+                        &info,
+                        &mq.broker_name,
+                        retry_after.as_deref(),
+                    )
+                    .is_ok(),
                     to_slave: self.procs[target].1 != MASTER_ID,
                     target_dead: dead,
                 });
@@ -931,9 +934,7 @@ impl Model for ClusterModel {
                 )
             }),
             Property::always("no_send_to_expired_broker", |_: &Self, s: &ClusterState| {
-                s.last_attempt
-                    .as_ref()
-                    .is_none_or(|a| a.in_route && !a.same_after_failure)
+                s.last_attempt.as_ref().is_none_or(|a| a.allowed)
             }),
             Property::always("slave_read_only", |_: &Self, s: &ClusterState| {
                 s.last_attempt.as_ref().is_none_or(|a| !a.to_slave)

@@ -32,7 +32,7 @@
 //!   still lists — the window between a crash and the next route refresh after expiry.
 
 use sextant_model::Millis;
-use sextant_model::invariants::route_integrity;
+use sextant_model::invariants::{no_send_to_expired_broker, route_integrity};
 use sextant_model::namesrv::{BrokerRegistration, NamesrvConfig, RouteTable, TopicConfig};
 use sextant_model::producer::{
     AttemptOutcome, FaultStrategy, SendAttempts, SendIndex, SendPolicy, SendStep, TopicPublishInfo,
@@ -204,6 +204,8 @@ pub struct AttemptRecord {
     pub retry_after: Option<String>,
     /// Whether another writable group than `retry_after` was in the route.
     pub other_writable: bool,
+    /// Whether `sextant_model::invariants::no_send_to_expired_broker` allowed the attempt.
+    pub allowed: bool,
     /// Whether the target had crashed.
     pub target_dead: bool,
     /// How long the target had been silent (since its last registration), in ms.
@@ -414,7 +416,11 @@ impl Model for RoutingModel {
                 let target = self.process_at(addr)?;
                 let dead = !s.alive[target];
                 let other_writable = info.brokers().any(|b| Some(b) != retry_after.as_deref());
+                let allowed =
+                    no_send_to_expired_broker(&info, &mq.broker_name, retry_after.as_deref())
+                        .is_ok();
                 s.last_attempt = Some(AttemptRecord {
+                    allowed,
                     group: mq.broker_name.to_string(),
                     addr: addr.to_owned(),
                     in_route: info.write_queue_nums(&mq.broker_name) > 0,
@@ -523,10 +529,7 @@ impl Model for RoutingModel {
                 )
             }),
             Property::always("no_send_to_expired_broker", |_: &Self, s: &RoutingState| {
-                s.last_attempt.as_ref().is_none_or(|a| {
-                    a.in_route
-                        && !(a.retry_after.as_deref() == Some(a.group.as_str()) && a.other_writable)
-                })
+                s.last_attempt.as_ref().is_none_or(|a| a.allowed)
             }),
             Property::always("slave_read_only", |m: &Self, s: &RoutingState| {
                 s.last_attempt.as_ref().is_none_or(|a| {
