@@ -132,9 +132,23 @@ pub struct Broker {
     /// The physical memory `accessMessageInMemoryMaxRatio` is a share of (bytes; settable for
     /// tests).
     pub(crate) physical_memory: AtomicU64,
+    /// Where events are recorded (set once, by [`crate::start_traced`]; off when unset).
+    pub(crate) tracer: std::sync::OnceLock<sextant_trace::Tracer>,
 }
 
 impl Broker {
+    /// Record events to `tracer` from now on (the first call wins).
+    pub fn set_tracer(&self, tracer: sextant_trace::Tracer) {
+        let _ = self.tracer.set(tracer);
+    }
+
+    /// Record the event `f` builds, if tracing is on.
+    pub(crate) fn trace(&self, f: impl FnOnce() -> sextant_trace::Event) {
+        if let Some(t) = self.tracer.get() {
+            t.emit(f);
+        }
+    }
+
     pub(crate) fn new(
         config: BrokerConfig,
         settings: Settings,
@@ -199,6 +213,7 @@ impl Broker {
             master: watch::Sender::new(None),
             ha: crate::ha::HaState::default(),
             physical_memory: AtomicU64::new(total_physical_memory()),
+            tracer: std::sync::OnceLock::new(),
         })
     }
 

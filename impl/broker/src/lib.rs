@@ -26,6 +26,8 @@
 //! `sextant_model`'s (`broker` and `store` modules). This crate owns the sockets, the timers and
 //! the files (through `sextant_store`).
 
+pub use sextant_trace::Tracer;
+
 mod broker;
 pub mod config;
 mod groups;
@@ -212,6 +214,17 @@ where
 /// Open the store, listen, register with the NameServers and serve until [`Running::shutdown`].
 pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
     start_on(config, sextant_store::fs::real()).await
+}
+
+/// [`start`], recording events to `tracer`'s sink under the node name `broker@ADDR` (ADDR the
+/// address it advertises).
+pub async fn start_traced(config: BrokerConfig, tracer: Tracer) -> Result<Running, Error> {
+    let running = start(config).await?;
+    if tracer.node().is_some() {
+        let node = format!("broker@{}", running.local_addr);
+        running.broker.set_tracer(tracer.for_node(node));
+    }
+    Ok(running)
 }
 
 /// [`start`] with every file (the store and the broker's config files) on the file system

@@ -95,6 +95,20 @@ impl Broker {
             result.stored.len() as u64,
             result.stored.iter().map(|s| u64::from(s.size)).sum(),
         );
+        if self.tracer.get().is_some_and(|t| t.is_on()) {
+            for (p, st) in puts.iter().zip(&result.stored) {
+                self.trace(|| sextant_trace::Event::Stored {
+                    queue: sextant_trace::Queue {
+                        topic: p.msg.topic.to_owned(),
+                        broker: self.config.broker_name.clone(),
+                        id: p.msg.queue_id as u32,
+                    },
+                    offset: st.queue_offset,
+                    msg_id: message::property_of(p.msg.properties, property::UNIQ_KEY)
+                        .map(str::to_owned),
+                });
+            }
+        }
         self.notify_arrivals(
             puts.iter()
                 .zip(&result.stored)

@@ -103,7 +103,7 @@ impl Args {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let config = args.broker_config()?;
     tokio::runtime::Runtime::new()?.block_on(async {
-        let running = sextant_broker::start(config).await?;
+        let running = sextant_broker::start_traced(config, crate::tracer()).await?;
         eprintln!("broker listening on {}", running.local_addr);
         shutdown_signal().await;
         tracing::info!("stopping");
@@ -169,12 +169,12 @@ impl StandaloneArgs {
 /// Run `sextant standalone` until Ctrl-C or SIGTERM.
 pub fn run_standalone(args: &StandaloneArgs) -> anyhow::Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async {
-        let ns = sextant_namesrv::start(args.namesrv_listen, NamesrvConfig::default()).await?;
+        let ns = sextant_namesrv::start_traced(args.namesrv_listen, NamesrvConfig::default(), crate::tracer()).await?;
         let mut master = Some(start_master(args, ns.local_addr).await?);
         let slave = match args.with_slave {
             false => None,
             true => {
-                let slave = sextant_broker::start(args.slave_config(ns.local_addr)).await?;
+                let slave = sextant_broker::start_traced(args.slave_config(ns.local_addr), crate::tracer()).await?;
                 slave.register_now().await;
                 Some(slave)
             }
@@ -235,7 +235,7 @@ async fn start_master(
     args: &StandaloneArgs,
     namesrv: SocketAddr,
 ) -> anyhow::Result<sextant_broker::Running> {
-    let broker = sextant_broker::start(args.master_config(namesrv)).await?;
+    let broker = sextant_broker::start_traced(args.master_config(namesrv), crate::tracer()).await?;
     // Register at once so that routes exist before the first client asks.
     broker.register_now().await;
     Ok(broker)

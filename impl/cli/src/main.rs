@@ -27,6 +27,7 @@ mod namesrv;
 mod produce;
 mod select;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// Sextant: a model-checked reference of RocketMQ-style routing, balancing and failover.
@@ -35,6 +36,17 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Record trace events (JSON lines, appended) of the servers and clients this command runs;
+    /// `sextant check --trace FILE` judges them.
+    #[arg(long, global = true, value_name = "FILE", env = sextant_trace::ENV_VAR)]
+    trace_file: Option<std::path::PathBuf>,
+}
+
+static TRACER: std::sync::OnceLock<sextant_trace::Tracer> = std::sync::OnceLock::new();
+
+/// The tracer of this process: off unless `--trace-file` or `SEXTANT_TRACE` names a file.
+pub(crate) fn tracer() -> sextant_trace::Tracer {
+    TRACER.get().cloned().unwrap_or_default()
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +98,15 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Some(path) = cli
+        .trace_file
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        let sink = sextant_trace::Sink::file(path)
+            .with_context(|| format!("opening the trace file {}", path.display()))?;
+        let _ = TRACER.set(sink.tracer(format!("sextant-{}", std::process::id())));
+    }
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Check(args) => {

@@ -30,7 +30,7 @@ pub async fn serve(
         scan_interval: args.scan_interval_ms,
         ..Default::default()
     };
-    let running = sextant_namesrv::start(args.listen, config).await?;
+    let running = sextant_namesrv::start_traced(args.listen, config, crate::tracer()).await?;
     ready(running.local_addr);
     stop.await;
     tracing::info!("stopping");

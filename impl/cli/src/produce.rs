@@ -65,6 +65,7 @@ pub fn run_produce(args: &ProduceArgs, out: &mut impl Write) -> anyhow::Result<b
         let producer = Producer::builder()
             .producer_group(args.group.clone())
             .namesrv_addr(args.ns.namesrv.clone())
+            .trace(crate::tracer())
             .start()
             .await
             .context("starting the producer")?;
@@ -182,6 +183,7 @@ pub fn run_consume(args: &ConsumeArgs, out: &mut impl Write) -> anyhow::Result<b
         let consumer = PushConsumer::builder()
             .consumer_group(args.group.clone())
             .namesrv_addr(args.ns.namesrv.clone())
+            .trace(crate::tracer())
             .consume_from_where(from)
             .orderly(args.orderly)
             .subscribe(args.topic.clone(), args.tag.clone())

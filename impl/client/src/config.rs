@@ -33,6 +33,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// `pullTimeDelayMillsWhenException` (1 s): how long a failed pull waits.
     pub pull_time_delay_when_exception: Duration,
+    /// Where the instance records its events (off by default); it records under its client id.
+    pub trace: sextant_trace::Tracer,
 }
 
 impl Default for ClientConfig {
@@ -48,6 +50,7 @@ impl Default for ClientConfig {
             mq_client_api_timeout: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(3),
             pull_time_delay_when_exception: Duration::from_secs(1),
+            trace: sextant_trace::Tracer::off(),
         }
     }
 }

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
@@ -31,6 +31,7 @@ use sextant_remoting::ext::CommandHeader;
 use sextant_remoting::header::ConsumerGroupHeader;
 use sextant_remoting::transport::{Connection, TransportError};
 use sextant_remoting::{FrameCodec, RemotingCommand};
+use sextant_trace::{Event, Route as TraceRoute, Tracer};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -62,6 +63,9 @@ pub(crate) struct RouteEntry {
     pub publish: Arc<TopicPublishInfo>,
     /// Built from TBW102's route because the NameServers did not know the topic yet.
     pub from_default: bool,
+    /// Which route this is (the instance numbers the routes it takes: 1, 2, …), so a trace
+    /// says which route a send chose from.
+    pub version: u64,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Connection>>>;
@@ -82,6 +86,9 @@ pub(crate) struct Inner {
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     users: AtomicUsize,
+    route_versions: AtomicU64,
+    /// The configured tracer, for this instance's node (its client id).
+    pub tracer: Tracer,
 }
 
 /// A client instance: connections, routes and heartbeats shared by producers and consumers.
@@ -145,7 +152,10 @@ impl ClientInstance {
         };
         let start_index = salt as usize % namesrvs.len();
         let (stop, _) = watch::channel(false);
+        let tracer = config.trace.for_node(client_id.clone());
         let inner = Arc::new(Inner {
+            tracer,
+            route_versions: AtomicU64::new(0),
             ids: UniqIdGenerator::new(ip, salt),
             client_id,
             namesrvs,
@@ -453,12 +463,21 @@ impl ClientInstance {
         }
         let publish = Arc::new(TopicPublishInfo::from_route(topic, &fresh));
         let route = Arc::new(fresh);
+        let version = self.inner.route_versions.fetch_add(1, Ordering::Relaxed) + 1;
+        // Recorded under the routes' lock: a send that chose from this route comes after it.
+        self.inner.tracer.emit(|| Event::RouteRefreshed {
+            topic: topic.to_owned(),
+            route: TraceRoute::from(&*route),
+            from_default,
+            version,
+        });
         routes.insert(
             topic.to_owned(),
             RouteEntry {
                 route: route.clone(),
                 publish,
                 from_default,
+                version,
             },
         );
         drop(routes);
@@ -481,15 +500,24 @@ impl ClientInstance {
         topic: &str,
         default_topic_queue_nums: u32,
     ) -> Result<Arc<TopicPublishInfo>> {
+        Ok(self.publish_entry(topic, default_topic_queue_nums).await?.0)
+    }
+
+    /// [`ClientInstance::publish_info`] with the version of the route it came from.
+    pub(crate) async fn publish_entry(
+        &self,
+        topic: &str,
+        default_topic_queue_nums: u32,
+    ) -> Result<(Arc<TopicPublishInfo>, u64)> {
         let held = self
             .inner
             .routes
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(topic)
-            .map(|e| e.publish.clone());
+            .map(|e| (e.publish.clone(), e.version));
         if let Some(p) = held
-            && p.ok()
+            && p.0.ok()
         {
             return Ok(p);
         }
@@ -497,7 +525,7 @@ impl ClientInstance {
             && let Some(e) = self.route_entry(topic)
         {
             if e.publish.ok() {
-                return Ok(e.publish);
+                return Ok((e.publish, e.version));
             }
             // The NameServers know the topic, but none of its brokers has a master now.
             let brokers = TopicPublishInfo::masterless(&e.route);
@@ -521,7 +549,7 @@ impl ClientInstance {
             if let Some(e) = self.route_entry(topic)
                 && e.publish.ok()
             {
-                return Ok(e.publish);
+                return Ok((e.publish, e.version));
             }
         }
         Err(Error::NoRoute {

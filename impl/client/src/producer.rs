@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -29,6 +30,7 @@ use sextant_remoting::message::{
 };
 use sextant_remoting::transport::TransportError;
 use sextant_remoting::{ExtFields, RemotingCommand};
+use sextant_trace::{Event, SendOutcome};
 use tokio::sync::Semaphore;
 
 use crate::api::send_response;
@@ -64,6 +66,10 @@ pub struct ProducerConfig {
     pub back_pressure_for_async_send_num: usize,
     /// `backPressureForAsyncSendSize` (100 MiB): body bytes in flight before `send_async` waits.
     pub back_pressure_for_async_send_size: usize,
+    /// Test-only, deliberately broken: every retry starts a fresh selection, forgetting the
+    /// broker that just failed. The conformance checks must catch it.
+    #[doc(hidden)]
+    pub broken_retry_same_broker: bool,
 }
 
 impl Default for ProducerConfig {
@@ -81,6 +87,7 @@ impl Default for ProducerConfig {
             default_topic_queue_nums: 4,
             back_pressure_for_async_send_num: 1024,
             back_pressure_for_async_send_size: 100 * 1024 * 1024,
+            broken_retry_same_broker: false,
         }
     }
 }
@@ -109,6 +116,8 @@ impl ProducerBuilder {
         producer_group: impl Into<String> => config.producer_group);
     setter!(/// `namesrvAddr` (`host:port;host:port`).
         namesrv_addr: impl Into<String> => client.namesrv_addr);
+    setter!(/// Where the client records trace events (off by default).
+        trace: sextant_trace::Tracer => client.trace);
     setter!(/// `instanceName`.
         instance_name: impl Into<String> => client.instance_name);
     setter!(/// `sendMsgTimeout`.
@@ -133,6 +142,8 @@ impl ProducerBuilder {
         back_pressure_for_async_send_num: usize => config.back_pressure_for_async_send_num);
     setter!(/// `backPressureForAsyncSendSize`.
         back_pressure_for_async_send_size: usize => config.back_pressure_for_async_send_size);
+    setter!(#[doc(hidden)] /// Test-only: break the retry rule on purpose (see the field).
+        broken_retry_same_broker: bool => config.broken_retry_same_broker);
 
     /// The whole client configuration (timers, client IP, ...).
     pub fn client_config(mut self, c: ClientConfig) -> Self {
@@ -177,6 +188,7 @@ impl ProducerBuilder {
             window,
             bytes,
             bytes_capacity,
+            sends: AtomicU64::new(0),
             config: c,
         });
         inner.instance.heartbeat_all().await;
@@ -191,6 +203,8 @@ struct Inner {
     window: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
     bytes_capacity: usize,
+    /// Sends numbered for the trace.
+    sends: AtomicU64,
 }
 
 /// A producer. Cheap to clone; every clone shares the connections, routes and fault items.
@@ -252,6 +266,52 @@ impl AttemptError {
             ),
             AttemptError::NoAddress => "no master address".into(),
         }
+    }
+}
+
+/// The trace record of one attempt.
+#[allow(clippy::too_many_arguments)]
+fn trace_attempt(
+    producer: &Producer,
+    p: &Prepared,
+    mq: &MessageQueue,
+    result: &std::result::Result<SendResult, AttemptError>,
+    send: u64,
+    attempt: u32,
+    route_version: u64,
+    elapsed: Duration,
+    chosen: bool,
+) -> Event {
+    let (outcome, offset, code) = match result {
+        Ok(r) if r.status == SendStatus::SendOk => (SendOutcome::Ok, Some(r.queue_offset), None),
+        Ok(r) => (SendOutcome::NotStoreOk, Some(r.queue_offset), None),
+        Err(AttemptError::Broker { code, .. }) => (SendOutcome::Refused, None, Some(*code)),
+        Err(AttemptError::Remote(Error::Remote {
+            source: TransportError::Timeout { .. },
+            ..
+        })) => (SendOutcome::Timeout, None, None),
+        Err(_) => (SendOutcome::Network, None, None),
+    };
+    let addr = match result {
+        Err(AttemptError::Broker { addr, .. }) => addr.clone(),
+        _ => producer
+            .inner
+            .instance
+            .master_addr(&mq.broker_name)
+            .unwrap_or_default(),
+    };
+    Event::SendAttempt {
+        group: producer.inner.config.producer_group.clone(),
+        send,
+        attempt,
+        msg_id: p.msg_id.clone(),
+        queue: mq.into(),
+        addr,
+        route_version: if chosen { 0 } else { route_version },
+        outcome,
+        offset,
+        code,
+        latency_us: elapsed.as_micros() as u64,
     }
 }
 
@@ -531,7 +591,16 @@ impl Producer {
         let instance = &self.inner.instance;
         let started = Instant::now();
         let budget = c.send_msg_timeout;
-        let info = self.publish_info(&p.topic).await?;
+        let (info, route_version) = instance
+            .publish_entry(&p.topic, c.default_topic_queue_nums)
+            .await?;
+        let tracer = &instance.inner.tracer;
+        let send_no = if tracer.is_on() {
+            self.inner.sends.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            0
+        };
+        let mut attempt_no = 0u32;
         let policy = SendPolicy {
             retry_times_when_send_failed: match target {
                 Target::Select { retries } => retries,
@@ -552,6 +621,10 @@ impl Producer {
                 Target::Select { .. } => {
                     let mut sel = lock(&self.inner.select);
                     let (strategy, index) = &mut *sel;
+                    if c.broken_retry_same_broker && attempt_no > 0 {
+                        // Broken on purpose: the failed broker is forgotten.
+                        attempts = SendAttempts::new(policy, instance.now());
+                    }
                     match attempts.next_target(&info, strategy, index, instance.now()) {
                         Ok(mq) => mq,
                         Err(ModelSendError::Timeout { .. }) => {
@@ -582,7 +655,22 @@ impl Producer {
             }
             let t0 = Instant::now();
             let result = self.attempt(p, &mq, remaining).await;
-            let latency = t0.elapsed().as_millis() as u64;
+            let elapsed = t0.elapsed();
+            let latency = elapsed.as_millis() as u64;
+            attempt_no += 1;
+            tracer.emit(|| {
+                trace_attempt(
+                    self,
+                    p,
+                    &mq,
+                    &result,
+                    send_no,
+                    attempt_no,
+                    route_version,
+                    elapsed,
+                    matches!(target, Target::Queue(_)),
+                )
+            });
             let (outcome, err) = match result {
                 Ok(r) if r.status == SendStatus::SendOk => (AttemptOutcome::Ok, Ok(r)),
                 Ok(r) => (AttemptOutcome::NotStoreOk, Ok(r)),

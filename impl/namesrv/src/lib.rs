@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use sextant_model::namesrv::NamesrvConfig;
 use sextant_remoting::transport::bind;
+pub use sextant_trace::Tracer;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -123,8 +124,23 @@ impl Drop for Running {
 /// Listen on `addr` and serve until [`Running::shutdown`]. The liveness scan runs every
 /// `config.scan_interval`.
 pub async fn start(addr: SocketAddr, config: NamesrvConfig) -> Result<Running, Error> {
+    start_traced(addr, config, Tracer::off()).await
+}
+
+/// [`start`], recording events to `tracer`'s sink under the node name `namesrv@ADDR` (ADDR the
+/// address it listens on).
+pub async fn start_traced(
+    addr: SocketAddr,
+    config: NamesrvConfig,
+    tracer: Tracer,
+) -> Result<Running, Error> {
     let server = Arc::new(NameServer::new(config));
-    start_with(addr, server).await
+    let running = start_with(addr, server).await?;
+    if tracer.node().is_some() {
+        let node = format!("namesrv@{}", running.local_addr);
+        running.server.set_tracer(tracer.for_node(node));
+    }
+    Ok(running)
 }
 
 /// [`start`] with a service other than the plain NameServer (tests wrap it).

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
 use sextant_model::Millis;
@@ -26,6 +26,7 @@ use sextant_remoting::header::{
     WipeWritePermResponseHeader,
 };
 use sextant_remoting::route::{KeyStyle, encode_route};
+use sextant_trace::{Event, Route, Tracer};
 
 /// Take `m`'s lock even if a thread panicked while holding it — the one policy of Sextant's
 /// servers (the broker's `lock`). A panic cannot leave the route table half-built in a way that
@@ -46,10 +47,13 @@ pub struct Channel {
     pub addr: SocketAddr,
 }
 
-/// The NameServer's state: the model's route table and the clock.
+/// The NameServer's state: the model's route table, the clock, and the tracer.
 pub struct NameServer {
     table: Mutex<RouteTable>,
     started: Instant,
+    /// Set once, when the server knows its address. Events are recorded under the table's
+    /// lock, so the trace orders them as the table saw them.
+    tracer: OnceLock<Tracer>,
 }
 
 impl NameServer {
@@ -58,6 +62,26 @@ impl NameServer {
         NameServer {
             table: Mutex::new(RouteTable::new(config)),
             started: Instant::now(),
+            tracer: OnceLock::new(),
+        }
+    }
+
+    /// Record events to `tracer` from now on (the first call wins) and record the start.
+    pub fn set_tracer(&self, tracer: Tracer) {
+        let table = lock(&self.table);
+        if self.tracer.set(tracer).is_ok() {
+            let c = table.config();
+            self.trace(|| Event::NamesrvStarted {
+                expiry: c.broker_expiry,
+                scan: c.scan_interval,
+                now: self.now(),
+            });
+        }
+    }
+
+    fn trace(&self, f: impl FnOnce() -> Event) {
+        if let Some(t) = self.tracer.get() {
+            t.emit(f);
         }
     }
 
@@ -81,10 +105,17 @@ impl NameServer {
     /// server to close, as RocketMQ's `scanNotActiveBroker` closes an expired broker's channel).
     pub fn scan(&self) -> Vec<Removed> {
         let now = self.now();
-        let removed = lock(&self.table).scan_expired(now);
+        let mut table = lock(&self.table);
+        let removed = table.scan_expired(now);
         for r in &removed {
             tracing::info!(broker = %r.broker.addr, cluster = %r.broker.cluster, "broker expired");
+            self.trace(|| Event::BrokerExpired {
+                cluster: r.broker.cluster.clone(),
+                addr: r.broker.addr.clone(),
+                now,
+            });
         }
+        drop(table);
         removed
     }
 
@@ -125,7 +156,15 @@ impl NameServer {
                 let cluster = req.ext("clusterName").unwrap_or_default();
                 let addr = req.ext("brokerAddr").unwrap_or_default();
                 let now = self.now();
-                lock(&self.table).heartbeat(cluster, addr, now);
+                let mut table = lock(&self.table);
+                let known = table.heartbeat(cluster, addr, now);
+                self.trace(|| Event::BrokerHeartbeat {
+                    cluster: cluster.to_owned(),
+                    addr: addr.to_owned(),
+                    known,
+                    now,
+                });
+                drop(table);
                 RemotingCommand::response_to(req, response::SUCCESS, None)
             }
             _ => return None,
@@ -134,10 +173,18 @@ impl NameServer {
 
     /// The connection `channel` closed: the brokers it owns leave at once (`onChannelDestroy`).
     pub fn closed(&self, channel: &Channel) {
-        let removed = lock(&self.table).connection_closed(channel.id);
+        let mut table = lock(&self.table);
+        let removed = table.connection_closed(channel.id);
+        let now = self.now();
         for r in removed {
             tracing::info!(broker = %r.broker.addr, peer = %channel.addr,
                 "broker connection closed; unregistered");
+            self.trace(|| Event::BrokerUnregistered {
+                cluster: r.broker.cluster.clone(),
+                addr: r.broker.addr.clone(),
+                why: "connection_closed".into(),
+                now,
+            });
         }
     }
 
@@ -192,6 +239,16 @@ impl NameServer {
         let now = self.now();
         let mut table = lock(&self.table);
         let result = table.register(&reg, now);
+        if result.is_ok() {
+            self.trace(|| Event::BrokerRegistered {
+                cluster: reg.cluster.clone(),
+                broker: reg.broker_name.clone(),
+                id: reg.broker_id,
+                addr: reg.broker_addr.clone(),
+                topics: reg.topic_configs.keys().cloned().collect(),
+                now,
+            });
+        }
         let order_confs = kv_table(table.order_topic_confs());
         drop(table);
         match result {
@@ -218,7 +275,15 @@ impl NameServer {
     fn unregister(&self, req: &RemotingCommand) -> RemotingCommand {
         match UnregisterBrokerRequestHeader::from_ext(&ext(req)) {
             Ok(h) => {
-                lock(&self.table).unregister(&h.cluster_name, &h.broker_addr, &h.broker_name);
+                let mut table = lock(&self.table);
+                table.unregister(&h.cluster_name, &h.broker_addr, &h.broker_name);
+                self.trace(|| Event::BrokerUnregistered {
+                    cluster: h.cluster_name.clone(),
+                    addr: h.broker_addr.clone(),
+                    why: "request".into(),
+                    now: self.now(),
+                });
+                drop(table);
                 RemotingCommand::response_to(req, response::SUCCESS, None)
             }
             Err(e) => error(req, response::SYSTEM_ERROR, e.to_string()),
@@ -230,7 +295,14 @@ impl NameServer {
             Ok(h) => h,
             Err(e) => return error(req, response::SYSTEM_ERROR, e.to_string()),
         };
-        let route = lock(&self.table).route(&header.topic);
+        let table = lock(&self.table);
+        let route = table.route(&header.topic);
+        self.trace(|| Event::RouteServed {
+            topic: header.topic.clone(),
+            route: route.as_ref().map(Route::from),
+            now: self.now(),
+        });
+        drop(table);
         match route {
             Some(route) => {
                 let style = KeyStyle::for_request(
@@ -293,6 +365,13 @@ impl NameServer {
             addr: header.broker_addr,
         };
         let current = table.live_brokers().get(&key).map(|l| l.data_version);
+        // QUERY_DATA_VERSION refreshes the broker's last contact, as a heartbeat does.
+        self.trace(|| Event::BrokerHeartbeat {
+            cluster: key.cluster.clone(),
+            addr: key.addr.clone(),
+            known: current.is_some(),
+            now,
+        });
         drop(table);
         let mut resp = RemotingCommand::response_to(req, response::SUCCESS, None)
             .with_ext(QueryDataVersionResponseHeader { changed }.to_ext());

@@ -15,7 +15,19 @@ use crate::broker::{Answer, Broker, header, lock, ok, queue_id, reply};
 
 impl Broker {
     pub(crate) fn commit(&self, topic: &str, group: &str, qid: u32, offset: u64) {
-        lock(&self.offsets).commit(topic, group, qid, offset);
+        let mut offsets = lock(&self.offsets);
+        offsets.commit(topic, group, qid, offset);
+        // Under the table's lock: the trace orders commits as the table took them.
+        self.trace(|| sextant_trace::Event::OffsetStored {
+            group: group.to_owned(),
+            queue: sextant_trace::Queue {
+                topic: topic.to_owned(),
+                broker: self.config.broker_name.clone(),
+                id: qid,
+            },
+            offset,
+        });
+        drop(offsets);
         self.offsets_dirty.store(true, Ordering::Release);
     }
 

@@ -219,7 +219,16 @@ impl OffsetStore {
                             Err(e) => Err(e),
                         };
                         match r {
-                            Ok(()) => self.mark_written(&[(mq, offset)]),
+                            Ok(()) => {
+                                instance.inner.tracer.emit(|| {
+                                    sextant_trace::Event::OffsetCommitted {
+                                        group: self.group.clone(),
+                                        queue: (&mq).into(),
+                                        offset,
+                                    }
+                                });
+                                self.mark_written(&[(mq, offset)]);
+                            }
                             Err(e) => {
                                 tracing::debug!(queue = ?mq, error = %e, "offset commit failed");
                                 lock(errors).push(e);

@@ -103,6 +103,8 @@ impl PullConsumerBuilder {
         consumer_group: impl Into<String> => config.consumer_group);
     setter!(/// `namesrvAddr`.
         namesrv_addr: impl Into<String> => client.namesrv_addr);
+    setter!(/// Where the client records trace events (off by default).
+        trace: sextant_trace::Tracer => client.trace);
     setter!(/// `instanceName`.
         instance_name: impl Into<String> => client.instance_name);
     setter!(/// `consumeFromWhere`.

@@ -33,6 +33,7 @@ use sextant_model::consumer::{AllocateStrategy, Averagely, RebalancePlan};
 use sextant_model::route::{MASTER_ID, MessageQueue};
 use sextant_remoting::body::{ConsumerData, SubscriptionData};
 use sextant_remoting::header::{ConsumerSendMsgBackRequestHeader, PullMessageRequestHeader};
+use sextant_trace::Event;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
@@ -93,6 +94,10 @@ pub struct PushConfig {
     pub lock_max_live: Duration,
     /// How long a re-consume waits after its send-back failed (5 s).
     pub reconsume_later_delay: Duration,
+    /// Test-only, deliberately broken: a dropped queue goes on being pulled and consumed. The
+    /// conformance checks must catch it.
+    #[doc(hidden)]
+    pub broken_keep_pulling_dropped: bool,
 }
 
 impl Default for PushConfig {
@@ -118,6 +123,7 @@ impl Default for PushConfig {
             lock_interval: Duration::from_secs(20),
             lock_max_live: Duration::from_millis(LOCAL_LOCK_MAX_LIVE_MS),
             reconsume_later_delay: Duration::from_secs(5),
+            broken_keep_pulling_dropped: false,
         }
     }
 }
@@ -149,6 +155,8 @@ impl PushConsumerBuilder {
         consumer_group: impl Into<String> => config.consumer_group);
     setter!(/// `namesrvAddr`.
         namesrv_addr: impl Into<String> => client.namesrv_addr);
+    setter!(/// Where the client records trace events (off by default).
+        trace: sextant_trace::Tracer => client.trace);
     setter!(/// `instanceName`.
         instance_name: impl Into<String> => client.instance_name);
     setter!(/// `messageModel`.
@@ -181,6 +189,8 @@ impl PushConsumerBuilder {
         lock_interval: Duration => config.lock_interval);
     setter!(/// The delay before a message whose send-back failed is consumed again.
         reconsume_later_delay: Duration => config.reconsume_later_delay);
+    setter!(#[doc(hidden)] /// Test-only: break the drop rule on purpose (see the field).
+        broken_keep_pulling_dropped: bool => config.broken_keep_pulling_dropped);
 
     /// Subscribe to `topic` with a tag expression (`*`, `TagA || TagB`).
     pub fn subscribe(mut self, topic: impl Into<String>, expression: impl Into<String>) -> Self {
@@ -587,8 +597,19 @@ impl Inner {
         let Some(owned) = lock(&self.queues).remove(mq) else {
             return;
         };
-        owned.pq.drop_queue();
-        owned.pull.abort();
+        if !self.config.broken_keep_pulling_dropped {
+            owned.pq.drop_queue();
+            owned.pull.abort();
+        }
+        {
+            // Under the queue's state lock: a pull recorded before this is one it took, and
+            // none is recorded after.
+            let _s = owned.pq.state();
+            self.instance.inner.tracer.emit(|| Event::QueueDropped {
+                group: self.config.consumer_group.clone(),
+                queue: mq.into(),
+            });
+        }
         let wait = if self.config.orderly {
             Duration::from_secs(20)
         } else {
@@ -643,6 +664,11 @@ impl Inner {
             // a queue is either dropped by it or never started.
             let mut queues = lock(&self.queues);
             if !*self.stop.borrow() {
+                self.instance.inner.tracer.emit(|| Event::QueueAdded {
+                    group: self.config.consumer_group.clone(),
+                    queue: mq.into(),
+                    offset: start,
+                });
                 let pull = tokio::spawn(pull_loop(Arc::downgrade(self), Arc::clone(&pq)));
                 queues.insert(mq.clone(), Owned { pq, pull });
                 return true;
@@ -823,6 +849,7 @@ impl Inner {
                     return;
                 }
                 s.running += 1;
+                inner.trace_consumed(&msgs);
             }
             let result = call(&inner.handler, msgs.clone()).await;
             inner.finish_concurrent(&pq, msgs, result).await;
@@ -1012,7 +1039,9 @@ async fn consume_orderly(me: std::sync::Weak<Inner>, pq: Arc<ProcessQueue>) {
                 return;
             }
             s.running += 1;
-            keys.iter().filter_map(|k| s.waiting.remove(k)).collect()
+            let batch: Vec<MessageExt> = keys.iter().filter_map(|k| s.waiting.remove(k)).collect();
+            inner.trace_consumed(&batch);
+            batch
         };
         let Ok(permit) = Arc::clone(&inner.workers).acquire_owned().await else {
             return;
@@ -1105,6 +1134,19 @@ async fn pull_loop(me: std::sync::Weak<Inner>, pq: Arc<ProcessQueue>) {
                 match answer {
                     PullAnswer::Found { .. } | PullAnswer::Nothing { .. } => {
                         pq.pulled(&msgs, next, now);
+                        {
+                            // Under the state lock, against the drop (see `remove_queue`).
+                            let _s = pq.state();
+                            if !pq.is_dropped() {
+                                inner.instance.inner.tracer.emit(|| Event::Pull {
+                                    group: inner.config.consumer_group.clone(),
+                                    queue: (&pq.mq).into(),
+                                    offset,
+                                    found: msgs.len() as u32,
+                                    next,
+                                });
+                            }
+                        }
                         if pq.is_dropped() {
                             return;
                         }
@@ -1126,6 +1168,13 @@ async fn pull_loop(me: std::sync::Weak<Inner>, pq: Arc<ProcessQueue>) {
             PullNext::DropAndRebalance { offset: moved } => {
                 tracing::warn!(queue = ?pq.mq, from = offset, to = moved, "offset illegal, the queue moves");
                 pq.drop_queue();
+                {
+                    let _s = pq.state();
+                    inner.instance.inner.tracer.emit(|| Event::QueueDropped {
+                        group: inner.config.consumer_group.clone(),
+                        queue: (&pq.mq).into(),
+                    });
+                }
                 inner.offsets.update(&pq.mq, moved, false);
                 if let Err(e) = inner.offsets.persist(&inner.instance, &pq.mq).await {
                     tracing::debug!(error = %e, "committing the moved offset failed");
@@ -1151,6 +1200,22 @@ async fn pull_loop(me: std::sync::Weak<Inner>, pq: Arc<ProcessQueue>) {
 }
 
 impl Inner {
+    /// Record the messages handed to the handler.
+    fn trace_consumed(&self, msgs: &[MessageExt]) {
+        let tracer = &self.instance.inner.tracer;
+        if !tracer.is_on() {
+            return;
+        }
+        for m in msgs {
+            tracer.emit(|| Event::Consumed {
+                group: self.config.consumer_group.clone(),
+                queue: (&m.queue).into(),
+                offset: m.queue_offset,
+                msg_id: m.msg_id.clone(),
+            });
+        }
+    }
+
     /// One long-polling pull, its answer as the model classifies it, and the messages that
     /// pass the subscription.
     async fn pull_once(&self, pq: &ProcessQueue, offset: u64) -> (PullAnswer, Vec<MessageExt>) {

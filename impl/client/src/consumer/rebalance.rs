@@ -4,6 +4,7 @@
 
 use sextant_model::consumer::{AllocateStrategy, GroupView};
 use sextant_model::route::MessageQueue;
+use sextant_trace::Event;
 
 use crate::consumer::MessageModel;
 use crate::instance::ClientInstance;
@@ -60,7 +61,17 @@ pub(crate) async fn share(
     let members = members.filter(|m| !m.is_empty())?;
     let view = GroupView::new(queues, members);
     match strategy.allocate(&view, instance.client_id()) {
-        Ok(share) => Some(share),
+        Ok(share) => {
+            instance.inner.tracer.emit(|| Event::Rebalance {
+                group: group.to_owned(),
+                topic: topic.to_owned(),
+                strategy: strategy.name(),
+                members: view.consumers().to_vec(),
+                queues: sextant_trace::queues(view.queues()),
+                allocated: sextant_trace::queues(&share),
+            });
+            Some(share)
+        }
         Err(e) => {
             tracing::debug!(topic, group, error = %e, "allocation refused");
             None
