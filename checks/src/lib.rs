@@ -8,11 +8,13 @@
 //! - [`core`] — bounded exhaustive checks of the model core: allocation, selection and the
 //!   NameServer route table over every small configuration up to a size.
 //! - [`models`] — stateright models of the cluster, split by concern (routing, rebalance,
-//!   durability, consumer offsets), and the whole-cluster model for random walks. The checks of
-//!   traces recorded from the running implementation join this list in later work.
+//!   durability, consumer offsets), and the whole-cluster model for random walks.
+//! - [`trace`] — the trace checker: a recorded run of the real servers and clients judged by
+//!   the same invariants (`sextant check --trace FILE...`).
 
 pub mod core;
 pub mod models;
+pub mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -87,6 +87,13 @@ pub struct Args {
     /// Let crashed brokers restart (routing model).
     #[arg(long)]
     restart: bool,
+    /// Check recorded traces (JSON lines from `--trace` or SEXTANT_TRACE) instead of the
+    /// models: the invariants evaluated on what the running servers and clients did.
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["only", "list", "deep", "simulate", "explore"])]
+    trace: Vec<std::path::PathBuf>,
+    /// With --trace: the trace ends with everything consumed (judge acked_not_lost at its end).
+    #[arg(long, requires = "trace")]
+    drained: bool,
 }
 
 impl Args {
@@ -153,6 +160,15 @@ struct Row {
 
 /// Run `sextant check`. Returns whether every check passed.
 pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
+    if !args.trace.is_empty() {
+        let opts = sextant_checks::trace::Options {
+            drained_at_end: args.drained,
+            ..Default::default()
+        };
+        let report = sextant_checks::trace::check_files(&args.trace, &opts)?;
+        write!(out, "{report}")?;
+        return Ok(report.ok());
+    }
     let checks: Vec<Check> = sextant_checks::checks(&args.options(), args.search())
         .into_iter()
         .filter(|c| args.only.as_deref().is_none_or(|o| c.name.contains(o)))
