@@ -9,9 +9,12 @@
 //!   NameServer route table over every small configuration up to a size.
 //! - [`models`] — stateright models of the cluster, split by concern (routing, rebalance,
 //!   durability, consumer offsets), and the whole-cluster model for random walks.
+//! - [`audit`] — a live cluster's snapshot judged for split views, queues with no owner or two,
+//!   offsets out of bounds and slaves behind (`sextant audit`).
 //! - [`trace`] — the trace checker: a recorded run of the real servers and clients judged by
 //!   the same invariants (`sextant check --trace FILE...`).
 
+pub mod audit;
 pub mod core;
 pub mod models;
 pub mod trace;

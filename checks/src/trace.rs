@@ -24,7 +24,7 @@
 //! A trace that starts mid-run is judged from what it holds: a NameServer is judged only after
 //! its `namesrv_started`, a send only when its route's `route_refreshed` is in the trace.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::path::Path;
 
@@ -34,7 +34,7 @@ use sextant_model::invariants::{
     offsets_monotonic, queue_owned_once, route_expiry_bounded, route_integrity_with,
 };
 use sextant_model::producer::TopicPublishInfo;
-use sextant_model::route::{MASTER_ID, MessageQueue, TopicRouteData};
+use sextant_model::route::{MASTER_ID, MAX_QUEUE_NUMS, MessageQueue, TopicRouteData};
 use sextant_trace::{Event, Queue, Record, SendOutcome, TraceError};
 
 /// The invariants the checker judges, in the order the report lists them.
@@ -137,6 +137,8 @@ pub struct Report {
     pub reordered: usize,
     /// Gaps in a node's sequence numbers (lost records).
     pub gaps: usize,
+    /// Nodes restarted into the same file (their sequence began again).
+    pub restarts: usize,
     /// One verdict per invariant, as [`INVARIANTS`] orders them.
     pub verdicts: Vec<Verdict>,
     /// The measured windows and counts.
@@ -167,8 +169,8 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} records from {} nodes ({} out of clock order, {} missing)",
-            self.records, self.nodes, self.reordered, self.gaps
+            "{} records from {} nodes ({} out of clock order, {} gaps, {} restarts)",
+            self.records, self.nodes, self.reordered, self.gaps, self.restarts
         )?;
         for v in &self.verdicts {
             let verdict = match (v.judged, v.violations) {
@@ -224,16 +226,23 @@ pub fn check_files(paths: &[impl AsRef<Path>], opts: &Options) -> Result<Report,
     let mut report = check(&merged.records, opts);
     report.reordered = merged.reordered;
     report.gaps = merged.gaps;
+    report.restarts = merged.restarts;
     Ok(report)
 }
 
 #[derive(Default)]
 struct Namesrv {
     started: bool,
-    bound: u64,
-    /// (cluster, addr) → last contact (the NameServer's clock).
-    live: BTreeMap<(String, String), u64>,
+    /// Its expiry and scan interval (ms).
+    expiry: u64,
+    scan: u64,
+    /// (cluster, addr) → (last contact on the NameServer's clock, the broker's own timeout).
+    live: BTreeMap<(String, String), (u64, Option<u64>)>,
 }
+
+/// How many route versions per client and topic the checker keeps: a send names the version it
+/// chose from, at most a few refreshes old.
+const ROUTE_VERSIONS_KEPT: usize = 16;
 
 struct HeldRoute {
     route: TopicRouteData,
@@ -249,7 +258,8 @@ type View = (Vec<String>, Vec<Queue>, Vec<Queue>);
 #[derive(Default)]
 struct State {
     namesrvs: HashMap<String, Namesrv>,
-    routes: HashMap<(String, String, u64), HeldRoute>,
+    /// (node, topic) → its last route versions.
+    routes: HashMap<(String, String), VecDeque<(u64, HeldRoute)>>,
     /// (node, send) → the broker group of its last attempt.
     last_attempt: HashMap<(String, u64), String>,
     /// Failed attempts per address: (first ts, last ts).
@@ -335,14 +345,20 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
             Event::NamesrvStarted { expiry, scan, .. } => {
                 let ns = s.namesrvs.entry(node.to_owned()).or_default();
                 ns.started = true;
-                ns.bound = expiry + scan;
+                ns.expiry = *expiry;
+                ns.scan = *scan;
                 ns.live.clear();
             }
             Event::BrokerRegistered {
-                cluster, addr, now, ..
+                cluster,
+                addr,
+                timeout,
+                now,
+                ..
             } => {
                 let ns = s.namesrvs.entry(node.to_owned()).or_default();
-                ns.live.insert((cluster.clone(), addr.clone()), *now);
+                ns.live
+                    .insert((cluster.clone(), addr.clone()), (*now, *timeout));
             }
             Event::BrokerHeartbeat {
                 cluster,
@@ -351,8 +367,8 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
                 now,
             } => {
                 let ns = s.namesrvs.entry(node.to_owned()).or_default();
-                if *known {
-                    ns.live.insert((cluster.clone(), addr.clone()), *now);
+                if *known && let Some(l) = ns.live.get_mut(&(cluster.clone(), addr.clone())) {
+                    l.0 = *now;
                 }
             }
             Event::BrokerExpired { cluster, addr, .. }
@@ -373,12 +389,32 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
                         ns.live.contains_key(&(c.to_owned(), a.to_owned()))
                     }),
                 );
-                let last_seen: BTreeMap<String, u64> =
-                    ns.live.iter().map(|((_, a), t)| (a.clone(), *t)).collect();
+                // A broker with its own heartbeat timeout expires after that instead of the
+                // NameServer's: its last contact is shifted by the difference, so one bound
+                // (expiry + scan) judges every broker.
+                let last_seen: BTreeMap<String, u64> = ns
+                    .live
+                    .iter()
+                    .map(|((_, a), (t, own))| {
+                        let own = own.unwrap_or(ns.expiry);
+                        let seen = if own >= ns.expiry {
+                            t.saturating_add(own - ns.expiry)
+                        } else {
+                            t.saturating_sub(ns.expiry - own)
+                        };
+                        (a.clone(), seen)
+                    })
+                    .collect();
                 j.judge(
                     "expiry_bounded",
                     i,
-                    route_expiry_bounded(topic, &route, &last_seen, ns.bound, *now),
+                    route_expiry_bounded(
+                        topic,
+                        &route,
+                        &last_seen,
+                        ns.expiry.saturating_add(ns.scan),
+                        *now,
+                    ),
                 );
             }
             Event::RouteRefreshed {
@@ -387,12 +423,24 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
                 version,
                 ..
             } => {
+                if route
+                    .queues
+                    .iter()
+                    .any(|q| q.read > MAX_QUEUE_NUMS || q.write > MAX_QUEUE_NUMS)
+                {
+                    // No real client holds such a route (the wire decoder refuses it).
+                    continue;
+                }
                 let route = TopicRouteData::from(route);
                 let publish = TopicPublishInfo::from_route(topic, &route);
-                s.routes.insert(
-                    (node.to_owned(), topic.clone(), *version),
-                    HeldRoute { route, publish },
-                );
+                let held = s
+                    .routes
+                    .entry((node.to_owned(), topic.clone()))
+                    .or_default();
+                if held.len() == ROUTE_VERSIONS_KEPT {
+                    held.pop_front();
+                }
+                held.push_back((*version, HeldRoute { route, publish }));
             }
             Event::SendAttempt {
                 send,
@@ -416,9 +464,10 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
                     None
                 };
                 s.last_attempt.insert(key, queue.broker.clone());
-                let held = s
-                    .routes
-                    .get(&(node.to_owned(), queue.topic.clone(), *route_version));
+                let routes = s.routes.get(&(node.to_owned(), queue.topic.clone()));
+                let held = routes
+                    .and_then(|v| v.iter().rev().find(|(n, _)| n == route_version))
+                    .map(|(_, h)| h);
                 if let Some(held) = held {
                     j.judge(
                         "no_send_to_expired_broker",
@@ -433,10 +482,9 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
                 match outcome {
                     SendOutcome::Ok => {
                         // Any route the client held lists the address under its id.
-                        let slave = s
-                            .routes
-                            .iter()
-                            .filter(|((n, t, _), _)| n == node && *t == queue.topic)
+                        let slave = routes
+                            .into_iter()
+                            .flatten()
                             .flat_map(|(_, h)| &h.route.broker_datas)
                             .filter(|b| b.broker_name == queue.broker)
                             .flat_map(|b| &b.broker_addrs)
@@ -464,15 +512,20 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
                                 s.acked_at
                                     .entry(queue.clone())
                                     .or_default()
-                                    .insert(o + k as u64, id.to_owned());
+                                    .insert(o.saturating_add(k as u64), id.to_owned());
                             }
                         }
+                        // The address works again: a later outage is a new window.
+                        s.failing.remove(addr);
                     }
                     SendOutcome::Network | SendOutcome::Timeout => {
                         m.failed_attempts += 1;
-                        let w = s.failing.entry(addr.clone()).or_insert((r.ts, r.ts));
-                        w.1 = r.ts;
-                        m.dead_broker_window_ms = m.dead_broker_window_ms.max((w.1 - w.0) / 1000);
+                        if !addr.is_empty() {
+                            let w = s.failing.entry(addr.clone()).or_insert((r.ts, r.ts));
+                            w.1 = w.1.max(r.ts);
+                            m.dead_broker_window_ms =
+                                m.dead_broker_window_ms.max(w.1.saturating_sub(w.0) / 1000);
+                        }
                     }
                     SendOutcome::NotStoreOk | SendOutcome::Refused => {}
                 }
@@ -537,7 +590,8 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
                         && let Some(since) = s.overlap_since.remove(&key)
                     {
                         m.double_owners += 1;
-                        m.double_owner_ms = m.double_owner_ms.max((r.ts - since) / 1000);
+                        m.double_owner_ms =
+                            m.double_owner_ms.max(r.ts.saturating_sub(since) / 1000);
                     }
                 }
             }
@@ -651,6 +705,7 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
         nodes: nodes.len(),
         reordered: 0,
         gaps: 0,
+        restarts: 0,
         verdicts: j.verdicts,
         measured: m,
     }
@@ -732,6 +787,7 @@ mod tests {
                 id: 0,
                 addr: addr.into(),
                 topics: vec!["T".into()],
+                timeout: None,
                 now,
             },
         )
@@ -791,6 +847,24 @@ mod tests {
             served(&[("a", "a:1")], 126),
         ]);
         assert_eq!(verdict(&silent, "expiry_bounded"), (1, 1));
+        // A broker that asked for a longer heartbeat timeout is not silent too long yet.
+        let own = trace(vec![
+            started(),
+            (
+                NS,
+                Event::BrokerRegistered {
+                    cluster: "C".into(),
+                    broker: "a".into(),
+                    id: 0,
+                    addr: "a:1".into(),
+                    topics: vec!["T".into()],
+                    timeout: Some(300),
+                    now: 0,
+                },
+            ),
+            served(&[("a", "a:1")], 200),
+        ]);
+        assert_eq!(verdict(&own, "expiry_bounded"), (1, 0));
         // Without the NameServer's start nothing is judged (its live set is unknown).
         let late = trace(vec![registered("a:1", "a", 0), served(&[("b", "b:1")], 10)]);
         assert_eq!(verdict(&late, "route_integrity"), (0, 0));
@@ -856,6 +930,22 @@ mod tests {
             attempt(1, 1, "b", SendOutcome::Ok),
         ]);
         assert_eq!(verdict(&outside, "no_send_to_expired_broker"), (1, 1));
+        // A hostile route (4 billion queues) is not held, so nothing is built from it.
+        let mut huge = route(&[("a", "a:1")]);
+        huge.queues[0].write = u32::MAX;
+        let hostile = trace(vec![
+            (
+                "client",
+                Event::RouteRefreshed {
+                    topic: "T".into(),
+                    route: huge,
+                    from_default: false,
+                    version: 1,
+                },
+            ),
+            attempt(1, 1, "a", SendOutcome::Ok),
+        ]);
+        assert_eq!(verdict(&hostile, "no_send_to_expired_broker"), (0, 0));
         let r = check(&same, &Options::default());
         assert_eq!(r.measured.failed_attempts, 1);
         assert!(!r.ok());

@@ -66,7 +66,10 @@ impl TopicPublishInfo {
                 .broker(&qd.broker_name)
                 .is_some_and(|b| b.master_addr().is_some());
             if has_master {
-                push_broker(&mut info, &qd.broker_name, qd.write_queue_nums);
+                // Capped as the order path is: a route decoded from the wire never exceeds it,
+                // and one built from a trace or by hand must not allocate without bound.
+                let nums = qd.write_queue_nums.min(crate::route::MAX_QUEUE_NUMS);
+                push_broker(&mut info, &qd.broker_name, nums);
             }
         }
         info

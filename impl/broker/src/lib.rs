@@ -219,12 +219,7 @@ pub async fn start(config: BrokerConfig) -> Result<Running, Error> {
 /// [`start`], recording events to `tracer`'s sink under the node name `broker@ADDR` (ADDR the
 /// address it advertises).
 pub async fn start_traced(config: BrokerConfig, tracer: Tracer) -> Result<Running, Error> {
-    let running = start(config).await?;
-    if tracer.node().is_some() {
-        let node = format!("broker@{}", running.local_addr);
-        running.broker.set_tracer(tracer.for_node(node));
-    }
-    Ok(running)
+    start_inner(config, sextant_store::fs::real(), tracer).await
 }
 
 /// [`start`] with every file (the store and the broker's config files) on the file system
@@ -232,6 +227,14 @@ pub async fn start_traced(config: BrokerConfig, tracer: Tracer) -> Result<Runnin
 pub async fn start_on(
     config: BrokerConfig,
     fs: std::sync::Arc<dyn sextant_store::fs::Fs>,
+) -> Result<Running, Error> {
+    start_inner(config, fs, Tracer::off()).await
+}
+
+async fn start_inner(
+    config: BrokerConfig,
+    fs: std::sync::Arc<dyn sextant_store::fs::Fs>,
+    tracer: Tracer,
 ) -> Result<Running, Error> {
     for key in config.unknown.keys() {
         tracing::warn!(key = %key, "unknown broker configuration key ignored");
@@ -274,6 +277,10 @@ pub async fn start_on(
         )
     };
     let broker = Arc::new(Broker::new(config, settings, local_addr, store)?);
+    // Before the server accepts anything, so no request goes unrecorded.
+    if tracer.node().is_some() {
+        broker.set_tracer(tracer.for_node(format!("broker@{local_addr}")));
+    }
     let (stop, stopped) = watch::channel(false);
     let registrar = Arc::new(tokio::sync::Mutex::new(register::Registrar::default()));
     let server = tokio::spawn({

@@ -20,6 +20,7 @@
 
 mod admin;
 mod allocate;
+mod audit;
 mod bench;
 mod broker;
 mod check;
@@ -69,6 +70,9 @@ enum Command {
     Consume(produce::ConsumeArgs),
     /// Print a topic's route.
     Route(admin::RouteArgs),
+    /// Audit a live cluster read-only: split NameServer views, queues with no owner or two,
+    /// offsets out of bounds, slaves behind (exit 1 on findings).
+    Audit(audit::AuditArgs),
     /// Create, update, delete, list topics, or show a topic's offsets.
     #[command(subcommand)]
     Topic(admin::TopicCommand),
@@ -123,6 +127,7 @@ fn main() -> anyhow::Result<()> {
         Command::Produce(args) => exit_unless(produce::run_produce(&args, &mut out)?),
         Command::Consume(args) => exit_unless(produce::run_consume(&args, &mut out)?),
         Command::Route(args) => admin::run_route(&args, &mut out),
+        Command::Audit(args) => exit_unless(audit::run(&args, &mut out)?),
         Command::Topic(cmd) => admin::run_topic(&cmd, &mut out),
         Command::Cluster(args) => admin::run_cluster(&args, &mut out),
         Command::Group(args) => admin::run_group(&args, &mut out),

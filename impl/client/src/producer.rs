@@ -269,18 +269,23 @@ impl AttemptError {
     }
 }
 
+/// Where an attempt stands among its send's, for its trace record.
+struct TraceAt {
+    send: u64,
+    attempt: u32,
+    route_version: u64,
+    /// The address the request was sent to (empty: none was found).
+    addr: String,
+    elapsed: Duration,
+}
+
 /// The trace record of one attempt.
-#[allow(clippy::too_many_arguments)]
 fn trace_attempt(
     producer: &Producer,
     p: &Prepared,
     mq: &MessageQueue,
     result: &std::result::Result<SendResult, AttemptError>,
-    send: u64,
-    attempt: u32,
-    route_version: u64,
-    elapsed: Duration,
-    chosen: bool,
+    at: TraceAt,
 ) -> Event {
     let (outcome, offset, code) = match result {
         Ok(r) if r.status == SendStatus::SendOk => (SendOutcome::Ok, Some(r.queue_offset), None),
@@ -292,26 +297,18 @@ fn trace_attempt(
         })) => (SendOutcome::Timeout, None, None),
         Err(_) => (SendOutcome::Network, None, None),
     };
-    let addr = match result {
-        Err(AttemptError::Broker { addr, .. }) => addr.clone(),
-        _ => producer
-            .inner
-            .instance
-            .master_addr(&mq.broker_name)
-            .unwrap_or_default(),
-    };
     Event::SendAttempt {
         group: producer.inner.config.producer_group.clone(),
-        send,
-        attempt,
+        send: at.send,
+        attempt: at.attempt,
         msg_id: p.msg_id.clone(),
         queue: mq.into(),
-        addr,
-        route_version: if chosen { 0 } else { route_version },
+        addr: at.addr,
+        route_version: at.route_version,
         outcome,
         offset,
         code,
-        latency_us: elapsed.as_micros() as u64,
+        latency_us: at.elapsed.as_micros() as u64,
     }
 }
 
@@ -527,10 +524,12 @@ impl Producer {
         p: &Prepared,
         mq: &MessageQueue,
         timeout: Duration,
+        sent_to: &mut String,
     ) -> std::result::Result<SendResult, AttemptError> {
         let Some(addr) = self.master_of(mq).await else {
             return Err(AttemptError::NoAddress);
         };
+        sent_to.clone_from(&addr);
         let instance = &self.inner.instance;
         let peer = instance.peer(&addr).await.map_err(AttemptError::Remote)?;
         let resp = match peer.call(self.request(p, mq), timeout).await {
@@ -595,11 +594,8 @@ impl Producer {
             .publish_entry(&p.topic, c.default_topic_queue_nums)
             .await?;
         let tracer = &instance.inner.tracer;
-        let send_no = if tracer.is_on() {
-            self.inner.sends.fetch_add(1, Ordering::Relaxed) + 1
-        } else {
-            0
-        };
+        // Numbered even when tracing is off, so a sink switched on mid-send keeps sends apart.
+        let send_no = self.inner.sends.fetch_add(1, Ordering::Relaxed) + 1;
         let mut attempt_no = 0u32;
         let policy = SendPolicy {
             retry_times_when_send_failed: match target {
@@ -654,22 +650,21 @@ impl Producer {
                 });
             }
             let t0 = Instant::now();
-            let result = self.attempt(p, &mq, remaining).await;
+            let mut sent_to = String::new();
+            let result = self.attempt(p, &mq, remaining, &mut sent_to).await;
             let elapsed = t0.elapsed();
             let latency = elapsed.as_millis() as u64;
             attempt_no += 1;
             tracer.emit(|| {
-                trace_attempt(
-                    self,
-                    p,
-                    &mq,
-                    &result,
-                    send_no,
-                    attempt_no,
-                    route_version,
+                let chosen = matches!(target, Target::Queue(_));
+                let at = TraceAt {
+                    send: send_no,
+                    attempt: attempt_no,
+                    route_version: if chosen { 0 } else { route_version },
+                    addr: sent_to,
                     elapsed,
-                    matches!(target, Target::Queue(_)),
-                )
+                };
+                trace_attempt(self, p, &mq, &result, at)
             });
             let (outcome, err) = match result {
                 Ok(r) if r.status == SendStatus::SendOk => (AttemptOutcome::Ok, Ok(r)),

@@ -135,12 +135,7 @@ pub async fn start_traced(
     tracer: Tracer,
 ) -> Result<Running, Error> {
     let server = Arc::new(NameServer::new(config));
-    let running = start_with(addr, server).await?;
-    if tracer.node().is_some() {
-        let node = format!("namesrv@{}", running.local_addr);
-        running.server.set_tracer(tracer.for_node(node));
-    }
-    Ok(running)
+    start_service(addr, Arc::clone(&server), server, tracer).await
 }
 
 /// [`start`] with a service other than the plain NameServer (tests wrap it).
@@ -148,10 +143,15 @@ pub(crate) async fn start_service<S: server::Service>(
     addr: SocketAddr,
     server: Arc<NameServer>,
     service: Arc<S>,
+    tracer: Tracer,
 ) -> Result<Running, Error> {
     let (listener, local_addr) = bind(addr)
         .await
         .map_err(|source| Error::Bind { addr, source })?;
+    // Before the first connection is accepted, so no registration goes unrecorded.
+    if tracer.node().is_some() {
+        server.set_tracer(tracer.for_node(format!("namesrv@{local_addr}")));
+    }
     let scan_every = Duration::from_millis(server.table().config().scan_interval.max(1));
     let tasks = server::Tasks {
         tracker: TaskTracker::new(),
@@ -193,10 +193,6 @@ pub(crate) async fn start_service<S: server::Service>(
         conns,
         tasks,
     })
-}
-
-async fn start_with(addr: SocketAddr, server: Arc<NameServer>) -> Result<Running, Error> {
-    start_service(addr, Arc::clone(&server), server).await
 }
 
 #[cfg(test)]
@@ -250,7 +246,7 @@ mod tests {
             ns: Arc::clone(&ns),
             started: std::sync::Mutex::new(tx),
         });
-        let running = start_service("127.0.0.1:0".parse().unwrap(), ns, service)
+        let running = start_service("127.0.0.1:0".parse().unwrap(), ns, service, Tracer::off())
             .await
             .unwrap();
         (running, rx)

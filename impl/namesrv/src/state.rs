@@ -246,6 +246,7 @@ impl NameServer {
                 id: reg.broker_id,
                 addr: reg.broker_addr.clone(),
                 topics: reg.topic_configs.keys().cloned().collect(),
+                timeout: reg.heartbeat_timeout,
                 now,
             });
         }

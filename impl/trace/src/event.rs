@@ -206,6 +206,9 @@ pub enum Event {
         addr: String,
         /// Its topics.
         topics: Vec<String>,
+        /// Its own `heartbeatTimeoutMillis`, when it sent one (else the NameServer's expiry).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<u64>,
         /// The NameServer's clock.
         now: u64,
     },
@@ -270,11 +273,11 @@ pub enum Event {
         send: u64,
         /// 1 for the first attempt, 2 for the first retry, …
         attempt: u32,
-        /// The message's `UNIQ_KEY` (a batch: the first message's).
+        /// The message's `UNIQ_KEY` (a batch: its messages' ids joined by commas).
         msg_id: String,
         /// The target queue.
         queue: Queue,
-        /// The address the attempt went to (empty when none was known).
+        /// The address the attempt was sent to (empty when none was known).
         addr: String,
         /// The route version the send chose from (see `route_refreshed`); 0 for a queue the
         /// caller chose.
@@ -314,8 +317,8 @@ pub enum Event {
         /// Where it starts.
         offset: u64,
     },
-    /// A consumer stopped owning a queue (after its handlers finished and its offset was
-    /// committed).
+    /// A consumer stopped owning a queue: it pulls it no more (recorded when the queue is
+    /// dropped, before its running handlers finish and its offset is committed).
     QueueDropped {
         /// The consumer group.
         group: String,

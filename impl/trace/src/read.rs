@@ -1,12 +1,15 @@
 //! Reading traces back: lines parsed with a size limit, files merged into one stream.
 //!
-//! The merge keeps each node's records in `seq` order (a node's own order is exact) and
-//! interleaves nodes by wall time (`ts`). Processes on one machine read one clock, so the order
-//! between nodes is as good as the clock's resolution; across machines it is off by their clock
-//! skew. [`merge`] states what it assumed: a record whose `ts` is earlier than an earlier record
-//! of its node is taken in seq order anyway and counted in [`Merged::reordered`].
+//! The merge keeps each node's records in the order its file holds them (a node writes them in
+//! `seq` order, so its own order is exact) and interleaves nodes by wall time (`ts`). Processes
+//! on one machine read one clock, so the order between nodes is as good as the clock's
+//! resolution; across machines it is off by their clock skew. [`merge`] states what it assumed:
+//! a record whose `ts` is earlier than the one before it in its node is taken in file order
+//! anyway and counted in [`Merged::reordered`]; a node whose `seq` starts again at 1 was
+//! restarted (appending to the same file) and is counted in [`Merged::restarts`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
@@ -38,8 +41,8 @@ pub enum TraceError {
 
 /// Parse the records of `input`, one per line (blank lines skipped). A line longer than
 /// [`MAX_LINE`], a line that is not a record, or a record of another schema version is an error.
-/// A last line without its newline (a process killed mid-write cannot leave one: lines are
-/// written whole) is parsed like the others.
+/// A last line without its newline is parsed like the others, and dropped if it does not parse:
+/// a write cut short (a full disk, a process killed inside `write`) leaves at most that.
 pub fn parse(input: impl Read) -> Result<Vec<Record>, TraceError> {
     let mut reader = BufReader::new(input);
     let mut out = Vec::new();
@@ -67,10 +70,16 @@ pub fn parse(input: impl Read) -> Result<Vec<Record>, TraceError> {
         if buf.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let rec: Record = serde_json::from_slice(&buf).map_err(|e| TraceError::Bad {
-            line,
-            why: e.to_string(),
-        })?;
+        let rec: Record = match serde_json::from_slice(&buf) {
+            Ok(r) => r,
+            Err(_) if buf.last() != Some(&b'\n') => return Ok(out),
+            Err(e) => {
+                return Err(TraceError::Bad {
+                    line,
+                    why: e.to_string(),
+                });
+            }
+        };
         if rec.v != SCHEMA_VERSION {
             return Err(TraceError::Bad {
                 line,
@@ -106,6 +115,8 @@ pub struct Merged {
     pub reordered: usize,
     /// Gaps in a node's sequence numbers (records missing: a file cut short or a lost write).
     pub gaps: usize,
+    /// Times a node's sequence started again at 1 (the process restarted, appending).
+    pub restarts: usize,
 }
 
 /// Merge traces (any number of files, each any number of nodes) into one stream.
@@ -119,12 +130,12 @@ pub fn merge(traces: impl IntoIterator<Item = Vec<Record>>) -> Merged {
     let mut merged = Merged::default();
     let mut queues: Vec<VecDeque<Record>> = Vec::new();
     for (_, mut recs) in by_node {
-        recs.sort_by_key(|r| r.seq);
-        recs.dedup_by_key(|r| r.seq);
         let mut last_ts = 0;
-        let mut last_seq = 0;
+        let mut last_seq: u64 = 0;
         for r in &mut recs {
-            if r.seq != last_seq + 1 {
+            if r.seq == 1 && last_seq > 0 {
+                merged.restarts += 1;
+            } else if r.seq != last_seq.saturating_add(1) {
                 merged.gaps += 1;
             }
             last_seq = r.seq;
@@ -138,16 +149,17 @@ pub fn merge(traces: impl IntoIterator<Item = Vec<Record>>) -> Merged {
         queues.push(recs.into());
     }
     // Each node's queue is sorted by (adjusted) ts: repeatedly take the earliest head.
-    loop {
-        let next = queues
-            .iter()
-            .enumerate()
-            .filter_map(|(i, q)| q.front().map(|r| (r.ts, i)))
-            .min();
-        let Some((_, i)) = next else { break };
-        merged
-            .records
-            .push(queues[i].pop_front().expect("a head was found"));
+    let mut heads: BinaryHeap<Reverse<(u64, usize)>> = queues
+        .iter()
+        .enumerate()
+        .filter_map(|(i, q)| q.front().map(|r| Reverse((r.ts, i))))
+        .collect();
+    while let Some(Reverse((_, i))) = heads.pop() {
+        let r = queues[i].pop_front().expect("a head was queued");
+        if let Some(next) = queues[i].front() {
+            heads.push(Reverse((next.ts, i)));
+        }
+        merged.records.push(r);
     }
     merged
 }
@@ -171,13 +183,23 @@ mod tests {
 
     #[test]
     fn merge_keeps_node_order_and_interleaves_by_time() {
-        let a = vec![rec("a", 2, 30), rec("a", 1, 10), rec("a", 3, 25)];
+        let a = vec![rec("a", 1, 10), rec("a", 2, 30), rec("a", 3, 25)];
         let b = vec![rec("b", 1, 20), rec("b", 3, 40)];
         let m = merge([a, b]);
         let order: Vec<_> = m.records.iter().map(|r| (r.node.as_str(), r.seq)).collect();
         assert_eq!(order, [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("b", 3)]);
         assert_eq!(m.reordered, 1, "a3 is earlier than a2");
         assert_eq!(m.gaps, 1, "b2 is missing");
+        // A node restarted into the same file: both runs kept, in file order.
+        let r = vec![
+            rec("c", 1, 1),
+            rec("c", 2, 2),
+            rec("c", 1, 3),
+            rec("c", 2, 4),
+        ];
+        let m = merge([r]);
+        assert_eq!(m.records.len(), 4);
+        assert_eq!((m.restarts, m.gaps), (1, 0));
     }
 
     #[test]
@@ -193,6 +215,11 @@ mod tests {
         let long = vec![b' '; MAX_LINE + 10];
         assert!(parse(&long[..]).is_err());
         assert_eq!(parse(good.as_bytes()).unwrap().len(), 1, "no final newline");
+        // A write cut short at the end is dropped; the same line in the middle is an error.
+        let torn = format!("{good}\n{}", &good[..good.len() / 2]);
+        assert_eq!(parse(torn.as_bytes()).unwrap().len(), 1);
+        let middle = format!("{}\n{good}\n", &good[..good.len() / 2]);
+        assert!(parse(middle.as_bytes()).is_err());
     }
 
     #[test]
@@ -265,6 +292,23 @@ mod tests {
             let line = serde_json::to_string(&r).unwrap();
             let back = parse(line.as_bytes()).unwrap();
             assert_eq!(back, [r]);
+        }
+    }
+
+    proptest::proptest! {
+        /// Any bytes — garbage, truncated records, records with hostile numbers — give records
+        /// or an error, never a panic; a merge of what parsed never panics either.
+        #[test]
+        fn any_input_parses_or_fails_cleanly(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            cut in 0usize..400,
+        ) {
+            let _ = parse(&bytes[..]);
+            let good = serde_json::to_string(&rec("a", u64::MAX, u64::MAX)).unwrap();
+            let text = format!("{good}\n{}", &good[..cut.min(good.len())]);
+            if let Ok(recs) = parse(text.as_bytes()) {
+                let _ = merge([recs]);
+            }
         }
     }
 }

@@ -601,7 +601,7 @@ impl Inner {
             owned.pq.drop_queue();
             owned.pull.abort();
         }
-        {
+        if self.instance.inner.tracer.is_on() {
             // Under the queue's state lock: a pull recorded before this is one it took, and
             // none is recorded after.
             let _s = owned.pq.state();
@@ -1134,7 +1134,7 @@ async fn pull_loop(me: std::sync::Weak<Inner>, pq: Arc<ProcessQueue>) {
                 match answer {
                     PullAnswer::Found { .. } | PullAnswer::Nothing { .. } => {
                         pq.pulled(&msgs, next, now);
-                        {
+                        if inner.instance.inner.tracer.is_on() {
                             // Under the state lock, against the drop (see `remove_queue`).
                             let _s = pq.state();
                             if !pq.is_dropped() {
