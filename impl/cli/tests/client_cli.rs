@@ -3,41 +3,9 @@
 //! list / status / delete, group, message (by id and by key), bench produce / consume with
 //! their JSON summaries.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
-/// Start `sextant standalone` on free ports; its NameServer's address.
-fn standalone(dir: &std::path::Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args([
-            "standalone",
-            "--data-dir",
-            dir.to_str().expect("utf8"),
-            "--namesrv-listen",
-            "127.0.0.1:0",
-            "--broker-listen",
-            "127.0.0.1:0",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut ns = None;
-    loop {
-        let line = lines.next().expect("output").expect("line");
-        if let Some(a) = line.strip_prefix("NameServer listening on ") {
-            ns = Some(a.trim().parse().expect("addr"));
-        }
-        if line.starts_with("ready:") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (child, ns.expect("the NameServer's address"))
-}
+use std::process::{Command, Output};
 
 fn sextant(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sextant"))
@@ -62,7 +30,7 @@ fn ok(args: &[&str]) -> String {
 #[test]
 fn every_client_command_works_against_standalone() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, ns) = standalone(dir.path());
+    let (mut server, ns) = common::standalone(dir.path(), &[]);
     let ns = ns.to_string();
     let n = ["--namesrv", ns.as_str()];
     let with = |args: &[&str]| -> Vec<String> {

@@ -3,42 +3,10 @@
 //! judges it: every invariant it can judge holds, and it did judge them. A trace with a route
 //! listing a broker that never registered makes the same command fail with the violation.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
-fn standalone(dir: &Path, trace: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args([
-            "standalone",
-            "--data-dir",
-            dir.to_str().expect("utf8"),
-            "--namesrv-listen",
-            "127.0.0.1:0",
-            "--broker-listen",
-            "127.0.0.1:0",
-        ])
-        .env("RUST_LOG", "warn")
-        .env("SEXTANT_TRACE", trace)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut ns = None;
-    loop {
-        let line = lines.next().expect("output").expect("line");
-        if let Some(a) = line.strip_prefix("NameServer listening on ") {
-            ns = Some(a.trim().parse().expect("addr"));
-        }
-        if line.starts_with("ready:") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (child, ns.expect("the NameServer's address"))
-}
+use std::path::Path;
+use std::process::{Command, Output};
 
 fn sextant(args: &[&str], trace: Option<&Path>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sextant"));
@@ -80,7 +48,10 @@ fn checks_of(report: &str, name: &str) -> u64 {
 fn a_traced_standalone_run_is_judged_by_check_trace() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("run.jsonl");
-    let (mut server, ns) = standalone(&dir.path().join("data"), &trace);
+    let (mut server, ns) = common::standalone(
+        &dir.path().join("data"),
+        &[("SEXTANT_TRACE", trace.as_os_str())],
+    );
     let ns = ns.to_string();
     let produced = sextant(
         &[

@@ -110,3 +110,37 @@ pub fn spawn(args: &[&str], what: &str) -> (Child, SocketAddr) {
     std::thread::spawn(move || for _ in lines {});
     (child, addr)
 }
+
+/// Start `sextant standalone` on free ports with data in `dir` and `envs` set; its NameServer's
+/// address, once it printed "ready:".
+pub fn standalone(dir: &std::path::Path, envs: &[(&str, &std::ffi::OsStr)]) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args([
+            "standalone",
+            "--data-dir",
+            dir.to_str().expect("utf8"),
+            "--namesrv-listen",
+            "127.0.0.1:0",
+            "--broker-listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "warn")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut ns = None;
+    loop {
+        let line = lines.next().expect("output").expect("line");
+        if let Some(a) = line.strip_prefix("NameServer listening on ") {
+            ns = Some(a.trim().parse().expect("addr"));
+        }
+        if line.starts_with("ready:") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (child, ns.expect("the NameServer's address"))
+}
