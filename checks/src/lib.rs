@@ -13,10 +13,14 @@
 //!   offsets out of bounds and slaves behind (`sextant audit`).
 //! - [`trace`] — the trace checker: a recorded run of the real servers and clients judged by
 //!   the same invariants (`sextant check --trace FILE...`).
+//! - [`scenario`] — model-based tests with faults: generated scenarios played on a real
+//!   loopback cluster (fault proxies, kills, power loss, pauses), judged by the trace checker
+//!   and against the model's end state; seeds to replay, shrinking to a minimal failure.
 
 pub mod audit;
 pub mod core;
 pub mod models;
+pub mod scenario;
 pub mod trace;
 
 use std::sync::Arc;

@@ -52,6 +52,20 @@ pub const INVARIANTS: [&str; 8] = [
 /// The label of the mark that asks for `acked_not_lost`.
 pub const DRAINED: &str = "drained";
 
+/// The prefix of a mark `lossy ADDR`: the broker at ADDR lost what it had not flushed under
+/// ASYNC_FLUSH, which promises nothing more, so the messages it acknowledged so far are excused
+/// from `acked_not_lost` — and counted as lost if they are never delivered.
+pub const LOSSY: &str = "lossy ";
+
+/// The prefix of a mark `power_loss ADDR`: the broker at ADDR lost power, so its queues may end
+/// below where consumers had read (under either flush mode: a message is readable before it is
+/// flushed). Its consumers' offsets may then move back to the recovered end (a new baseline
+/// for `offsets_monotonic`), and the messages it acknowledges later at offsets below where its
+/// queues had reached (the lost tail refilled) are excused: a consumer already past them skips
+/// them — a hazard of RocketMQ's protocol no client can see (no log epoch), measured as
+/// [`Measured::refilled_after_loss`].
+pub const POWER_LOSS: &str = "power_loss ";
+
 /// How to check.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -120,8 +134,13 @@ pub struct Measured {
     pub double_owner_ms: u64,
     /// Commits that set a queue's offset below the last one committed by another member.
     pub commits_back_across_owners: u64,
-    /// Acknowledged messages never delivered by the end of the trace.
+    /// Acknowledged messages never delivered by the end of the trace (not counting the excused).
     pub undelivered_at_end: u64,
+    /// Acknowledged messages lost where the broker promised no more (see [`LOSSY`]).
+    pub lost_excused: u64,
+    /// Messages acknowledged after a power loss at offsets the lost tail had held (see
+    /// [`POWER_LOSS`]); a consumer that had read that far skips them.
+    pub refilled_after_loss: u64,
     /// Rebalances recorded.
     pub rebalances: u64,
 }
@@ -189,14 +208,17 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "  delivered {} ({} distinct, {} duplicates); double owners {} (longest {} ms); \
-             commits back across owners {}; undelivered at end {}",
+             commits back across owners {}; undelivered at end {}; lost where excused {} \
+             (acknowledged into a lost tail's offsets {})",
             m.deliveries,
             m.consumed,
             m.duplicates,
             m.double_owners,
             m.double_owner_ms,
             m.commits_back_across_owners,
-            m.undelivered_at_end
+            m.undelivered_at_end,
+            m.lost_excused,
+            m.refilled_after_loss
         )?;
         if let Some(first) = self.first_violation() {
             writeln!(
@@ -265,6 +287,19 @@ struct State {
     /// Failed attempts per address: (first ts, last ts).
     failing: HashMap<String, (u64, u64)>,
     acked: BTreeSet<String>,
+    /// Acknowledged messages by the address that acknowledged them (until a `lossy` mark).
+    acked_via: HashMap<String, Vec<String>>,
+    /// Acknowledged messages a `lossy` mark excused.
+    excused: BTreeSet<String>,
+    /// Where each queue had reached (acknowledged or pulled), for the `lossy` marks.
+    reached: HashMap<Queue, u64>,
+    /// Which broker group each address served.
+    group_of: HashMap<String, String>,
+    /// After a `lossy` mark: the queues' reach before it; acknowledgements below are excused.
+    refill_below: HashMap<Queue, u64>,
+    /// After a `power_loss` mark: each queue of the broker and its recovered end (the first
+    /// offset the broker stores there after), down to which a commit may move back.
+    recovered: HashMap<Queue, Option<u64>>,
     /// Acknowledged messages by place.
     acked_at: BTreeMap<Queue, BTreeMap<u64, String>>,
     /// (group, topic) → member → (members, queues, share).
@@ -509,12 +544,26 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
                             m.acked += 1;
                             s.acked.insert(id.to_owned());
                             if let Some(o) = offset {
+                                let o = o.saturating_add(k as u64);
+                                let r = s.reached.entry(queue.clone()).or_default();
+                                *r = (*r).max(o.saturating_add(1));
+                                if s.refill_below.get(queue).is_some_and(|below| o < *below) {
+                                    m.refilled_after_loss += 1;
+                                    s.excused.insert(id.to_owned());
+                                }
+                            }
+                            s.acked_via
+                                .entry(addr.clone())
+                                .or_default()
+                                .push(id.to_owned());
+                            if let Some(o) = offset {
                                 s.acked_at
                                     .entry(queue.clone())
                                     .or_default()
                                     .insert(o.saturating_add(k as u64), id.to_owned());
                             }
                         }
+                        s.group_of.insert(addr.clone(), queue.broker.clone());
                         // The address works again: a later outage is a new window.
                         s.failing.remove(addr);
                     }
@@ -539,6 +588,16 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
                 ..
             } => {
                 m.rebalances += 1;
+                // Views compared as sets: a member's list order is its own business (and a
+                // client that allocates on an unsorted list must still be judged).
+                let mut members = members.clone();
+                members.sort();
+                members.dedup();
+                let members = &members;
+                let mut queues = queues.clone();
+                queues.sort();
+                queues.dedup();
+                let queues = &queues;
                 let views = s.views.entry((group.clone(), topic.clone())).or_default();
                 views.insert(
                     node.to_owned(),
@@ -595,7 +654,11 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
                     }
                 }
             }
-            Event::Pull { group, queue, .. } => {
+            Event::Pull {
+                group, queue, next, ..
+            } => {
+                let r = s.reached.entry(queue.clone()).or_default();
+                *r = (*r).max(*next);
                 let owned = s
                     .owners
                     .get(&(group.clone(), queue.clone()))
@@ -638,11 +701,20 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
             } => {
                 let key = (node.to_owned(), group.clone(), queue.clone());
                 let before = s.commits.insert(key, *offset);
-                j.judge(
-                    "offsets_monotonic",
-                    i,
-                    offsets_monotonic(before, Some(*offset)),
-                );
+                // A power loss cut the queue: the consumer's offset returns to the recovered
+                // end (the client's OFFSET_ILLEGAL correction), and no further back.
+                let cut = match s.recovered.get(queue) {
+                    Some(None) => true,
+                    Some(Some(end)) => *offset >= *end,
+                    None => false,
+                };
+                if !(cut && before.is_some_and(|b| *offset < b)) {
+                    j.judge(
+                        "offsets_monotonic",
+                        i,
+                        offsets_monotonic(before, Some(*offset)),
+                    );
+                }
                 let shared = (group.clone(), queue.clone());
                 if let Some((who, last)) = s.last_commit.get(&shared)
                     && who != node
@@ -655,24 +727,51 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
                     .push((i, group.clone(), queue.clone(), *offset));
             }
             Event::Mark { label } if label == DRAINED => {
+                let owed: BTreeSet<String> = s.acked.difference(&s.excused).cloned().collect();
                 j.judge(
                     "acked_not_lost",
                     i,
-                    acked_not_lost(&s.acked, Some(&s.delivered)),
+                    acked_not_lost(&owed, Some(&s.delivered)),
                 );
             }
-            Event::Mark { .. } | Event::Stored { .. } | Event::OffsetStored { .. } => {}
+            Event::Mark { label } if label.starts_with(LOSSY) => {
+                let addr = &label[LOSSY.len()..];
+                s.excused
+                    .extend(s.acked_via.remove(addr).unwrap_or_default());
+            }
+            Event::Mark { label } if label.starts_with(POWER_LOSS) => {
+                let addr = &label[POWER_LOSS.len()..];
+                if let Some(group) = s.group_of.get(addr) {
+                    for q in s.reached.keys().filter(|q| &q.broker == group) {
+                        s.recovered.insert(q.clone(), None);
+                    }
+                    for (q, r) in &s.reached {
+                        if &q.broker == group {
+                            let below = s.refill_below.entry(q.clone()).or_default();
+                            *below = (*below).max(*r);
+                        }
+                    }
+                }
+            }
+            Event::Stored { queue, offset, .. } => {
+                if let Some(end @ None) = s.recovered.get_mut(queue) {
+                    *end = Some(*offset);
+                }
+            }
+            Event::Mark { .. } | Event::OffsetStored { .. } => {}
         }
     }
     let end = records.len().saturating_sub(1);
+    let owed: BTreeSet<String> = s.acked.difference(&s.excused).cloned().collect();
     if opts.drained_at_end && !records.is_empty() {
         j.judge(
             "acked_not_lost",
             end,
-            acked_not_lost(&s.acked, Some(&s.delivered)),
+            acked_not_lost(&owed, Some(&s.delivered)),
         );
     }
-    m.undelivered_at_end = s.acked.difference(&s.delivered).count() as u64;
+    m.undelivered_at_end = owed.difference(&s.delivered).count() as u64;
+    m.lost_excused = s.excused.difference(&s.delivered).count() as u64;
     m.consumed = s.delivered.len() as u64;
     // offset_not_past_unconsumed: at each commit, the acknowledged messages below it (from the
     // group's first start on) were delivered before it.
@@ -687,6 +786,7 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
             .unwrap_or(0);
         let first_unconsumed = acked
             .range(start..(*offset).max(start))
+            .filter(|(_, id)| !s.excused.contains(*id))
             .map(|(o, _)| *o)
             .find(|o| {
                 s.delivered_at

@@ -67,6 +67,24 @@ impl GroupView {
         GroupView { queues, consumers }
     }
 
+    /// A view that keeps the member order it is given (duplicates dropped): how a client that
+    /// forgot RocketMQ's `Collections.sort` of the member list would see the group. Only for
+    /// the deliberately broken client the conformance checks must catch; the queues are sorted.
+    #[doc(hidden)]
+    pub fn in_given_order<S: Into<String>>(
+        queues: impl IntoIterator<Item = MessageQueue>,
+        consumers: impl IntoIterator<Item = S>,
+    ) -> Self {
+        let mut view = GroupView::new(queues, std::iter::empty::<String>());
+        for c in consumers {
+            let c = c.into();
+            if !view.consumers.contains(&c) {
+                view.consumers.push(c);
+            }
+        }
+        view
+    }
+
     /// The queues, sorted by (topic, broker, id).
     pub fn queues(&self) -> &[MessageQueue] {
         &self.queues
@@ -79,9 +97,8 @@ impl GroupView {
 
     /// The position of `cid` among the members.
     pub fn index_of(&self, cid: &str) -> Option<usize> {
-        self.consumers
-            .binary_search_by(|c| c.as_str().cmp(cid))
-            .ok()
+        // A linear search: the members are few, and a view `in_given_order` is not sorted.
+        self.consumers.iter().position(|c| c == cid)
     }
 
     /// RocketMQ's common check. `Ok(None)`: `cid` is not a member, so its share is empty.

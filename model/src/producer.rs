@@ -355,9 +355,14 @@ impl FaultStrategy {
     ///
     /// Without fault tolerance: a queue on another broker than `last_broker`, else any queue.
     /// With it, in order: a queue whose broker is available and is not `last_broker` (5.x's
-    /// broker filter, which fixes apache/rocketmq#2358); a queue whose broker is available; the
-    /// least bad broker by `pick_one_at_least`; any queue. So an unavailable broker is never
-    /// chosen while an available one has write queues.
+    /// broker filter, which fixes apache/rocketmq#2358); then, with 5.x tables (windows that
+    /// only extend, so a success never lifts one), as RocketMQ 5.1.4+: a reachable broker other
+    /// than `last_broker`, else the next queue avoiding `last_broker`; with 4.x tables: a queue
+    /// whose broker is available, the least bad broker by `pick_one_at_least`, any queue. So an
+    /// unavailable broker is never chosen while an available one has write queues, and under
+    /// 5.x tables a retry never goes back to the broker that just failed while another has
+    /// write queues (a conformance run found the 4.x fallback doing it: with both brokers
+    /// isolated it ranked a dead broker's fast failures above a live one's 1 ms successes).
     pub fn select(
         &mut self,
         info: &TopicPublishInfo,
@@ -373,6 +378,14 @@ impl FaultStrategy {
             Some(&*mq.broker_name) != last_broker && tol.is_available(&mq.broker_name, now)
         }) {
             return Some(mq.clone());
+        }
+        if self.tables.extend_only {
+            if let Some(mq) = info.select_matching(index, |mq| {
+                Some(&*mq.broker_name) != last_broker && tol.is_reachable(&mq.broker_name)
+            }) {
+                return Some(mq.clone());
+            }
+            return info.select_avoiding(index, last_broker).cloned();
         }
         if let Some(mq) = info.select_matching(index, |mq| tol.is_available(&mq.broker_name, now)) {
             return Some(mq.clone());
@@ -753,17 +766,32 @@ mod tests {
             );
         }
         s.update("b", 3_000, true, true, 0);
-        // Both isolated until 10 000: pick_one_at_least, restricted to the topic's brokers.
-        let mq = s.select(&info, Some("a"), &mut idx, 2).unwrap();
-        assert!(info.write_queue_nums(&mq.broker_name) > mq.queue_id);
-        // Once a's window passes it is chosen even though it was the last broker.
+        // Both isolated until 10 000 (5.x tables): a reachable broker other than the last.
+        for _ in 0..4 {
+            let mq = s.select(&info, Some("a"), &mut idx, 2).unwrap();
+            assert_eq!(&*mq.broker_name, "b");
+            let mq = s.select(&info, Some("b"), &mut idx, 2).unwrap();
+            assert_eq!(&*mq.broker_name, "a");
+        }
+        // The case a conformance run found: a failed at 0 (isolated), then succeeded in 1 ms
+        // (the window stays: extend only); b failed fast at 5. A retry after b goes to a.
+        let mut s = FaultStrategy::new(true);
+        s.update("a", 0, true, true, 0);
+        s.update("a", 1, false, true, 3);
+        s.update("b", 0, true, true, 5);
+        for _ in 0..6 {
+            let mq = s.select(&info, Some("b"), &mut idx, 6).unwrap();
+            assert_eq!(&*mq.broker_name, "a");
+        }
+        // Once a's window passes it is chosen; a retry after a still avoids it while b is
+        // reachable (RocketMQ 5.1.4+'s order: the broker filter before availability).
         s.update("b", 3_000, true, true, 5_000);
-        assert_eq!(
-            &*s.select(&info, Some("a"), &mut idx, 10_000)
-                .unwrap()
-                .broker_name,
-            "a"
-        );
+        for _ in 0..4 {
+            let first = s.select(&info, None, &mut idx, 10_000).unwrap();
+            assert_eq!(&*first.broker_name, "a");
+        }
+        let retry = s.select(&info, Some("a"), &mut idx, 10_000).unwrap();
+        assert_eq!(&*retry.broker_name, "b");
     }
 
     #[test]

@@ -105,6 +105,8 @@ pub struct Broker {
     /// A deliberately broken broker, for the power-loss test to catch: offsets are written
     /// without flushing the store first.
     pub(crate) persist_unflushed: AtomicBool,
+    /// Test-only breakage: SYNC_FLUSH puts acknowledged before their flush.
+    pub(crate) ack_before_flush: AtomicBool,
     pub(crate) offsets_path: std::path::PathBuf,
     pub(crate) groups: Mutex<ConsumerGroups>,
     /// The subscription group table (every group the broker knows), and its file.
@@ -189,6 +191,7 @@ impl Broker {
             config.max_subscription_group_count,
             config.auto_create_subscription_group,
         )?;
+        let broken_ack = config.broken_ack_before_flush;
         Ok(Broker {
             subscriptions: Mutex::new(subscriptions),
             groups: Mutex::new(ConsumerGroups::new(config.channel_expired_timeout)),
@@ -201,6 +204,7 @@ impl Broker {
             offsets: Mutex::new(offsets),
             offsets_dirty: AtomicBool::new(false),
             persist_unflushed: AtomicBool::new(false),
+            ack_before_flush: AtomicBool::new(broken_ack),
             offsets_path,
             peers: Mutex::default(),
             clients: Mutex::default(),

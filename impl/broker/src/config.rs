@@ -156,6 +156,16 @@ pub struct BrokerConfig {
     /// `accessMessageInMemoryMaxRatio`: percent of the machine's memory a consumer may lag
     /// behind the CommitLog's end before it is "far behind".
     pub access_message_in_memory_max_ratio: u32,
+    /// `advertisedAddr` (Sextant's key): the address registered with the NameServers, when
+    /// clients reach the broker another way than `brokerIP1:listenPort` (a proxy, a NAT, a
+    /// port forward). Default: the address it listens on.
+    pub advertised_addr: Option<SocketAddr>,
+    /// Test-only, deliberately broken: the store flushes in the background (every
+    /// `flushIntervalCommitLog`) while puts are acknowledged as if SYNC_FLUSH had flushed them,
+    /// so a power loss takes acknowledged messages. The conformance checks must catch it.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub broken_ack_before_flush: bool,
     /// Keys this broker does not know (RocketMQ has many): warned about, not fatal.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, toml::Value>,
@@ -222,6 +232,8 @@ impl Default for BrokerConfig {
             slave_synchronize_interval: 10_000,
             slave_read_enable: false,
             access_message_in_memory_max_ratio: 40,
+            advertised_addr: None,
+            broken_ack_before_flush: false,
             unknown: BTreeMap::new(),
         }
     }
@@ -326,7 +338,10 @@ impl BrokerConfig {
         let mut c = StoreConfig::new(&self.store_path_root_dir);
         c.segment_size = self.mapped_file_size_commit_log;
         c.cq_entries_per_file = self.mapped_file_size_consume_queue / sextant_store::ENTRY_SIZE;
-        c.flush = settings.flush;
+        c.flush = match self.broken_ack_before_flush {
+            true => FlushDiskType::AsyncFlush,
+            false => settings.flush,
+        };
         c.flush_interval = Duration::from_millis(self.flush_interval_commit_log.max(1));
         c.cq_flush_interval = Duration::from_millis(self.flush_interval_consume_queue.max(1));
         c.sync_flush_timeout = Duration::from_millis(self.sync_flush_timeout.max(1));

@@ -113,7 +113,8 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 /// A running broker. It owns every task it started ([`TaskTracker`]); [`Running::shutdown`]
 /// ends them all.
 pub struct Running {
-    /// Where it listens (and what it advertises).
+    /// Where it listens (what it advertises unless `advertisedAddr` says otherwise:
+    /// [`Broker::addr`]).
     pub local_addr: SocketAddr,
     /// Its state.
     pub broker: Arc<Broker>,
@@ -139,6 +140,22 @@ impl Running {
         use std::sync::atomic::Ordering;
         self.broker.persist_unflushed.store(true, Ordering::Relaxed);
         self.schedule.unflushed.store(true, Ordering::Relaxed);
+    }
+
+    /// Stop as a killed process stops (`kill -9`): the connections close, the periodic jobs end,
+    /// and nothing more is done — no flush, no offsets or delay cursors persisted, no
+    /// unregistration (the NameServers find out when the connections close or the broker
+    /// expires). What the store wrote stays where it was written: in the file system (the page
+    /// cache, for a real one), or lost with a `SimFs` power loss taken before.
+    pub async fn crash(self) {
+        let _ = self.stop.send(true);
+        self.broker.shutdown.cancel();
+        self.timers.cancel();
+        self.server.abort();
+        let _ = self.server.await;
+        self.tasks.close();
+        self.tasks.wait().await;
+        tracing::info!(addr = %self.local_addr, "broker crashed (on purpose)");
     }
 
     /// Register with every NameServer now; returns how many accepted.
@@ -231,6 +248,15 @@ pub async fn start_on(
     start_inner(config, fs, Tracer::off()).await
 }
 
+/// [`start_on`] and [`start_traced`] at once: every file on `fs`, events to `tracer`.
+pub async fn start_on_traced(
+    config: BrokerConfig,
+    fs: std::sync::Arc<dyn sextant_store::fs::Fs>,
+    tracer: Tracer,
+) -> Result<Running, Error> {
+    start_inner(config, fs, tracer).await
+}
+
 async fn start_inner(
     config: BrokerConfig,
     fs: std::sync::Arc<dyn sextant_store::fs::Fs>,
@@ -276,10 +302,11 @@ async fn start_inner(
                 .map_err(|source| Error::Bind { addr: ha, source })?,
         )
     };
-    let broker = Arc::new(Broker::new(config, settings, local_addr, store)?);
+    let advertised = config.advertised_addr.unwrap_or(local_addr);
+    let broker = Arc::new(Broker::new(config, settings, advertised, store)?);
     // Before the server accepts anything, so no request goes unrecorded.
     if tracer.node().is_some() {
-        broker.set_tracer(tracer.for_node(format!("broker@{local_addr}")));
+        broker.set_tracer(tracer.for_node(format!("broker@{advertised}")));
     }
     let (stop, stopped) = watch::channel(false);
     let registrar = Arc::new(tokio::sync::Mutex::new(register::Registrar::default()));

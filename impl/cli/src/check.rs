@@ -36,9 +36,22 @@ pub struct Args {
     /// Walk the unsplit whole-cluster model at random for SECS seconds.
     #[arg(long, value_name = "SECS")]
     simulate: Option<u64>,
-    /// Seed of the first random walk of `--simulate`.
+    /// Seed of the first random walk of `--simulate`, and of the first conformance scenario.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Conformance scenarios to play on a live loopback cluster after the models (0: none).
+    /// The default run plays 12; with --only, none unless asked.
+    #[arg(long, value_name = "N")]
+    scenarios: Option<u64>,
+    /// Play only the conformance scenarios (and the broken variants), not the models; e.g.
+    /// `--conformance --seed S --scenarios 1` replays seed S.
+    #[arg(long, conflicts_with_all = ["deep", "simulate", "explore", "list"])]
+    conformance: bool,
+    /// Play random conformance scenarios for this long (`90s`, `10m`, `1h`), with a progress
+    /// line, then print the table.
+    #[arg(long, value_name = "DURATION", value_parser = sextant_checks::scenario::tally::parse_duration)]
+    soak: Option<Duration>,
+
     /// Serve the chosen model (pick one with --only) in stateright's Explorer, on loopback.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:3000")]
     explore: Option<SocketAddr>,
@@ -158,8 +171,23 @@ struct Row {
     secs: f64,
 }
 
+/// How many scenarios the default `sextant check` plays.
+const DEFAULT_SCENARIOS: u64 = 12;
+
 /// Run `sextant check`. Returns whether every check passed.
 pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
+    let scenarios = match (args.soak, args.scenarios) {
+        (Some(_), n) => n.unwrap_or(u64::MAX),
+        (None, Some(n)) => n,
+        (None, None) if args.only.is_some() => 0,
+        (None, None) => DEFAULT_SCENARIOS,
+    };
+    if args.conformance || args.soak.is_some() {
+        let c = conformance(args, scenarios.max(1), out)?;
+        writeln!(out)?;
+        combined(&[], &c, out)?;
+        return Ok(c.ok());
+    }
     if !args.trace.is_empty() {
         let opts = sextant_checks::trace::Options {
             drained_at_end: args.drained,
@@ -284,7 +312,149 @@ pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
         }
     }
     writeln!(out, "{passed} passed, {failed} failed")?;
-    Ok(failed == 0)
+    if scenarios == 0 || args.list || args.simulate.is_some() || args.deep {
+        return Ok(failed == 0);
+    }
+    writeln!(out)?;
+    let c = conformance(args, scenarios, out)?;
+    writeln!(out)?;
+    combined(&table, &c, out)?;
+    Ok(failed == 0 && c.ok())
+}
+
+/// What the conformance run found.
+struct Conformance {
+    tally: sextant_checks::scenario::tally::Tally,
+    /// Each broken variant: what, the invariant meant to catch it, whether it did.
+    variants: Vec<(&'static str, &'static str, bool)>,
+    secs: f64,
+}
+
+impl Conformance {
+    fn ok(&self) -> bool {
+        self.tally.ok() && self.variants.iter().all(|v| v.2)
+    }
+}
+
+/// Play `n` scenarios from `--seed` (or soak), on a live loopback cluster in this process.
+fn conformance(args: &Args, n: u64, out: &mut impl Write) -> anyhow::Result<Conformance> {
+    use sextant_checks::scenario::{run, tally, variants};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let until = args.soak.map(|d| started + d);
+    writeln!(
+        out,
+        "conformance: scenarios on a live loopback cluster from seed {}{}",
+        args.seed,
+        match args.soak {
+            Some(d) => format!(", for {}s", d.as_secs()),
+            None => format!(", {n} of them"),
+        }
+    )?;
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"),
+    );
+    let mut failures = Vec::new();
+    let seeds = args.seed..args.seed.saturating_add(n);
+    let tally = runtime.block_on(tally::play(
+        seeds,
+        until,
+        run::Broken::default(),
+        |seed, r, t| {
+            bar.set_message(t.progress());
+            bar.tick();
+            match r {
+                Ok(o) if !o.ok() => {
+                    let path = std::env::temp_dir().join(format!("sextant-scenario-{seed}.jsonl"));
+                    let _ = std::fs::write(&path, &o.trace);
+                    failures.push(format!(
+                        "seed {seed} FAILED ({}), trace in {}: {}\n{}{}",
+                        o.first_failure().unwrap_or_default(),
+                        path.display(),
+                        o.scenario,
+                        o.report,
+                        o.end_state
+                            .iter()
+                            .map(|e| format!("  end state: {e}\n"))
+                            .collect::<String>()
+                    ));
+                }
+                Err(e) => failures.push(format!("seed {seed}: {e}")),
+                Ok(_) => {}
+            }
+        },
+    ));
+    bar.finish_and_clear();
+    for f in &failures {
+        writeln!(out, "{f}")?;
+    }
+    writeln!(out, "  {}; {}", tally.progress(), tally.measured())?;
+    let mut found = Vec::new();
+    // Each deliberately broken implementation on its scenario: the checks must catch it.
+    {
+        for v in variants::all() {
+            let o = runtime.block_on(run::run(&v.scenario, v.broken))?;
+            let caught = o
+                .report
+                .verdict(v.caught_by)
+                .is_some_and(|x| x.violations > 0);
+            writeln!(
+                out,
+                "  broken: {:<52} {}",
+                v.what,
+                if caught {
+                    format!("caught by {}", v.caught_by)
+                } else {
+                    format!("NOT CAUGHT (expected {})", v.caught_by)
+                }
+            )?;
+            found.push((v.what, v.caught_by, caught));
+        }
+    }
+    Ok(Conformance {
+        tally,
+        variants: found,
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The combined table: each invariant's model verdict (from the model checks' rows) beside the
+/// implementation's (from the scenarios).
+fn combined(models: &[Row], c: &Conformance, out: &mut impl Write) -> anyhow::Result<()> {
+    use sextant_checks::scenario::tally::Tally;
+    writeln!(
+        out,
+        "{:<28} {:<40} implementation ({:.0}s)",
+        "invariant", "model", c.secs
+    )?;
+    for name in Tally::names() {
+        let rows: Vec<&Row> = models.iter().filter(|r| r.property == name).collect();
+        let model = if rows.is_empty() {
+            "-".to_string()
+        } else {
+            let states: u64 = rows.iter().map(|r| r.states).sum();
+            let bad = rows.iter().find(|r| r.verdict != "held");
+            match bad {
+                None => format!("held: {} models, {states} states", rows.len()),
+                Some(r) => format!("{} in {}", r.verdict, r.check),
+            }
+        };
+        writeln!(out, "{name:<28} {model:<40} {}", c.tally.verdict(name))?;
+    }
+    writeln!(out, "measured: {}", c.tally.measured())?;
+    if !c.variants.is_empty() {
+        let caught = c.variants.iter().filter(|v| v.2).count();
+        writeln!(
+            out,
+            "broken variants caught: {caught} of {}",
+            c.variants.len()
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

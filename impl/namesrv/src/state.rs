@@ -51,6 +51,8 @@ pub struct Channel {
 pub struct NameServer {
     table: Mutex<RouteTable>,
     started: Instant,
+    /// Milliseconds the clock was stepped forward ([`NameServer::step_clock`]).
+    stepped: std::sync::atomic::AtomicU64,
     /// Set once, when the server knows its address. Events are recorded under the table's
     /// lock, so the trace orders them as the table saw them.
     tracer: OnceLock<Tracer>,
@@ -62,6 +64,7 @@ impl NameServer {
         NameServer {
             table: Mutex::new(RouteTable::new(config)),
             started: Instant::now(),
+            stepped: std::sync::atomic::AtomicU64::new(0),
             tracer: OnceLock::new(),
         }
     }
@@ -85,9 +88,18 @@ impl NameServer {
         }
     }
 
-    /// Milliseconds since the server started.
+    /// Milliseconds since the server started (plus any [`NameServer::step_clock`]).
     pub fn now(&self) -> Millis {
-        self.started.elapsed().as_millis() as Millis
+        let stepped = self.stepped.load(std::sync::atomic::Ordering::Relaxed);
+        (self.started.elapsed().as_millis() as Millis).saturating_add(stepped)
+    }
+
+    /// Step the clock forward by `ms` (a fault the conformance runs inject: the brokers look
+    /// that much more silent). The clock never goes back: it is monotonic by design.
+    pub fn step_clock(&self, ms: Millis) {
+        let _table = lock(&self.table);
+        self.stepped
+            .fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A copy of the route table (for tests and tracing).

@@ -469,6 +469,7 @@ impl Inner {
                 MessageModel::Clustering,
                 self.strategy.as_ref(),
                 topic,
+                false,
             )
             .await
             else {

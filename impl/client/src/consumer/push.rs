@@ -98,6 +98,11 @@ pub struct PushConfig {
     /// conformance checks must catch it.
     #[doc(hidden)]
     pub broken_keep_pulling_dropped: bool,
+    /// Test-only, deliberately broken: the rebalance allocates on the member list unsorted
+    /// (itself first), so members disagree on who owns what. The conformance checks must
+    /// catch it.
+    #[doc(hidden)]
+    pub broken_unsorted_rebalance: bool,
 }
 
 impl Default for PushConfig {
@@ -124,6 +129,7 @@ impl Default for PushConfig {
             lock_max_live: Duration::from_millis(LOCAL_LOCK_MAX_LIVE_MS),
             reconsume_later_delay: Duration::from_secs(5),
             broken_keep_pulling_dropped: false,
+            broken_unsorted_rebalance: false,
         }
     }
 }
@@ -189,8 +195,13 @@ impl PushConsumerBuilder {
         lock_interval: Duration => config.lock_interval);
     setter!(/// The delay before a message whose send-back failed is consumed again.
         reconsume_later_delay: Duration => config.reconsume_later_delay);
+    setter!(/// How long a held pull may take before the client gives up on it
+        /// (`consumerTimeoutMillisWhenSuspend`).
+        consumer_timeout_when_suspend: Duration => config.consumer_timeout_when_suspend);
     setter!(#[doc(hidden)] /// Test-only: break the drop rule on purpose (see the field).
         broken_keep_pulling_dropped: bool => config.broken_keep_pulling_dropped);
+    setter!(#[doc(hidden)] /// Test-only: rebalance on an unsorted member list (see the field).
+        broken_unsorted_rebalance: bool => config.broken_unsorted_rebalance);
 
     /// Subscribe to `topic` with a tag expression (`*`, `TagA || TagB`).
     pub fn subscribe(mut self, topic: impl Into<String>, expression: impl Into<String>) -> Self {
@@ -539,6 +550,7 @@ impl Inner {
             self.config.message_model,
             self.strategy.as_ref(),
             topic,
+            self.config.broken_unsorted_rebalance,
         )
         .await
         else {

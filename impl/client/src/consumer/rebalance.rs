@@ -10,13 +10,15 @@ use crate::consumer::MessageModel;
 use crate::instance::ClientInstance;
 
 /// This member's share of `topic`, or `None` to leave the topic as it is this round (no route
-/// yet, no member list, or the strategy refused).
+/// yet, no member list, or the strategy refused). `unsorted` breaks it on purpose (tests only):
+/// the member list is not sorted first.
 pub(crate) async fn share(
     instance: &ClientInstance,
     group: &str,
     model: MessageModel,
     strategy: &dyn AllocateStrategy,
     topic: &str,
+    unsorted: bool,
 ) -> Option<Vec<MessageQueue>> {
     let route = match instance.route(topic) {
         Some(r) => r,
@@ -59,7 +61,15 @@ pub(crate) async fn share(
         }
     }
     let members = members.filter(|m| !m.is_empty())?;
-    let view = GroupView::new(queues, members);
+    let view = if unsorted {
+        // The test-only broken client: the member list as the broker gave it, itself first.
+        let me = instance.client_id();
+        let mut ms: Vec<String> = members.into_iter().filter(|m| m != me).collect();
+        ms.insert(0, me.to_owned());
+        GroupView::in_given_order(queues, ms)
+    } else {
+        GroupView::new(queues, members)
+    };
     match strategy.allocate(&view, instance.client_id()) {
         Ok(share) => {
             instance.inner.tracer.emit(|| Event::Rebalance {
