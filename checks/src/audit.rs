@@ -13,6 +13,7 @@
 //! | `queue_no_owner` / `queue_two_owners` | a queue of a topic a group consumes is held by no member, or by two (`invariants::queue_owned_once` on what the members report holding) |
 //! | `queue_not_in_route` | a member holds a queue the (first answering) NameServer's route does not list |
 //! | `consumer_unreachable` | a member did not say which queues it holds |
+//! | `consumer_views_differ` | the masters list different members for a group: members that ask different brokers rebalance on different views, so a queue can get two owners or none (typically a member that heartbeats only some brokers, e.g. subscriptions that differ within the group) |
 //! | `offset_beyond_max` | a committed offset is past the queue's end |
 //! | `offset_below_min` | a committed offset is below the queue's first message (messages were deleted before the group consumed them) |
 //! | `slave_lag` | a slave's queue is behind its master's by more than the allowed messages |
@@ -67,6 +68,9 @@ pub struct GroupSnapshot {
     pub topics: BTreeSet<String>,
     /// Its members (client ids), as a broker lists them.
     pub members: Vec<String>,
+    /// Each master's member list (by broker name): members that ask different brokers
+    /// rebalance on these.
+    pub member_views: BTreeMap<String, Vec<String>>,
     /// Member → the queues it reports holding, or why it did not answer.
     pub held: BTreeMap<String, Result<Vec<MessageQueue>, String>>,
 }
@@ -280,6 +284,27 @@ pub fn judge(snap: &Snapshot, opts: &AuditOptions) -> AuditReport {
     let route_of = |topic: &str| answered.iter().find_map(|n| n.routes.get(topic));
     for g in &snap.groups {
         rep.groups += 1;
+        let mut views: BTreeMap<Vec<&String>, Vec<&str>> = BTreeMap::new();
+        for (broker, members) in &g.member_views {
+            let mut v: Vec<&String> = members.iter().collect();
+            v.sort();
+            v.dedup();
+            views.entry(v).or_default().push(broker);
+        }
+        if views.len() > 1 {
+            find(
+                "consumer_views_differ",
+                format!(
+                    "group {}: the masters list different members: {}",
+                    g.group,
+                    views
+                        .iter()
+                        .map(|(v, bs)| format!("{} {v:?}", bs.join(", ")))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            );
+        }
         for (m, held) in &g.held {
             if let Err(e) = held {
                 find(
@@ -484,6 +509,7 @@ mod tests {
             group: "g".into(),
             topics: ["T".to_string()].into(),
             members: held.iter().map(|(m, _)| m.to_string()).collect(),
+            member_views: BTreeMap::new(),
             held: held
                 .into_iter()
                 .map(|(m, qs)| (m.to_string(), Ok(qs)))
@@ -493,6 +519,33 @@ mod tests {
 
     fn kinds(r: &AuditReport) -> Vec<&'static str> {
         r.findings.iter().map(|f| f.kind).collect()
+    }
+
+    #[test]
+    fn masters_listing_different_members_are_found() {
+        let mut g = group(vec![("c1", vec![]), ("c2", vec![])]);
+        g.member_views = [
+            ("a".to_string(), vec!["c2".to_string(), "c1".to_string()]),
+            ("b".to_string(), vec!["c1".to_string(), "c2".to_string()]),
+        ]
+        .into();
+        let same = Snapshot {
+            groups: vec![g.clone()],
+            ..Default::default()
+        };
+        let r = judge(&same, &AuditOptions::default());
+        assert!(!kinds(&r).contains(&"consumer_views_differ"), "{r}");
+        g.member_views.insert("c".into(), vec!["c1".into()]);
+        let split = Snapshot {
+            groups: vec![g],
+            ..Default::default()
+        };
+        let r = judge(&split, &AuditOptions::default());
+        assert!(kinds(&r).contains(&"consumer_views_differ"), "{r}");
+        assert!(
+            r.findings.iter().any(|f| f.detail.contains("c [\"c1\"]")),
+            "{r}"
+        );
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub fn checks() -> Vec<Check> {
         ),
         Check::core(
             "fault_tolerance_available_first",
-            "no unavailable pick while one is available",
+            "no unavailable pick while one other than the failed is available; a retry avoids the failed broker",
             "2-4 brokers x 1-3 queues x every isolated subset x every start index x every last broker",
             fault_tolerance_available_first,
         ),
@@ -323,7 +323,18 @@ fn fault_tolerance_available_first(tick: &mut dyn FnMut()) -> Outcome {
                             let other_available = info
                                 .brokers()
                                 .any(|b| available(b) && Some(b) != last.as_deref());
-                            if any_available && !available(&mq.broker_name) {
+                            // RocketMQ 5.1.4+'s order (5.x tables, the default): when the
+                            // only available broker is the one that just failed, a reachable
+                            // other broker wins over it.
+                            let avoid_last = last.is_some()
+                                && !other_available
+                                && info.brokers().any(|b| Some(b) != last.as_deref());
+                            if avoid_last && Some(&*mq.broker_name) == last.as_deref() {
+                                return Err(format!(
+                                    "isolated {isolated:b}: retried the last broker {mq:?}"
+                                ));
+                            }
+                            if any_available && !avoid_last && !available(&mq.broker_name) {
                                 return Err(format!(
                                     "isolated {isolated:b}: picked unavailable {mq:?}"
                                 ));

@@ -14,7 +14,9 @@
 //! | `rebalance` | `queue_owned_once` once every member of the view has rebalanced on the same member and queue lists |
 //! | `pull` | `queue_owned_once` on what the consumers do: a member pulls only queues it owns (`queue_added` … `queue_dropped`) |
 //! | `offset_committed` | `offsets_monotonic` within one ownership of a queue |
+//! | `lock_granted`, `consumed` (orderly) | `ordered_lock_exclusive`: the broker grants a live lock to nobody else, and a message of a locked topic goes to the live holder of its queue's lock (or while nobody holds it live) |
 //! | `mark` `drained` | `acked_not_lost`: everything acknowledged before it was consumed by then |
+//! | `put_answered` | `ack_after_durable`: a SUCCESS only with what the flush and replication modes require (`store::put_verdict` on what the store had) |
 //! | end of trace | `offset_not_past_unconsumed`: no commit passed an acknowledged message not yet consumed |
 //!
 //! It also measures what the model only discovers: how long sends kept failing against one
@@ -30,21 +32,25 @@ use std::path::Path;
 
 use sextant_model::consumer::GroupView;
 use sextant_model::invariants::{
-    Violation, acked_not_lost, no_send_to_expired_broker, offset_not_past_unconsumed,
-    offsets_monotonic, queue_owned_once, route_expiry_bounded, route_integrity_with,
+    Violation, ack_after_durable, acked_not_lost, no_send_to_expired_broker,
+    offset_not_past_unconsumed, offsets_monotonic, ordered_lock_exclusive, queue_owned_once,
+    route_expiry_bounded, route_integrity_with,
 };
 use sextant_model::producer::TopicPublishInfo;
 use sextant_model::route::{MASTER_ID, MAX_QUEUE_NUMS, MessageQueue, TopicRouteData};
+use sextant_model::store::{BrokerRole, FlushDiskType, PutProgress};
 use sextant_trace::{Event, Queue, Record, SendOutcome, TraceError};
 
 /// The invariants the checker judges, in the order the report lists them.
-pub const INVARIANTS: [&str; 8] = [
+pub const INVARIANTS: [&str; 10] = [
     "route_integrity",
     "expiry_bounded",
     "no_send_to_expired_broker",
     "slave_read_only",
     "queue_owned_once",
+    "ordered_lock_exclusive",
     "acked_not_lost",
+    "ack_after_durable",
     "offsets_monotonic",
     "offset_not_past_unconsumed",
 ];
@@ -141,6 +147,10 @@ pub struct Measured {
     /// Messages acknowledged after a power loss at offsets the lost tail had held (see
     /// [`POWER_LOSS`]); a consumer that had read that far skips them.
     pub refilled_after_loss: u64,
+    /// Orderly deliveries to a consumer whose lock a broker restart dropped, while the
+    /// restarted broker had granted the queue to another: RocketMQ's orderly hazard (two
+    /// consumers of one queue until the old holder's local lock expires).
+    pub orderly_overlap_after_restart: u64,
     /// Rebalances recorded.
     pub rebalances: u64,
 }
@@ -209,7 +219,8 @@ impl fmt::Display for Report {
             f,
             "  delivered {} ({} distinct, {} duplicates); double owners {} (longest {} ms); \
              commits back across owners {}; undelivered at end {}; lost where excused {} \
-             (acknowledged into a lost tail's offsets {})",
+             (acknowledged into a lost tail's offsets {}); orderly deliveries overlapping after \
+             a broker restart {}",
             m.deliveries,
             m.consumed,
             m.duplicates,
@@ -218,7 +229,8 @@ impl fmt::Display for Report {
             m.commits_back_across_owners,
             m.undelivered_at_end,
             m.lost_excused,
-            m.refilled_after_loss
+            m.refilled_after_loss,
+            m.orderly_overlap_after_restart
         )?;
         if let Some(first) = self.first_violation() {
             writeln!(
@@ -297,6 +309,12 @@ struct State {
     group_of: HashMap<String, String>,
     /// After a `lossy` mark: the queues' reach before it; acknowledgements below are excused.
     refill_below: HashMap<Queue, u64>,
+    /// Orderly locks: (group, queue) → (holder, granted at ts, expiry ms).
+    locks: HashMap<(String, Queue), (String, u64, u64)>,
+    /// Locks a broker restart dropped (their holders' local locks may outlive them).
+    stale_locks: HashMap<(String, Queue), (String, u64, u64)>,
+    /// (group, topic) consumed orderly: some queue of it was locked.
+    orderly: BTreeSet<(String, String)>,
     /// After a `power_loss` mark: each queue of the broker and its recovered end (the first
     /// offset the broker stores there after), down to which a commit may move back.
     recovered: HashMap<Queue, Option<u64>>,
@@ -321,6 +339,48 @@ struct State {
     last_commit: HashMap<(String, Queue), (String, u64)>,
     /// Every commit: (index, group, queue, offset).
     commit_log: Vec<(usize, String, Queue, u64)>,
+}
+
+/// The body of the `trace_check` fuzz target (and of its corpus replay in `cargo test`): any
+/// bytes go through the reader and, if they parse, through the checker — neither may panic,
+/// whatever the trace claims.
+#[doc(hidden)]
+pub fn fuzz_check(data: &[u8]) {
+    if let Ok(records) = sextant_trace::parse(data) {
+        let report = check(&records, &Options::default());
+        let _ = report.to_string();
+    }
+}
+
+fn flush_of(name: &str) -> Option<FlushDiskType> {
+    [FlushDiskType::SyncFlush, FlushDiskType::AsyncFlush]
+        .into_iter()
+        .find(|f| f.name() == name)
+}
+
+fn role_of(name: &str) -> Option<BrokerRole> {
+    [
+        BrokerRole::AsyncMaster,
+        BrokerRole::SyncMaster,
+        BrokerRole::Slave,
+    ]
+    .into_iter()
+    .find(|r| r.name() == name)
+}
+
+/// Who holds `queue`'s lock in `group` live at `ts` (µs).
+fn live_holder(
+    locks: &HashMap<(String, Queue), (String, u64, u64)>,
+    group: &str,
+    queue: &Queue,
+    ts: u64,
+) -> Option<String> {
+    let (holder, at, expire_ms) = locks.get(&(group.to_owned(), queue.clone()))?;
+    (ts.saturating_sub(*at) <= expire_ms.saturating_mul(1000)).then(|| holder.clone())
+}
+
+fn queue_name(q: &Queue) -> String {
+    format!("{}:{}:{}", q.topic, q.broker, q.id)
 }
 
 struct Judge<'a> {
@@ -686,6 +746,23 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
                 msg_id,
             } => {
                 m.deliveries += 1;
+                if s.orderly.contains(&(group.clone(), queue.topic.clone())) {
+                    let holder = live_holder(&s.locks, group, queue, r.ts);
+                    let stale = live_holder(&s.stale_locks, group, queue, r.ts);
+                    if holder.as_deref().is_some_and(|h| h != node)
+                        && stale.as_deref() == Some(node)
+                    {
+                        // RocketMQ's restart hazard: the broker lost its locks and granted the
+                        // queue to another while this consumer's lock, from before, lives on.
+                        m.orderly_overlap_after_restart += 1;
+                    } else {
+                        j.judge(
+                            "ordered_lock_exclusive",
+                            i,
+                            ordered_lock_exclusive(node, &queue_name(queue), holder.as_deref()),
+                        );
+                    }
+                }
                 if !s.delivered_in.insert((group.clone(), msg_id.clone())) {
                     m.duplicates += 1;
                 }
@@ -753,12 +830,72 @@ pub fn check(records: &[Record], opts: &Options) -> Report {
                     }
                 }
             }
+            Event::LockGranted {
+                group,
+                queue,
+                client,
+                expire_ms,
+            } => {
+                // The broker grants a live lock to nobody else.
+                let holder = live_holder(&s.locks, group, queue, r.ts);
+                j.judge(
+                    "ordered_lock_exclusive",
+                    i,
+                    ordered_lock_exclusive(client, &queue_name(queue), holder.as_deref()),
+                );
+                s.orderly.insert((group.clone(), queue.topic.clone()));
+                s.locks.insert(
+                    (group.clone(), queue.clone()),
+                    (client.clone(), r.ts, *expire_ms),
+                );
+            }
+            Event::BrokerStarted { name, .. } => {
+                // A (re)started broker's lock table is empty: its locks are gone — though their
+                // holders may still consume under their local locks.
+                let (gone, kept) = std::mem::take(&mut s.locks)
+                    .into_iter()
+                    .partition(|((_, q), _)| &q.broker == name);
+                s.locks = kept;
+                s.stale_locks.extend(gone);
+            }
+            Event::LockReleased {
+                group,
+                queue,
+                client,
+            } => {
+                let key = (group.clone(), queue.clone());
+                if s.locks.get(&key).is_some_and(|(h, _, _)| h == client) {
+                    s.locks.remove(&key);
+                }
+            }
+            Event::PutAnswered {
+                log_end,
+                flushed,
+                slave_acked,
+                flush,
+                role,
+                code,
+            } => {
+                if let (Some(flush), Some(role)) = (flush_of(flush), role_of(role)) {
+                    let progress = PutProgress {
+                        end: *log_end,
+                        flushed: *flushed,
+                        slave_acked: *slave_acked,
+                        timed_out: false,
+                    };
+                    j.judge(
+                        "ack_after_durable",
+                        i,
+                        ack_after_durable(flush, role, progress, *code == 0),
+                    );
+                }
+            }
             Event::Stored { queue, offset, .. } => {
                 if let Some(end @ None) = s.recovered.get_mut(queue) {
                     *end = Some(*offset);
                 }
             }
-            Event::Mark { .. } | Event::OffsetStored { .. } => {}
+            Event::Mark { .. } | Event::OffsetStored { .. } | Event::FaultUpdated { .. } => {}
         }
     }
     let end = records.len().saturating_sub(1);
@@ -1131,6 +1268,49 @@ mod tests {
             (r.measured.double_owners, r.measured.double_owner_ms),
             (1, 1)
         );
+    }
+
+    fn granted(to: &str) -> (&'static str, Event) {
+        (
+            "broker@a",
+            Event::LockGranted {
+                group: "g".into(),
+                queue: q("a", 0),
+                client: to.into(),
+                expire_ms: 60_000,
+            },
+        )
+    }
+
+    fn consumed_by(node: &'static str, offset: u64) -> (&'static str, Event) {
+        let (_, e) = consumed(offset);
+        (node, e)
+    }
+
+    #[test]
+    fn ordered_lock_exclusive_judges_grants_and_orderly_deliveries() {
+        // c1 holds the lock and consumes; it releases; c2 takes it and consumes.
+        let good = trace(vec![
+            granted("c1"),
+            consumed_by("c1", 0),
+            (
+                "broker@a",
+                Event::LockReleased {
+                    group: "g".into(),
+                    queue: q("a", 0),
+                    client: "c1".into(),
+                },
+            ),
+            granted("c2"),
+            consumed_by("c2", 1),
+        ]);
+        assert_eq!(verdict(&good, "ordered_lock_exclusive"), (4, 0));
+        // A grant to c2 while c1's lock is live, and c1 consuming while c2 holds it.
+        let two = trace(vec![granted("c1"), granted("c2"), consumed_by("c1", 0)]);
+        assert_eq!(verdict(&two, "ordered_lock_exclusive"), (3, 2));
+        // Without any lock on the topic the group is not orderly: nothing judged.
+        let concurrent = trace(vec![consumed_by("c1", 0), consumed_by("c2", 1)]);
+        assert_eq!(verdict(&concurrent, "ordered_lock_exclusive"), (0, 0));
     }
 
     fn consumed(offset: u64) -> (&'static str, Event) {

@@ -232,6 +232,50 @@ pub fn offset_not_past_unconsumed(committed: u64, first_unconsumed: u64) -> Resu
     Ok(())
 }
 
+/// `ack_after_durable` for one answered put: a SUCCESS only once the flush and replication
+/// modes have what they require — `store::put_verdict` is `Ok` on the `progress` the broker had
+/// when it answered (SYNC_FLUSH: flushed past the put; SYNC_MASTER: a slave in sync has it).
+pub fn ack_after_durable(
+    flush: crate::store::FlushDiskType,
+    role: crate::store::BrokerRole,
+    progress: crate::store::PutProgress,
+    acknowledged: bool,
+) -> Result<(), Violation> {
+    let verdict = crate::store::put_verdict(flush, role, progress);
+    if acknowledged && verdict != crate::store::PutVerdict::Ok {
+        return violation(
+            "ack_after_durable",
+            format!(
+                "a put ending at {} acknowledged with the log flushed to {} and a slave at {:?} \
+                 ({} {}: {verdict:?})",
+                progress.end,
+                progress.flushed,
+                progress.slave_acked,
+                flush.name(),
+                role.name()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// `ordered_lock_exclusive` for one step of orderly consumption: `actor` consumes (or is
+/// granted) a queue whose broker lock is held, live, by `holder` (`None`: nobody holds it live).
+/// No other consumer may hold it: two consumers of one queue at once break its order.
+pub fn ordered_lock_exclusive(
+    actor: &str,
+    queue: &str,
+    holder: Option<&str>,
+) -> Result<(), Violation> {
+    match holder {
+        Some(h) if h != actor => violation(
+            "ordered_lock_exclusive",
+            format!("{actor} consumes {queue} while {h} holds its lock"),
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// `offsets_monotonic`: a commit never moves a queue's committed offset backward.
 pub fn offsets_monotonic(before: Option<u64>, after: Option<u64>) -> Result<(), Violation> {
     match (before, after) {

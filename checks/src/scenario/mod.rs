@@ -4,7 +4,8 @@
 //!
 //! A [`Scenario`] is what proptest's [`scenario`] strategy draws: 1–2 NameServers, 1–3 broker
 //! groups (each SYNC_FLUSH or ASYNC_FLUSH, maybe with a slave), queue counts, a producer with
-//! fault tolerance on or off, 1–3 push consumers of one strategy, and up to four timed steps —
+//! fault tolerance on or off, 1–3 push consumers of one strategy (concurrent, or orderly with
+//! broker locks), and up to four timed steps —
 //! faults (a broker killed or losing power and restarted, paused past its expiry, its
 //! connections cut or slowed; a NameServer's clock stepped) and membership changes (a consumer
 //! joins, leaves, or goes slow). Sends run throughout.
@@ -156,6 +157,8 @@ pub struct Scenario {
     pub strategy: &'static str,
     /// Consumers at the start (1–3 drawn; 0 is allowed: the first may join later).
     pub consumers: usize,
+    /// Orderly consumers (broker locks), a quarter of the scenarios.
+    pub orderly: bool,
     /// The steps, by time.
     pub steps: Vec<Step>,
 }
@@ -197,10 +200,11 @@ impl fmt::Display for Scenario {
         }
         write!(
             f,
-            "], fault tolerance {}, {} × {}",
+            "], fault tolerance {}, {} × {}{}",
             if self.fault_tolerance { "on" } else { "off" },
             self.consumers,
-            self.strategy
+            self.strategy,
+            if self.orderly { " orderly" } else { "" }
         )?;
         for s in &self.steps {
             write!(f, "; @{}ms {:?}", s.at_ms, s.action)?;
@@ -246,11 +250,11 @@ pub fn scenario() -> impl Strategy<Value = Scenario> {
         proptest::collection::vec(broker_spec(), 1..=3),
         any::<bool>(),
         0usize..STRATEGIES.len(),
-        1usize..=3,
+        (1usize..=3, prop_oneof![3 => Just(false), 1 => Just(true)]),
         proptest::collection::vec((100u64..=1500, action()), 1..=4),
     )
         .prop_map(
-            |(namesrvs, brokers, fault_tolerance, strategy, consumers, steps)| {
+            |(namesrvs, brokers, fault_tolerance, strategy, (consumers, orderly), steps)| {
                 let mut steps: Vec<Step> = steps
                     .into_iter()
                     .map(|(at_ms, action)| Step { at_ms, action })
@@ -262,6 +266,7 @@ pub fn scenario() -> impl Strategy<Value = Scenario> {
                     fault_tolerance,
                     strategy: STRATEGIES[strategy],
                     consumers,
+                    orderly,
                     steps,
                 }
             },
@@ -329,6 +334,7 @@ mod tests {
     fn seeds_cover_the_space() {
         let all: Vec<Scenario> = (0..200).map(Scenario::from_seed).collect();
         assert!(all.iter().any(|s| s.namesrvs == 2));
+        assert!(all.iter().any(|s| s.orderly));
         assert!(all.iter().any(|s| s.brokers.len() == 3));
         assert!(
             all.iter()

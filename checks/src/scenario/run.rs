@@ -245,6 +245,8 @@ fn broker_config(name: &str, id: i64, spec: &BrokerSpec, broken: Broken) -> Brok
         ha_send_heartbeat_interval: 100,
         ha_housekeeping_interval: 1_000,
         slave_synchronize_interval: 200,
+        // Orderly locks live 1 s at the broker, 500 ms at the client (RocketMQ: 60 s and 30 s).
+        lock_max_live_time: 1_000,
         broken_ack_before_flush: broken.ack_before_flush && id == 0 && spec.sync_flush,
         ..Default::default()
     }
@@ -288,6 +290,7 @@ struct Clients {
     namesrvs: String,
     tracer: Tracer,
     strategy: &'static str,
+    orderly: bool,
     broken: Broken,
     seen: Seen,
     next: usize,
@@ -308,6 +311,9 @@ impl Clients {
             .client_config(client_config(&self.namesrvs, &name, &self.tracer))
             .consume_from_where(ConsumeFromWhere::FirstOffset)
             .allocate_strategy(strategy)
+            .orderly(self.orderly)
+            .lock_interval(Duration::from_millis(200))
+            .lock_max_live(Duration::from_millis(500))
             .rebalance_interval(Duration::from_millis(200))
             .broker_suspend_max_time(Duration::from_millis(200))
             .consumer_timeout_when_suspend(Duration::from_millis(600))
@@ -449,6 +455,7 @@ pub async fn run(scenario: &Scenario, broken: Broken) -> Result<Outcome, RunErro
         namesrvs: ns_list.clone(),
         tracer: tracer.clone(),
         strategy: scenario.strategy,
+        orderly: scenario.orderly,
         broken,
         seen: Arc::default(),
         next: 0,

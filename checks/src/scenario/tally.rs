@@ -47,6 +47,8 @@ pub struct Tally {
     pub lost_excused: u64,
     /// Messages acknowledged into a lost tail's offsets.
     pub refilled_after_loss: u64,
+    /// Orderly deliveries overlapping another consumer's after a broker restart.
+    pub orderly_overlap_after_restart: u64,
     /// The longest settle after the last step (ms).
     pub settle_ms: u64,
     /// Seeds whose run failed, with what failed first.
@@ -83,6 +85,7 @@ impl Tally {
         self.duplicates += m.duplicates;
         self.lost_excused += m.lost_excused;
         self.refilled_after_loss += m.refilled_after_loss;
+        self.orderly_overlap_after_restart += m.orderly_overlap_after_restart;
         self.settle_ms = self.settle_ms.max(o.settle_ms);
         if let Some(what) = o.first_failure() {
             self.failed.push((seed, what));
@@ -130,13 +133,14 @@ impl Tally {
         format!(
             "dead-broker window ≤ {} ms; double owners {} (longest {} ms); duplicates {}; \
              lost under ASYNC_FLUSH power loss {} (acknowledged into a lost tail's offsets {}); \
-             settle ≤ {} ms",
+             orderly deliveries overlapping after a broker restart {}; settle ≤ {} ms",
             self.dead_broker_window_ms,
             self.double_owners,
             self.double_owner_ms,
             self.duplicates,
             self.lost_excused,
             self.refilled_after_loss,
+            self.orderly_overlap_after_restart,
             self.settle_ms
         )
     }

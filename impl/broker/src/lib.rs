@@ -307,6 +307,11 @@ async fn start_inner(
     // Before the server accepts anything, so no request goes unrecorded.
     if tracer.node().is_some() {
         broker.set_tracer(tracer.for_node(format!("broker@{advertised}")));
+        broker.trace(|| sextant_trace::Event::BrokerStarted {
+            cluster: broker.config.broker_cluster_name.clone(),
+            name: broker.config.broker_name.clone(),
+            id: broker.config.broker_id as u64,
+        });
     }
     let (stop, stopped) = watch::channel(false);
     let registrar = Arc::new(tokio::sync::Mutex::new(register::Registrar::default()));

@@ -173,11 +173,22 @@ impl Broker {
                 v = decide(true);
             }
         }
-        match v {
+        let code = match v {
             PutVerdict::Ok | PutVerdict::Wait => response::SUCCESS,
             PutVerdict::FlushDiskTimeout => response::FLUSH_DISK_TIMEOUT,
             PutVerdict::FlushSlaveTimeout => response::FLUSH_SLAVE_TIMEOUT,
             PutVerdict::SlaveNotAvailable => response::SLAVE_NOT_AVAILABLE,
-        }
+        };
+        // What the store really had when the put was answered (not what a broken broker
+        // pretends): the trace checker judges the answer by `put_verdict` on it.
+        self.trace(|| sextant_trace::Event::PutAnswered {
+            log_end: end,
+            flushed: self.store.flushed(),
+            slave_acked: self.ha.slave_acked(end, gap),
+            flush: self.settings.flush.name().to_owned(),
+            role: self.settings.role.name().to_owned(),
+            code,
+        });
+        code
     }
 }

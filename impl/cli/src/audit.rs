@@ -92,7 +92,8 @@ async fn gather(args: &AuditArgs) -> anyhow::Result<Snapshot> {
     }
     let admin = Admin::on(instance.clone());
     for (group, topics) in groups {
-        let mut members = None;
+        // Every master's member list: members asking different brokers rebalance on these.
+        let mut member_views = BTreeMap::new();
         for b in snap
             .brokers
             .iter()
@@ -101,11 +102,10 @@ async fn gather(args: &AuditArgs) -> anyhow::Result<Snapshot> {
             if let Ok(p) = instance.peer(&b.addr).await
                 && let Ok(list) = p.consumer_list(&group, t).await
             {
-                members = Some(list);
-                break;
+                member_views.insert(b.name.clone(), list);
             }
         }
-        let members = members.unwrap_or_default();
+        let members = member_views.values().next().cloned().unwrap_or_default();
         let mut held = BTreeMap::new();
         for m in &members {
             let h: Result<Vec<MessageQueue>, String> = admin
@@ -118,6 +118,7 @@ async fn gather(args: &AuditArgs) -> anyhow::Result<Snapshot> {
             group,
             topics,
             members,
+            member_views,
             held,
         });
     }

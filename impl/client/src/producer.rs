@@ -673,7 +673,20 @@ impl Producer {
             };
             let step = {
                 let mut sel = lock(&self.inner.select);
-                attempts.on_outcome(&mq, outcome, latency, &mut sel.0, instance.now())
+                let now = instance.now();
+                let step = attempts.on_outcome(&mq, outcome, latency, &mut sel.0, now);
+                if sel.0.enabled
+                    && let Some(item) = sel.0.tolerance.items().get(&*mq.broker_name)
+                {
+                    tracer.emit(|| Event::FaultUpdated {
+                        broker: item.name.clone(),
+                        latency_ms: item.current_latency,
+                        available_at: item.start_timestamp,
+                        reachable: item.reachable,
+                        now,
+                    });
+                }
+                step
             };
             match err {
                 Ok(r) => {

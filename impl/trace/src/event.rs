@@ -293,6 +293,20 @@ pub enum Event {
         /// How long the attempt took (µs).
         latency_us: u64,
     },
+    /// The producer's latency fault tolerance updated a broker's item after an attempt
+    /// (`updateFaultItem`; only with `sendLatencyFaultEnable`).
+    FaultUpdated {
+        /// The broker group.
+        broker: String,
+        /// The latency charged (ms; the isolation latency for a failed attempt).
+        latency_ms: u64,
+        /// The client clock (ms) from which the broker is available again.
+        available_at: u64,
+        /// Whether it answered.
+        reachable: bool,
+        /// The client clock now (ms).
+        now: u64,
+    },
     /// A rebalance of one topic computed this member's share.
     Rebalance {
         /// The consumer group.
@@ -370,6 +384,31 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         msg_id: Option<String>,
     },
+    /// The broker started (its tables in memory, the orderly locks among them, begin empty).
+    BrokerStarted {
+        /// `brokerClusterName`.
+        cluster: String,
+        /// `brokerName`.
+        name: String,
+        /// `brokerId` (0: master).
+        id: u64,
+    },
+    /// A put answered: what the store had then — flushed and replicated — and the answer.
+    PutAnswered {
+        /// The CommitLog position just past the put.
+        log_end: u64,
+        /// How far the CommitLog was fsynced.
+        flushed: u64,
+        /// How far an in-sync slave had reported holding it (`None`: no slave in sync).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slave_acked: Option<u64>,
+        /// `SYNC_FLUSH` or `ASYNC_FLUSH`.
+        flush: String,
+        /// `ASYNC_MASTER`, `SYNC_MASTER` or `SLAVE`.
+        role: String,
+        /// The response code (0: SUCCESS).
+        code: i32,
+    },
     /// A consumer offset the broker took (UPDATE_CONSUMER_OFFSET, or with a pull).
     OffsetStored {
         /// The consumer group.
@@ -378,6 +417,27 @@ pub enum Event {
         queue: Queue,
         /// The offset.
         offset: u64,
+    },
+    /// An orderly-consumption lock granted or renewed (LOCK_BATCH_MQ), recorded under the
+    /// lock table's lock.
+    LockGranted {
+        /// The consumer group.
+        group: String,
+        /// The queue.
+        queue: Queue,
+        /// The client that holds it now.
+        client: String,
+        /// How long it lives without a renewal (ms, `rebalanceLockMaxLiveTime`).
+        expire_ms: u64,
+    },
+    /// A lock its holder released (UNLOCK_BATCH_MQ).
+    LockReleased {
+        /// The consumer group.
+        group: String,
+        /// The queue.
+        queue: Queue,
+        /// The client that held it.
+        client: String,
     },
 
     // ---- any node ----
@@ -409,6 +469,11 @@ impl Event {
             Event::OffsetCommitted { .. } => "offset_committed",
             Event::Stored { .. } => "stored",
             Event::OffsetStored { .. } => "offset_stored",
+            Event::LockGranted { .. } => "lock_granted",
+            Event::FaultUpdated { .. } => "fault_updated",
+            Event::PutAnswered { .. } => "put_answered",
+            Event::BrokerStarted { .. } => "broker_started",
+            Event::LockReleased { .. } => "lock_released",
             Event::Mark { .. } => "mark",
         }
     }

@@ -5,6 +5,7 @@ use sextant_model::route::MessageQueue;
 use sextant_remoting::RemotingCommand;
 use sextant_remoting::body::{self, LockBatchRequestBody, LockBatchResponseBody, MessageQueueJson};
 use sextant_remoting::code::response;
+use sextant_trace::{Event, Queue};
 
 use crate::broker::{Answer, Broker, lock, ok, reply};
 
@@ -15,7 +16,19 @@ impl Broker {
         let mqs: Vec<MessageQueue> = b.mq_set.iter().map(mq_of).collect();
         let now = self.now();
         if unlock {
-            lock(&self.locks).unlock_batch(&b.consumer_group, &mqs, &b.client_id);
+            let mut locks = lock(&self.locks);
+            let held: Vec<&MessageQueue> = mqs
+                .iter()
+                .filter(|mq| locks.holder(&b.consumer_group, mq, now) == Some(b.client_id.as_str()))
+                .collect();
+            for mq in held {
+                self.trace(|| Event::LockReleased {
+                    group: b.consumer_group.clone(),
+                    queue: Queue::from(mq),
+                    client: b.client_id.clone(),
+                });
+            }
+            locks.unlock_batch(&b.consumer_group, &mqs, &b.client_id);
             return Ok(ok(req));
         }
         // Only queues that exist, for a group with a live member (`tables::lockable`): the
@@ -26,7 +39,20 @@ impl Broker {
             let topics = lock(&self.topics);
             tables::lockable(&mqs, &self.config.broker_name, live, |t| topics.get(t))
         };
-        let granted = lock(&self.locks).try_lock_batch(&b.consumer_group, &mqs, &b.client_id, now);
+        let granted = {
+            let mut locks = lock(&self.locks);
+            let granted = locks.try_lock_batch(&b.consumer_group, &mqs, &b.client_id, now);
+            // Under the table's lock: the trace orders grants as the table made them.
+            for mq in &granted {
+                self.trace(|| Event::LockGranted {
+                    group: b.consumer_group.clone(),
+                    queue: Queue::from(mq),
+                    client: b.client_id.clone(),
+                    expire_ms: self.config.lock_max_live_time,
+                });
+            }
+            granted
+        };
         let set = b
             .mq_set
             .into_iter()

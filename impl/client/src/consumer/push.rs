@@ -193,6 +193,8 @@ impl PushConsumerBuilder {
         local_offset_store_dir: PathBuf => config.local_offset_store_dir);
     setter!(/// The orderly lock renewal period.
         lock_interval: Duration => config.lock_interval);
+    setter!(/// The local lock lifetime of orderly consumers (`lockMaxLiveTime`).
+        lock_max_live: Duration => config.lock_max_live);
     setter!(/// The delay before a message whose send-back failed is consumed again.
         reconsume_later_delay: Duration => config.reconsume_later_delay);
     setter!(/// How long a held pull may take before the client gives up on it
