@@ -645,8 +645,42 @@ mod tests {
         assert_eq!(d.delay(99), Some(7_200_000));
         assert_eq!(d.delay(0), None);
         assert_eq!(d.queue_of(3), Some(2));
+        // Level 1 is queue 0; past the highest it clamps to the last queue; 0 and below none.
+        assert_eq!(d.queue_of(1), Some(0));
+        assert_eq!(d.queue_of(18), Some(17));
+        assert_eq!(d.queue_of(19), Some(17));
+        assert_eq!(d.queue_of(0), None);
+        assert_eq!(d.queue_of(-1), None);
         assert!(DelayLevels::parse("1x").is_err());
         assert!(DelayLevels::parse("").is_err());
+    }
+
+    #[test]
+    fn retry_and_dead_letter_topics_are_rocketmq_names() {
+        assert_eq!(retry_topic("g1"), "%RETRY%g1");
+        assert_eq!(dlq_topic("g1"), "%DLQ%g1");
+    }
+
+    #[test]
+    fn topic_validation_follows_topic_validator() {
+        assert_eq!(invalid_topic(""), Some("the specified topic is blank"));
+        // 127 characters is the longest allowed.
+        assert_eq!(invalid_topic(&"t".repeat(127)), None);
+        assert!(
+            invalid_topic(&"t".repeat(128))
+                .unwrap()
+                .contains("max length 127")
+        );
+        // Every allowed character alone passes; anything else is refused.
+        for ok in ["a", "Z", "0", "%", "-", "_", "|", "%RETRY%g-1_a|b"] {
+            assert_eq!(invalid_topic(ok), None, "{ok:?}");
+        }
+        for bad in ["a b", "a.b", "a/b", "a*", "é", "a\0"] {
+            assert!(
+                invalid_topic(bad).unwrap().contains("illegal characters"),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

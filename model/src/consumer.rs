@@ -743,6 +743,41 @@ mod tests {
     }
 
     #[test]
+    fn consistent_hash_matches_rocketmq_golden_vector() {
+        // The owners AllocateMessageQueueConsistentHash (10 virtual nodes, MD5Hash of
+        // `MessageQueue.toString()` and of `clientId-index`, TreeMap.tailMap, wrapping) gives
+        // these queues, computed by an independent transcription of the Java code (Python's
+        // hashlib). Every member owns some: a ring that routes everything to one member fails.
+        let cids = ["192.168.0.1@c1", "192.168.0.1@c2", "192.168.0.1@c3"];
+        let qs: Vec<MessageQueue> = ["broker-a", "broker-b"]
+            .iter()
+            .flat_map(|b| (0..4).map(move |i| MessageQueue::new("TopicTest", b, i)))
+            .collect();
+        let view = GroupView::new(qs.clone(), cids);
+        let expected = [
+            ("192.168.0.1@c1", vec![("broker-a", 0), ("broker-b", 1)]),
+            (
+                "192.168.0.1@c2",
+                vec![("broker-a", 2), ("broker-a", 3), ("broker-b", 2)],
+            ),
+            (
+                "192.168.0.1@c3",
+                vec![("broker-a", 1), ("broker-b", 0), ("broker-b", 3)],
+            ),
+        ];
+        for (cid, want) in expected {
+            let got: Vec<(String, u32)> = ConsistentHash::default()
+                .allocate(&view, cid)
+                .unwrap()
+                .into_iter()
+                .map(|q| (q.broker_name.to_string(), q.queue_id))
+                .collect();
+            let want: Vec<(String, u32)> = want.into_iter().map(|(b, i)| (b.into(), i)).collect();
+            assert_eq!(got, want, "{cid}");
+        }
+    }
+
+    #[test]
     fn hash_ring_routes_to_successor_and_wraps() {
         let ring = HashRing {
             points: vec![(10, 0), (20, 1)],

@@ -257,6 +257,28 @@ mod tests {
         assert_eq!(Perm(4).to_string(), "R--");
         assert_eq!(Perm(14).without_write(), Perm(12));
         assert!(Perm(8).is_priority());
+        // Each bit alone: a test of one true case cannot tell `&` from `|`.
+        for (p, r, w, x, pr) in [
+            (0, false, false, false, false),
+            (1, false, false, true, false),
+            (2, false, true, false, false),
+            (4, true, false, false, false),
+            (8, false, false, false, true),
+            (7, true, true, true, false),
+            (15, true, true, true, true),
+        ] {
+            let p = Perm(p);
+            assert_eq!(
+                (
+                    p.is_readable(),
+                    p.is_writeable(),
+                    p.is_inherited(),
+                    p.is_priority()
+                ),
+                (r, w, x, pr),
+                "{p:?}"
+            );
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use stateright::{Checker, Expectation, Model, Path};
 
-pub use suite::{ModelOptions, checks};
+pub use suite::{ModelOptions, Mutant, checks, mutants};
 
 use crate::{Outcome, Progress, Run, Search, Verdict};
 

@@ -8,9 +8,9 @@ use sextant_model::store::{BrokerRole, FlushDiskType};
 use stateright::Model;
 
 use super::cluster::ClusterModelCfg;
-use super::durability::{DurabilityModelCfg, OffsetModelCfg};
-use super::rebalance::{RebalanceModelCfg, StrategyKind};
-use super::routing::RoutingModelCfg;
+use super::durability::{DurabilityModelCfg, OffsetBug, OffsetModelCfg, StoreBug};
+use super::rebalance::{LockBug, RebalanceModelCfg, StrategyKind};
+use super::routing::{Broken, RoutingModelCfg};
 use super::{Stoppable, run_model};
 use crate::{Check, ExploreFn, Outcome, Run, Search};
 
@@ -393,4 +393,187 @@ fn deep(options: &ModelOptions) -> Vec<Check> {
     offset_checks(options, OffsetModelCfg::deep(), &mut checks);
     checks.push(cluster_check(options.cluster(ClusterModelCfg::default())));
     checks
+}
+
+/// A deliberately broken variant of a model, and the properties that must catch it.
+#[derive(Debug)]
+pub struct Mutant {
+    /// What is broken, in a few words.
+    pub what: &'static str,
+    /// The properties each of which must be violated.
+    pub caught_by: &'static [&'static str],
+    /// The model check of the broken configuration.
+    pub check: Check,
+}
+
+impl Mutant {
+    /// The properties of `caught_by` that `outcome` did not find violated.
+    pub fn missed(&self, outcome: &Outcome) -> Vec<&'static str> {
+        self.caught_by
+            .iter()
+            .copied()
+            .filter(|p| !outcome.properties.contains(&(*p, crate::Verdict::Violated)))
+            .collect()
+    }
+}
+
+/// Every deliberately broken model variant `sextant check --mutants` runs (each one is also
+/// asserted caught in its model's tests).
+pub fn mutants() -> Vec<Mutant> {
+    let routing = |what, caught_by, broken| Mutant {
+        what,
+        caught_by,
+        check: model_check(
+            "routing_model",
+            ROUTING_PROPS,
+            String::new(),
+            RoutingModelCfg {
+                broken,
+                queues: 2,
+                ..Default::default()
+            },
+            RoutingModelCfg::into_model,
+            nothing,
+        ),
+    };
+    let rebalance = |what, caught_by, cfg: RebalanceModelCfg| Mutant {
+        what,
+        caught_by,
+        check: model_check(
+            "rebalance_model",
+            REBALANCE_PROPS,
+            String::new(),
+            cfg,
+            RebalanceModelCfg::into_model,
+            nothing,
+        ),
+    };
+    let orderly = |lock_bug| RebalanceModelCfg {
+        orderly: true,
+        lock_bug,
+        ..Default::default()
+    };
+    let durability = |what, bug| Mutant {
+        what,
+        caught_by: &["acked_not_lost"],
+        check: model_check(
+            "durability_sync",
+            "acked_not_lost",
+            String::new(),
+            DurabilityModelCfg {
+                bug,
+                ..Default::default()
+            },
+            DurabilityModelCfg::into_model,
+            nothing,
+        ),
+    };
+    let offsets = |what, caught_by, orderly, bug| Mutant {
+        what,
+        caught_by,
+        check: model_check(
+            "offsets",
+            "offset_not_past_unconsumed, offsets_monotonic",
+            String::new(),
+            OffsetModelCfg {
+                orderly,
+                bug,
+                ..Default::default()
+            },
+            OffsetModelCfg::into_model,
+            nothing,
+        ),
+    };
+    vec![
+        routing(
+            "a NameServer that never scans for silent brokers",
+            &["expiry_bounded"],
+            Broken::NoExpiryScan,
+        ),
+        routing(
+            "a producer that retries the broker that just failed",
+            &["no_send_to_expired_broker"],
+            Broken::RetrySameBroker,
+        ),
+        routing(
+            "a producer that writes to any address, slaves too",
+            &["slave_read_only"],
+            Broken::WriteToAnyAddress,
+        ),
+        rebalance(
+            "an allocation that gives every share one queue too many",
+            &["queue_owned_once", "eventually_balanced"],
+            RebalanceModelCfg::small(StrategyKind::BrokenOffByOne),
+        ),
+        rebalance(
+            "a broker lock table that grants whoever holds the lock",
+            &["ordered_lock_exclusive"],
+            orderly(LockBug::NoHolderCheck),
+        ),
+        rebalance(
+            "a broker lock table whose locks never expire",
+            &["eventually_balanced"],
+            orderly(LockBug::NoExpiry),
+        ),
+        durability(
+            "a store that acknowledges before the flush",
+            StoreBug::AckBeforeFlush,
+        ),
+        durability(
+            "a store that acknowledges before the slave has it",
+            StoreBug::AckBeforeReplication,
+        ),
+        offsets(
+            "a consumer that commits past what it has in flight",
+            &["offset_not_past_unconsumed"],
+            false,
+            OffsetBug::CommitPulled,
+        ),
+        offsets(
+            "an orderly consumer that commits a queue it dropped",
+            &["offsets_monotonic"],
+            true,
+            OffsetBug::KeepsLostQueue,
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mutant_is_caught_by_what_it_names() {
+        for m in mutants() {
+            let outcome = (m.check.run)(&mut Run::quiet(&mut |_| {}));
+            assert!(outcome.complete, "{}", m.what);
+            assert_eq!(
+                m.missed(&outcome),
+                Vec::<&str>::new(),
+                "{}: {:?}",
+                m.what,
+                outcome.properties
+            );
+        }
+    }
+
+    #[test]
+    fn a_working_model_is_no_mutant() {
+        // The same check on the unbroken configuration misses every property: `missed` can
+        // tell caught from not.
+        let m = &mutants()[1];
+        let clean = model_check(
+            "routing_model",
+            ROUTING_PROPS,
+            String::new(),
+            RoutingModelCfg {
+                queues: 2,
+                ..Default::default()
+            },
+            RoutingModelCfg::into_model,
+            nothing,
+        );
+        let outcome = (clean.run)(&mut Run::quiet(&mut |_| {}));
+        assert_eq!(m.missed(&outcome), m.caught_by);
+    }
 }

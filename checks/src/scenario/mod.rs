@@ -103,6 +103,12 @@ pub enum Action {
         /// Which of the live ones.
         consumer: usize,
     },
+    /// A consumer dies (a `kill -9` of its process, as the brokers see it): its connections
+    /// close with nothing committed, unlocked or unregistered; unless it is the last.
+    Crash {
+        /// Which of the live ones.
+        consumer: usize,
+    },
     /// A consumer takes `per_msg_ms` per message for `ms`.
     SlowConsumer {
         /// Which of the live ones.
@@ -115,7 +121,7 @@ pub enum Action {
 }
 
 impl Action {
-    /// Whether it is a fault (not a membership change).
+    /// Whether it is a fault (not a membership change; a consumer's crash is a fault).
     pub fn is_fault(&self) -> bool {
         !matches!(
             self,
@@ -238,6 +244,7 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (0usize..2, 100u64..=350).prop_map(|(namesrv, ms)| Action::ClockStep { namesrv, ms }),
         2 => Just(Action::Join),
         1 => (0usize..4).prop_map(|consumer| Action::Leave { consumer }),
+        1 => (0usize..4).prop_map(|consumer| Action::Crash { consumer }),
         1 => (0usize..4, 5u64..=30, 200u64..=600)
             .prop_map(|(consumer, per_msg_ms, ms)| Action::SlowConsumer { consumer, per_msg_ms, ms }),
     ]
@@ -349,6 +356,7 @@ mod tests {
             "ClockStep",
             "Join",
             "Leave",
+            "Crash",
             "SlowConsumer",
         ] {
             assert!(

@@ -843,6 +843,14 @@ async fn play(
                 gone.inner.shutdown().await;
             }
         }
+        Action::Crash { consumer } => {
+            let mut c = clients.lock().await;
+            if c.live.len() > 1 {
+                let n = c.live.len();
+                let gone = c.live.remove(consumer % n);
+                gone.inner.crash().await;
+            }
+        }
         Action::SlowConsumer {
             consumer,
             per_msg_ms,

@@ -100,6 +100,10 @@ pub struct Args {
     /// Let crashed brokers restart (routing model).
     #[arg(long)]
     restart: bool,
+    /// Run every deliberately broken variant — of the models, and of the implementation on a
+    /// live loopback cluster — and print which property caught each (exit 1 if one escapes).
+    #[arg(long, conflicts_with_all = ["deep", "simulate", "explore", "list", "conformance", "trace", "soak"])]
+    mutants: bool,
     /// Check recorded traces (JSON lines from `--trace` or SEXTANT_TRACE) instead of the
     /// models: the invariants evaluated on what the running servers and clients did.
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["only", "list", "deep", "simulate", "explore"])]
@@ -182,6 +186,9 @@ pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
         (None, None) if args.only.is_some() => 0,
         (None, None) => DEFAULT_SCENARIOS,
     };
+    if args.mutants {
+        return mutants(out);
+    }
     if args.conformance || args.soak.is_some() {
         let c = conformance(args, scenarios.max(1), out)?;
         writeln!(out)?;
@@ -338,7 +345,7 @@ impl Conformance {
 
 /// Play `n` scenarios from `--seed` (or soak), on a live loopback cluster in this process.
 fn conformance(args: &Args, n: u64, out: &mut impl Write) -> anyhow::Result<Conformance> {
-    use sextant_checks::scenario::{run, tally, variants};
+    use sextant_checks::scenario::{run, tally};
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -394,35 +401,124 @@ fn conformance(args: &Args, n: u64, out: &mut impl Write) -> anyhow::Result<Conf
     }
     writeln!(out, "  {}; {}", tally.progress(), tally.measured())?;
     let mut found = Vec::new();
-    // Each deliberately broken implementation on its scenario: the checks must catch it.
-    {
-        for v in variants::all() {
-            let o = runtime.block_on(run::run(&v.scenario, v.broken))?;
-            let missed: Vec<&str> = v
-                .caught_by
-                .iter()
-                .copied()
-                .filter(|by| o.report.verdict(by).is_none_or(|x| x.violations == 0))
-                .collect();
-            let caught = missed.is_empty();
-            writeln!(
-                out,
-                "  broken: {:<52} {}",
-                v.what,
-                if caught {
-                    format!("caught by {}", v.caught_by.join(" and "))
-                } else {
-                    format!("NOT CAUGHT by {}", missed.join(", "))
-                }
-            )?;
-            found.push((v.what, caught));
-        }
+    for (what, missed, o, _) in broken_implementations(&runtime)? {
+        writeln!(
+            out,
+            "  broken: {what:<52} {}",
+            if missed.is_empty() {
+                format!("caught by {}", caught_list(&o))
+            } else {
+                format!("NOT CAUGHT by {}", missed.join(", "))
+            }
+        )?;
+        found.push((what, missed.is_empty()));
     }
     Ok(Conformance {
         tally,
         variants: found,
         secs: started.elapsed().as_secs_f64(),
     })
+}
+
+/// One broken implementation's run: what it is, the invariants meant to catch it that did not,
+/// the outcome, and the seconds it took.
+type BrokenRun = (
+    &'static str,
+    Vec<&'static str>,
+    sextant_checks::scenario::run::Outcome,
+    f64,
+);
+
+/// Each deliberately broken implementation played on its scenario.
+fn broken_implementations(runtime: &tokio::runtime::Runtime) -> anyhow::Result<Vec<BrokenRun>> {
+    use sextant_checks::scenario::{run, variants};
+    let mut out = Vec::new();
+    for v in variants::all() {
+        let started = Instant::now();
+        let o = runtime.block_on(run::run(&v.scenario, v.broken))?;
+        let missed: Vec<&'static str> = v
+            .caught_by
+            .iter()
+            .copied()
+            .filter(|by| o.report.verdict(by).is_none_or(|x| x.violations == 0))
+            .collect();
+        out.push((v.what, missed, o, started.elapsed().as_secs_f64()));
+    }
+    Ok(out)
+}
+
+/// The invariants an outcome found violated, with how many of their checks failed.
+fn caught_list(o: &sextant_checks::scenario::run::Outcome) -> String {
+    o.report
+        .verdicts
+        .iter()
+        .filter(|v| v.violations > 0)
+        .map(|v| format!("{} ({} of {})", v.name, v.violations, v.judged))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `sextant check --mutants`: every broken variant, and what caught it.
+fn mutants(out: &mut impl Write) -> anyhow::Result<bool> {
+    writeln!(
+        out,
+        "{:<58} {:<16} {:<9} caught by",
+        "broken variant", "where", "time"
+    )?;
+    let mut escaped = 0;
+    let mut total = 0;
+    for m in sextant_checks::models::mutants() {
+        let started = Instant::now();
+        let outcome = (m.check.run)(&mut Run::quiet(&mut |_| {}));
+        let missed = m.missed(&outcome);
+        let violated: Vec<String> = outcome
+            .properties
+            .iter()
+            .filter(|(_, v)| *v == sextant_checks::Verdict::Violated)
+            .map(|(p, _)| p.to_string())
+            .collect();
+        total += 1;
+        let verdict = if missed.is_empty() {
+            format!("{} ({} states)", violated.join(", "), outcome.cases)
+        } else {
+            escaped += 1;
+            format!(
+                "NOT CAUGHT by {} ({} states)",
+                missed.join(", "),
+                outcome.cases
+            )
+        };
+        writeln!(
+            out,
+            "{:<58} {:<16} {:>7.2}s  {verdict}",
+            m.what,
+            format!(
+                "model {}",
+                m.check.name.split('_').next().unwrap_or_default()
+            ),
+            started.elapsed().as_secs_f64()
+        )?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    for (what, missed, o, secs) in broken_implementations(&runtime)? {
+        total += 1;
+        let verdict = if missed.is_empty() {
+            caught_list(&o)
+        } else {
+            escaped += 1;
+            format!("NOT CAUGHT by {}", missed.join(", "))
+        };
+        writeln!(
+            out,
+            "{what:<58} {:<16} {secs:>7.2}s  {verdict}",
+            "implementation"
+        )?;
+    }
+    writeln!(out, "{} of {total} broken variants caught", total - escaped)?;
+    Ok(escaped == 0)
 }
 
 /// The combined table: each invariant's model verdict (from the model checks' rows) beside the

@@ -2,7 +2,8 @@
 //! binary as a child): a clean cluster is reported clean (exit 0) with its queues judged; two
 //! members of one group allocating with different strategies (a misconfiguration RocketMQ
 //! allows) are reported as queues with two owners and none; two NameServers that see different
-//! brokers are reported as a split view, with the queues that view would give two owners.
+//! brokers are reported as a split view, with the queues that view would give two owners; a
+//! member only one of two masters knows is reported as consumers on different views.
 
 use std::path::Path;
 use std::process::Output;
@@ -186,6 +187,70 @@ async fn two_namesrvs_with_different_views_are_a_split_view() {
     // queues) c1 takes all of a: a2 and a3 would have two owners.
     assert!(report.contains("split_view_double_owner"), "{report}");
     assert!(report.contains("SpT:a:2 would be owned by"), "{report}");
+    c1.shutdown().await;
+    c2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_only_one_master_knows_is_a_consumer_view_split() {
+    use sextant_remoting::body::{ConsumerData, HeartbeatData, SubscriptionData, encode};
+    use sextant_remoting::code::{request, response};
+    use sextant_remoting::transport::Connection;
+    use sextant_remoting::{FrameCodec, RemotingCommand};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ns = namesrv().await;
+    let addr = ns.local_addr.to_string();
+    let _a = broker(dir.path(), "a", &addr).await;
+    let b = broker(dir.path(), "b", &addr).await;
+    topic(&addr, "VwT").await;
+    let c1 = consumer(&addr, "vg", "c1", "VwT", Box::new(Averagely)).await;
+    let c2 = consumer(&addr, "vg", "c2", "VwT", Box::new(Averagely)).await;
+    send(&addr, "VwT", 40).await;
+    settle().await;
+    let (out, report) = audit(&addr).await;
+    assert_eq!(out.status.code(), Some(0), "{report}");
+
+    // A third member of vg that reaches broker b only (a partition, or a client that knows
+    // only b's route): b lists three members, a two. Its connection stays open.
+    let ghost = HeartbeatData {
+        client_id: "127.0.0.9@ghost".into(),
+        consumer_data_set: vec![ConsumerData {
+            group_name: "vg".into(),
+            consume_type: "CONSUME_PASSIVELY".into(),
+            message_model: "CLUSTERING".into(),
+            consume_from_where: "CONSUME_FROM_FIRST_OFFSET".into(),
+            subscription_data_set: vec![SubscriptionData {
+                topic: "VwT".into(),
+                sub_string: "*".into(),
+                expression_type: "TAG".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let conn = Connection::connect(b.local_addr, FrameCodec::default(), None)
+        .await
+        .unwrap();
+    let r = conn
+        .invoke(
+            RemotingCommand::request(request::HEART_BEAT, 0).with_body(encode(&ghost)),
+            Duration::from_secs(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.code, response::SUCCESS);
+    let (out, report) = audit(&addr).await;
+    eprintln!("{report}");
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("consumer_views_differ"), "{report}");
+    assert!(
+        report.contains("group vg: the masters list different members"),
+        "{report}"
+    );
+    assert!(report.contains("127.0.0.9@ghost"), "{report}");
+    drop(conn);
     c1.shutdown().await;
     c2.shutdown().await;
 }

@@ -88,9 +88,20 @@ pub fn sustained_sends(
 
 /// Start `sextant <args>` and wait for its "<what> listening on ADDR" line on stderr.
 pub fn spawn(args: &[&str], what: &str) -> (Child, SocketAddr) {
+    spawn_with(args, what, &[])
+}
+
+/// [`spawn`] with `envs` set.
+pub fn spawn_with(
+    args: &[&str],
+    what: &str,
+    envs: &[(&str, &std::ffi::OsStr)],
+) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
         .args(args)
         .env("RUST_LOG", "warn")
+        .env_remove("SEXTANT_TRACE")
+        .envs(envs.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

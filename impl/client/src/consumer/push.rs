@@ -432,6 +432,19 @@ impl PushConsumer {
         self.inner.wake.notify_one();
     }
 
+    /// Die as a killed process would: pulls and timers stop at once and every connection is
+    /// closed, with nothing committed, unlocked or unregistered since the last periodic
+    /// commit. The brokers learn it only from the closed connections; the next owners start
+    /// from the last committed offsets (redelivering what this member consumed since).
+    pub async fn crash(self) {
+        self.stop_consuming();
+        for t in lock(&self.inner.tasks).drain(..) {
+            t.abort();
+        }
+        lock(&self.inner.queues).clear();
+        self.inner.instance.shutdown().await;
+    }
+
     /// Stop: no more pulls or handlers, wait for running handlers, commit the offsets, release
     /// orderly locks, leave the group on every broker, release the client instance.
     pub async fn shutdown(self) {
