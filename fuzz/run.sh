@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 secs="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(route_decode frame_decode message_decode)
+[ ${#targets[@]} -eq 0 ] && targets=(route_decode frame_decode message_decode group_decode ha_decode trace_check)
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 scratch="${FUZZ_SCRATCH:-${TMPDIR:-/tmp}/sextant-fuzz}"

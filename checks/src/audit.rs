@@ -14,6 +14,7 @@
 //! | `queue_not_in_route` | a member holds a queue the (first answering) NameServer's route does not list |
 //! | `consumer_unreachable` | a member did not say which queues it holds |
 //! | `consumer_views_differ` | the masters list different members for a group: members that ask different brokers rebalance on different views, so a queue can get two owners or none (typically a member that heartbeats only some brokers, e.g. subscriptions that differ within the group) |
+//! | `queue_locked_twice` | two members each report holding a queue's orderly lock (`invariants::ordered_lock_exclusive` on their running info): both consume it, out of order |
 //! | `offset_beyond_max` | a committed offset is past the queue's end |
 //! | `offset_below_min` | a committed offset is below the queue's first message (messages were deleted before the group consumed them) |
 //! | `slave_lag` | a slave's queue is behind its master's by more than the allowed messages |
@@ -24,7 +25,7 @@ use std::fmt;
 
 use serde::Serialize;
 use sextant_model::consumer::{AllocateStrategy, Averagely, GroupView};
-use sextant_model::invariants::queue_owned_once;
+use sextant_model::invariants::{ordered_lock_exclusive, queue_owned_once};
 use sextant_model::route::{MASTER_ID, MessageQueue, TopicRouteData};
 
 /// What one NameServer said.
@@ -73,6 +74,8 @@ pub struct GroupSnapshot {
     pub member_views: BTreeMap<String, Vec<String>>,
     /// Member → the queues it reports holding, or why it did not answer.
     pub held: BTreeMap<String, Result<Vec<MessageQueue>, String>>,
+    /// Member → the queues it reports holding under an orderly lock (`ProcessQueueInfo.locked`).
+    pub locked: BTreeMap<String, BTreeSet<MessageQueue>>,
 }
 
 /// Everything gathered.
@@ -110,6 +113,8 @@ pub struct AuditReport {
     pub queues_judged: usize,
     /// Committed offsets judged.
     pub offsets_judged: usize,
+    /// Orderly locks members reported holding, judged.
+    pub locks_judged: usize,
     /// The largest slave lag seen, in messages of one queue.
     pub max_slave_lag: u64,
     /// What is wrong (empty: the cluster is clean).
@@ -128,7 +133,8 @@ impl fmt::Display for AuditReport {
         writeln!(
             f,
             "NameServers {}/{} answered, brokers {}/{} answered, {} topics, {} groups; \
-             {} queue ownerships and {} committed offsets judged; largest slave lag {} messages",
+             {} queue ownerships, {} orderly locks and {} committed offsets judged; \
+             largest slave lag {} messages",
             self.namesrvs.1,
             self.namesrvs.0,
             self.brokers.1,
@@ -136,6 +142,7 @@ impl fmt::Display for AuditReport {
             self.topics,
             self.groups,
             self.queues_judged,
+            self.locks_judged,
             self.offsets_judged,
             self.max_slave_lag
         )?;
@@ -311,6 +318,26 @@ pub fn judge(snap: &Snapshot, opts: &AuditOptions) -> AuditReport {
                     "consumer_unreachable",
                     format!("group {}: {m} did not report its queues: {e}", g.group),
                 );
+            }
+        }
+        // Two members that each believe they hold a queue's orderly lock consume it side by
+        // side (e.g. after a broker restart emptied its lock table while the old holder's local
+        // lock still runs).
+        let mut lockers: BTreeMap<&MessageQueue, Vec<&str>> = BTreeMap::new();
+        for (m, qs) in &g.locked {
+            for mq in qs {
+                lockers.entry(mq).or_default().push(m);
+            }
+        }
+        for (mq, who) in &lockers {
+            rep.locks_judged += who.len();
+            for other in &who[1..] {
+                if let Err(v) = ordered_lock_exclusive(other, &q(mq), Some(who[0])) {
+                    find(
+                        "queue_locked_twice",
+                        format!("group {}: {}", g.group, v.detail),
+                    );
+                }
             }
         }
         if g.held.values().any(Result::is_err) || g.members.is_empty() {
@@ -514,6 +541,7 @@ mod tests {
                 .into_iter()
                 .map(|(m, qs)| (m.to_string(), Ok(qs)))
                 .collect(),
+            locked: BTreeMap::new(),
         }
     }
 
@@ -609,6 +637,38 @@ mod tests {
         let r = judge(&snap, &AuditOptions::default());
         assert_eq!(kinds(&r), ["queue_no_owner"], "{r}");
         assert!(r.findings[0].detail.contains("T:a:1"));
+    }
+
+    #[test]
+    fn an_orderly_queue_locked_by_two_members() {
+        let mut g = group(vec![("c1", vec![mq("a", 0)]), ("c2", vec![mq("a", 1)])]);
+        g.locked.insert("c1".into(), [mq("a", 0)].into());
+        g.locked.insert("c2".into(), [mq("a", 1)].into());
+        let snap = Snapshot {
+            namesrvs: vec![ns("n1", &[("a", "a:1")])],
+            groups: vec![g.clone()],
+            ..Default::default()
+        };
+        let r = judge(&snap, &AuditOptions::default());
+        assert!(r.clean(), "{r}");
+        assert_eq!(r.locks_judged, 2);
+        // c2 still believes it holds a:0's lock (its local lock outlived a broker restart) while
+        // c1 was granted it.
+        g.locked.get_mut("c2").unwrap().insert(mq("a", 0));
+        let r = judge(
+            &Snapshot {
+                groups: vec![g],
+                ..snap
+            },
+            &AuditOptions::default(),
+        );
+        assert_eq!(kinds(&r), ["queue_locked_twice"], "{r}");
+        assert!(
+            r.findings[0]
+                .detail
+                .contains("c2 consumes T:a:0 while c1 holds its lock"),
+            "{r}"
+        );
     }
 
     #[test]

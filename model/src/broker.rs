@@ -651,8 +651,53 @@ mod tests {
         assert_eq!(d.queue_of(19), Some(17));
         assert_eq!(d.queue_of(0), None);
         assert_eq!(d.queue_of(-1), None);
+        // Every unit RocketMQ's messageDelayLevel takes.
+        let units = DelayLevels::parse("2s 3m 4h 1d").unwrap();
+        assert_eq!(
+            (1..=4).map(|l| units.delay(l).unwrap()).collect::<Vec<_>>(),
+            [2_000, 180_000, 14_400_000, 86_400_000]
+        );
         assert!(DelayLevels::parse("1x").is_err());
         assert!(DelayLevels::parse("").is_err());
+    }
+
+    #[test]
+    fn prune_drops_exactly_the_expired_locks() {
+        let q = |i| MessageQueue::new("T", "b", i);
+        let mut t = LockTable::new(100);
+        t.try_lock_batch("g", &[q(0), q(1)], "c1", 0);
+        t.try_lock_batch("g", &[q(2)], "c2", 50);
+        t.try_lock_batch("h", &[q(0)], "c3", 0);
+        assert_eq!(t.len(), 4);
+        assert!(!t.is_empty());
+        // At the expiry itself a lock still holds (`<=`), as `holder` says.
+        assert_eq!(t.prune(100), 0);
+        assert_eq!(t.holder("g", &q(0), 100), Some("c1"));
+        // One past it: c1's two and c3's one go, c2's (renewed at 50) stays, and the group
+        // left empty goes with them.
+        assert_eq!(t.prune(101), 3);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.holder("g", &q(2), 101), Some("c2"));
+        assert_eq!(t.prune(151), 1);
+        assert!(t.is_empty());
+        assert_eq!(t.prune(1_000), 0);
+    }
+
+    #[test]
+    fn a_heartbeat_changes_membership_only_for_a_new_channel_or_client() {
+        let subs = || BTreeMap::from([("T".to_string(), "*".to_string())]);
+        let mut g = ConsumerGroups::new(120_000);
+        assert!(g.register("g", "a:1", "c1", subs(), 0));
+        assert!(!g.register("g", "a:1", "c1", subs(), 10), "a renewal");
+        // Another client on the same connection address (a reconnect reusing the port) is a
+        // change of membership.
+        assert!(g.register("g", "a:1", "c2", subs(), 20));
+        assert_eq!(g.client_ids("g"), ["c2"]);
+        assert!(g.register("g", "a:2", "c1", subs(), 30));
+        assert_eq!(g.client_ids("g"), ["c1", "c2"]);
+        assert_eq!(g.len(), (1, 2));
+        assert_eq!(g.channels("g"), ["a:1", "a:2"]);
+        assert!(g.channels("other").is_empty());
     }
 
     #[test]

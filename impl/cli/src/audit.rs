@@ -107,11 +107,24 @@ async fn gather(args: &AuditArgs) -> anyhow::Result<Snapshot> {
         }
         let members = member_views.values().next().cloned().unwrap_or_default();
         let mut held = BTreeMap::new();
+        let mut locked = BTreeMap::new();
         for m in &members {
-            let h: Result<Vec<MessageQueue>, String> = admin
-                .owned_queues(&group, m)
+            let h = admin
+                .held_queues(&group, m)
                 .await
                 .map_err(|e| e.to_string());
+            if let Ok(h) = &h {
+                let mine: BTreeSet<MessageQueue> = h
+                    .iter()
+                    .filter(|h| h.locked)
+                    .map(|h| h.queue.clone())
+                    .collect();
+                if !mine.is_empty() {
+                    locked.insert(m.clone(), mine);
+                }
+            }
+            let h: Result<Vec<MessageQueue>, String> =
+                h.map(|h| h.into_iter().map(|h| h.queue).collect());
             held.insert(m.clone(), h);
         }
         snap.groups.push(GroupSnapshot {
@@ -120,6 +133,7 @@ async fn gather(args: &AuditArgs) -> anyhow::Result<Snapshot> {
             members,
             member_views,
             held,
+            locked,
         });
     }
     instance.shutdown().await;

@@ -453,7 +453,7 @@ fn caught_list(o: &sextant_checks::scenario::run::Outcome) -> String {
         .verdicts
         .iter()
         .filter(|v| v.violations > 0)
-        .map(|v| format!("{} ({} of {})", v.name, v.violations, v.judged))
+        .map(|v| format!("{} ({} of {} checks)", v.name, v.violations, v.judged))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -89,9 +89,11 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Servers log what they do; every other command (`check` too, whose scenarios run servers
+    // in this process) prints its own report and logs only warnings.
     let quiet = !matches!(
         cli.command,
-        Command::Check(_) | Command::Namesrv(_) | Command::Broker(_) | Command::Standalone(_)
+        Command::Namesrv(_) | Command::Broker(_) | Command::Standalone(_)
     );
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -3,7 +3,10 @@
 //! members of one group allocating with different strategies (a misconfiguration RocketMQ
 //! allows) are reported as queues with two owners and none; two NameServers that see different
 //! brokers are reported as a split view, with the queues that view would give two owners; a
-//! member only one of two masters knows is reported as consumers on different views.
+//! member only one of two masters knows is reported as consumers on different views; orderly
+//! members' locks are read from their running info and judged.
+
+mod common;
 
 use std::path::Path;
 use std::process::Output;
@@ -253,4 +256,57 @@ async fn a_member_only_one_master_knows_is_a_consumer_view_split() {
     drop(conn);
     c1.shutdown().await;
     c2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orderly_locks_are_read_from_the_members_and_judged() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = namesrv().await;
+    let addr = ns.local_addr.to_string();
+    let _a = broker(dir.path(), "a", &addr).await;
+    topic(&addr, "OrT").await;
+    let mut members = Vec::new();
+    for name in ["c1", "c2"] {
+        members.push(
+            PushConsumer::builder()
+                .consumer_group("og")
+                .client_config(client(&addr, name))
+                .consume_from_where(ConsumeFromWhere::FirstOffset)
+                .rebalance_interval(Duration::from_millis(300))
+                .orderly(true)
+                .subscribe("OrT", "*")
+                .start(|_| async { ConsumeResult::Success })
+                .await
+                .unwrap(),
+        );
+    }
+    send(&addr, "OrT", 40).await;
+    settle().await;
+    let (out, report) = audit(&addr).await;
+    eprintln!("{report}");
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    // Each of the topic's 4 queues and the group's retry queue (orderly members lock it too)
+    // is locked by the one member that holds it.
+    assert!(report.contains(" 5 orderly locks"), "{report}");
+    for m in members {
+        m.shutdown().await;
+    }
+}
+
+#[test]
+fn a_clean_standalone_cluster_is_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, ns) = common::standalone(dir.path(), &[]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sextant"))
+        .args(["audit", "--namesrv", &ns.to_string()])
+        .env("RUST_LOG", "error")
+        .env_remove("SEXTANT_TRACE")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report.contains("clean: nothing found"), "{report}");
+    assert!(report.contains("brokers 1/1 answered"), "{report}");
 }

@@ -52,6 +52,15 @@ pub struct QueueStatus {
     pub max_offset: u64,
 }
 
+/// A queue a consumer reports holding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldQueue {
+    /// The queue.
+    pub queue: MessageQueue,
+    /// Whether it believes it holds the queue's orderly lock (and has not dropped the queue).
+    pub locked: bool,
+}
+
 /// A group's progress on one queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueProgress {
@@ -248,6 +257,17 @@ impl Admin {
     /// The queues `client_id` of `group` holds, as it reports them (GET_CONSUMER_RUNNING_INFO,
     /// forwarded by a broker).
     pub async fn owned_queues(&self, group: &str, client_id: &str) -> Result<Vec<MessageQueue>> {
+        Ok(self
+            .held_queues(group, client_id)
+            .await?
+            .into_iter()
+            .map(|h| h.queue)
+            .collect())
+    }
+
+    /// The queues `client_id` of `group` holds, with whether it believes it holds each one's
+    /// orderly lock (`ProcessQueueInfo.locked`, not dropped), as it reports them.
+    pub async fn held_queues(&self, group: &str, client_id: &str) -> Result<Vec<HeldQueue>> {
         let route = self
             .route(&sextant_model::broker::retry_topic(group))
             .await?;
@@ -277,9 +297,14 @@ impl Admin {
             .map_err(|e| bad(e.to_string()))?;
         table
             .into_iter()
-            .map(|(k, _)| {
+            .map(|(k, info)| {
+                let flag = |name: &str| info.get(name).and_then(|v| v.as_bool()).unwrap_or(false);
                 serde_json::from_value::<sextant_remoting::body::MessageQueueJson>(k)
-                    .map(|m| MessageQueue::new(&m.topic, &m.broker_name, m.queue_id))
+                    .map(|m| HeldQueue {
+                        queue: MessageQueue::new(&m.topic, &m.broker_name, m.queue_id),
+                        // Java spells it `droped`.
+                        locked: flag("locked") && !flag("droped"),
+                    })
                     .map_err(|e| bad(e.to_string()))
             })
             .collect()
