@@ -127,6 +127,22 @@ async fn gather(args: &AuditArgs) -> anyhow::Result<Snapshot> {
                 h.map(|h| h.into_iter().map(|h| h.queue).collect());
             held.insert(m.clone(), h);
         }
+        // Members are read one after another: a lock handed over between two reads looks
+        // held twice. A lock claimed twice counts only if both still claim it a second later.
+        if claimed_twice(&locked) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            for (m, mine) in &mut locked {
+                let again: BTreeSet<MessageQueue> = match admin.held_queues(&group, m).await {
+                    Ok(h) => h
+                        .into_iter()
+                        .filter(|h| h.locked)
+                        .map(|h| h.queue)
+                        .collect(),
+                    Err(_) => BTreeSet::new(),
+                };
+                mine.retain(|q| again.contains(q));
+            }
+        }
         snap.groups.push(GroupSnapshot {
             group,
             topics,
@@ -226,4 +242,10 @@ async fn broker(
         b.error = Some(e.to_string());
     }
     b
+}
+
+/// Whether two members claim one lock.
+fn claimed_twice(locked: &BTreeMap<String, BTreeSet<MessageQueue>>) -> bool {
+    let mut seen = BTreeSet::new();
+    locked.values().flatten().any(|q| !seen.insert(q))
 }

@@ -102,7 +102,7 @@ pub struct Args {
     restart: bool,
     /// Run every deliberately broken variant — of the models, and of the implementation on a
     /// live loopback cluster — and print which property caught each (exit 1 if one escapes).
-    #[arg(long, conflicts_with_all = ["deep", "simulate", "explore", "list", "conformance", "trace", "soak"])]
+    #[arg(long, conflicts_with_all = ["deep", "simulate", "explore", "list", "conformance", "trace", "soak", "only", "scenarios"])]
     mutants: bool,
     /// Check recorded traces (JSON lines from `--trace` or SEXTANT_TRACE) instead of the
     /// models: the invariants evaluated on what the running servers and clients did.

@@ -1,10 +1,10 @@
 //! Real process faults judged by the trace checker: a NameServer and two brokers run as
 //! `sextant` child processes, each tracing to its own file (SEXTANT_TRACE); an in-process
-//! producer and two push consumers trace to a third. While the producer sends, one broker gets
+//! producer and two push consumers trace to a fourth. While the producer sends, one broker gets
 //! a real `kill -9` and is restarted on the same port and directory, and the other a real
 //! SIGSTOP held past the NameServer's expiry, then SIGCONT. The merged trace must hold every
-//! invariant, each judged (the expiry and the restart really happened), and every acknowledged
-//! message must have been delivered.
+//! invariant, those this cluster exercises judged (the expiry and the restart really happened),
+//! and every acknowledged message must have been delivered.
 
 mod common;
 
@@ -26,13 +26,44 @@ use sextant_trace::{Event, Sink, Tracer};
 const TOPIC: &str = "SignalT";
 const EXPIRY_MS: u64 = 1500;
 
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill {sig}");
+/// A child process that cannot outlive the test: dropped (a panic included), it is continued
+/// if stopped, killed and reaped.
+struct Proc(Child);
+
+impl Proc {
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.0.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within 10 s.
+    fn stop(&mut self) {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.0.try_wait().expect("wait").is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{} ignored SIGTERM for 10 s", self.0.id());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 fn broker(
@@ -41,7 +72,7 @@ fn broker(
     listen: &str,
     dir: &Path,
     trace: &Path,
-) -> (Child, SocketAddr) {
+) -> (Proc, SocketAddr) {
     let config = dir.join("broker.toml");
     // Heartbeats well inside the expiry, so only a stopped broker expires.
     std::fs::write(
@@ -50,7 +81,7 @@ fn broker(
     )
     .unwrap();
     let data = dir.join("store");
-    common::spawn_with(
+    let (child, addr) = common::spawn_with(
         &[
             "broker",
             "--namesrv",
@@ -69,7 +100,8 @@ fn broker(
         ],
         "broker",
         &[("SEXTANT_TRACE", trace.as_os_str())],
-    )
+    );
+    (Proc(child), addr)
 }
 
 fn client_config(ns: SocketAddr, instance: &str, tracer: &Tracer) -> ClientConfig {
@@ -92,7 +124,7 @@ async fn kill_9_and_sigstop_on_real_processes_hold_every_invariant() {
     let dir = tempfile::tempdir().unwrap();
     let traces = ["namesrv", "broker-a", "broker-b", "clients"]
         .map(|n| dir.path().join(format!("{n}.jsonl")));
-    let (mut ns_child, ns) = common::spawn_with(
+    let (ns_child, ns) = common::spawn_with(
         &[
             "namesrv",
             "--listen",
@@ -105,6 +137,7 @@ async fn kill_9_and_sigstop_on_real_processes_hold_every_invariant() {
         "NameServer",
         &[("SEXTANT_TRACE", traces[0].as_os_str())],
     );
+    let mut ns_child = Proc(ns_child);
     let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
     std::fs::create_dir_all(&dir_a).unwrap();
     std::fs::create_dir_all(&dir_b).unwrap();
@@ -189,8 +222,8 @@ async fn kill_9_and_sigstop_on_real_processes_hold_every_invariant() {
 
     // kill -9 broker-a, and restart it 500 ms later on the same port and store.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    a.kill().expect("SIGKILL");
-    a.wait().unwrap();
+    a.signal("-KILL");
+    a.0.wait().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (a2, again) = broker(ns, "broker-a", &addr_a.to_string(), &dir_a, &traces[1]);
     a = a2;
@@ -198,9 +231,9 @@ async fn kill_9_and_sigstop_on_real_processes_hold_every_invariant() {
 
     // SIGSTOP broker-b past the expiry: the NameServer drops it; SIGCONT brings it back.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    signal(&b, "-STOP");
+    b.signal("-STOP");
     tokio::time::sleep(Duration::from_millis(EXPIRY_MS + 1000)).await;
-    signal(&b, "-CONT");
+    b.signal("-CONT");
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     sending.store(false, Ordering::Relaxed);
@@ -219,8 +252,7 @@ async fn kill_9_and_sigstop_on_real_processes_hold_every_invariant() {
         p.shutdown().await;
     }
     for child in [&mut a, &mut b, &mut ns_child] {
-        signal(child, "-TERM");
-        child.wait().unwrap();
+        child.stop();
     }
 
     let missing: Vec<_> = acked
@@ -250,6 +282,8 @@ async fn kill_9_and_sigstop_on_real_processes_hold_every_invariant() {
         "acked_not_lost",
         "ack_after_durable",
         "offsets_monotonic",
+        "offset_not_past_unconsumed",
+        "slave_read_only",
     ] {
         let v = report.verdict(name).unwrap();
         assert!(v.judged > 0, "{name} never judged: {report}");
@@ -257,8 +291,8 @@ async fn kill_9_and_sigstop_on_real_processes_hold_every_invariant() {
     // The kill and the stop were felt: attempts failed, and the NameServer expired broker-b.
     assert!(report.measured.failed_attempts > 0, "{report}");
     let ns_trace = std::fs::read_to_string(&traces[0]).unwrap();
-    assert!(
-        ns_trace.contains("\"ev\":\"broker_expired\""),
-        "the stopped broker expired"
-    );
+    let b_expired = ns_trace
+        .lines()
+        .any(|l| l.contains("\"ev\":\"broker_expired\"") && l.contains(&format!("\"{addr_b}\"")));
+    assert!(b_expired, "the stopped broker-b ({addr_b}) expired");
 }

@@ -275,6 +275,26 @@ impl ClientInstance {
         }
     }
 
+    /// Die as a killed process would: the timers are cut where they are (an in-flight
+    /// heartbeat or route poll does not finish) and every connection is closed. Every client
+    /// on this instance dies with it.
+    pub async fn kill(&self) {
+        let _ = self.inner.stop.send(true);
+        let tasks: Vec<_> = lock(&self.inner.tasks).drain(..).collect();
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        let slots: Vec<Slot> = lock(&self.inner.conns).drain().map(|(_, s)| s).collect();
+        for s in slots {
+            if let Some(c) = s.lock().await.take() {
+                c.close();
+            }
+        }
+    }
+
     /// Whether [`ClientInstance::shutdown`] ran.
     pub fn is_shut_down(&self) -> bool {
         *self.inner.stop.borrow()

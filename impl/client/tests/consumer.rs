@@ -2,7 +2,8 @@
 //! rebalances at once (not at the next 20 s tick); the lite pull consumer's seek, pause/resume
 //! and manual commit; a dead NameServer first in the list is skipped; the queues each member
 //! owns as the admin API reads them from the members themselves (GET_CONSUMER_RUNNING_INFO,
-//! forwarded by the broker).
+//! forwarded by the broker); a crashed member commits nothing, and the next one gets its
+//! messages again.
 
 mod common;
 
@@ -227,6 +228,85 @@ async fn the_admin_reads_which_member_owns_which_queue() {
     for m in members {
         m.shutdown().await;
     }
+    a.shutdown().await;
+    ns.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_member_commits_nothing_and_its_messages_come_again() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let ns = namesrv().await;
+    let a = broker(broker_config(dir.path(), "broker-a", ns.local_addr)).await;
+    create_topic(ns.local_addr, "K", 2).await;
+    let p = Producer::builder()
+        .producer_group("pg")
+        .client_config(client(ns.local_addr, "kp"))
+        .start()
+        .await
+        .unwrap();
+    for i in 0..20 {
+        p.send(Message::new("K", format!("k{i}"))).await.unwrap();
+    }
+    p.shutdown().await;
+    // A pull carries the offset consumed so far (and the broker commits it): the handler takes
+    // its time so that the pull after the first batch leaves before anything is consumed, and
+    // then waits at the broker (long polling) past the crash.
+    let start = |name: &str, seen: Arc<Mutex<BTreeSet<String>>>| {
+        let mut config = client(ns.local_addr, name);
+        // No periodic commit within the test: only a clean shutdown would commit.
+        config.persist_consumer_offset_interval = Duration::from_secs(600);
+        PushConsumer::builder()
+            .consumer_group("kg")
+            .client_config(config)
+            .consume_from_where(ConsumeFromWhere::FirstOffset)
+            .subscribe("K", "*")
+            .start(move |msgs| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    let mut s = seen.lock().unwrap();
+                    for m in msgs {
+                        s.insert(String::from_utf8_lossy(&m.body).into_owned());
+                    }
+                    ConsumeResult::Success
+                }
+            })
+    };
+    let first: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let c0 = start("k0", Arc::clone(&first)).await.unwrap();
+    assert!(eventually(WAIT, || first.lock().unwrap().len() == 20).await);
+    c0.crash().await;
+
+    // The broker drops the member when its connection closes, and nothing consumed was
+    // committed: at most the 0 the first pulls carried (a clean shutdown commits 10 on each).
+    let admin = Admin::start(client(ns.local_addr, "ka")).await.unwrap();
+    let mut members = vec!["?".to_string()];
+    for _ in 0..100 {
+        members = admin.group_members("kg").await.unwrap_or_default();
+        if members.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(members.is_empty(), "still a member: {members:?}");
+    let progress = admin
+        .consumer_progress("kg", &["K".to_string()])
+        .await
+        .unwrap();
+    let committed: Vec<_> = progress
+        .iter()
+        .filter(|q| &*q.queue.topic == "K")
+        .map(|q| q.consumer_offset.unwrap_or(0))
+        .collect();
+    assert_eq!(committed, [0, 0], "{progress:?}");
+    admin.shutdown().await;
+
+    // The next member starts where the group's offsets say: from the first message again.
+    let again: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let c1 = start("k1", Arc::clone(&again)).await.unwrap();
+    assert!(eventually(WAIT, || again.lock().unwrap().len() == 20).await);
+    c1.shutdown().await;
     a.shutdown().await;
     ns.shutdown().await;
 }

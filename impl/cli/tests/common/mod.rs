@@ -136,6 +136,7 @@ pub fn standalone(dir: &std::path::Path, envs: &[(&str, &std::ffi::OsStr)]) -> (
             "127.0.0.1:0",
         ])
         .env("RUST_LOG", "warn")
+        .env_remove("SEXTANT_TRACE")
         .envs(envs.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

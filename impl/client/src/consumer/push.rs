@@ -432,17 +432,24 @@ impl PushConsumer {
         self.inner.wake.notify_one();
     }
 
-    /// Die as a killed process would: pulls and timers stop at once and every connection is
-    /// closed, with nothing committed, unlocked or unregistered since the last periodic
-    /// commit. The brokers learn it only from the closed connections; the next owners start
-    /// from the last committed offsets (redelivering what this member consumed since).
+    /// Die as a killed process would: pulls and timers are cut where they are and every
+    /// connection of its client instance is closed (every client sharing that instance dies
+    /// too), with nothing committed, unlocked or unregistered since the last periodic commit.
+    /// The brokers learn it only from the closed connections; the next owners start from the
+    /// last committed offsets (redelivering what this member consumed since). A handler
+    /// already running finishes (a test's handler is not a process), but nothing it consumed
+    /// is committed: the instance refuses every request from here.
     pub async fn crash(self) {
         self.stop_consuming();
-        for t in lock(&self.inner.tasks).drain(..) {
+        let tasks: Vec<_> = lock(&self.inner.tasks).drain(..).collect();
+        for t in &tasks {
             t.abort();
         }
+        for t in tasks {
+            let _ = t.await;
+        }
         lock(&self.inner.queues).clear();
-        self.inner.instance.shutdown().await;
+        self.inner.instance.kill().await;
     }
 
     /// Stop: no more pulls or handlers, wait for running handlers, commit the offsets, release
@@ -1315,6 +1322,18 @@ impl Inner {
 /// queues (`mqTable`, keyed by queue objects).
 fn running_info_json(inner: &Inner) -> Vec<u8> {
     use std::fmt::Write;
+    // The process queues keep the instance's clock; RocketMQ reports wall-clock milliseconds.
+    let now = inner.instance.now();
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let wall = |t: u64| {
+        if t == 0 {
+            0
+        } else {
+            epoch.saturating_sub(now.saturating_sub(t))
+        }
+    };
     let mut out = String::from("{\"mqTable\":{");
     let queues: Vec<(MessageQueue, Arc<ProcessQueue>)> = lock(&inner.queues)
         .iter()
@@ -1335,9 +1354,9 @@ fn running_info_json(inner: &Inner) -> Vec<u8> {
             s.offsets.len(),
             s.cached_bytes / (1024 * 1024),
             pq.is_dropped(),
-            s.last_consume,
-            s.last_lock,
-            s.last_pull,
+            wall(s.last_consume),
+            wall(s.last_lock),
+            wall(s.last_pull),
             s.locked,
         );
     }
