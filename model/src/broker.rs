@@ -698,6 +698,14 @@ mod tests {
         assert_eq!(g.len(), (1, 2));
         assert_eq!(g.channels("g"), ["a:1", "a:2"]);
         assert!(g.channels("other").is_empty());
+        assert_eq!(g.group("g").map(|x| x.subscriptions.clone()), Some(subs()));
+        assert!(g.group("other").is_none());
+        // The last channel gone, the group goes too.
+        assert!(!g.is_empty());
+        assert!(g.unregister("g", "a:1"));
+        assert_eq!(g.channel_closed("a:2"), ["g"]);
+        assert!(g.is_empty());
+        assert!(g.group("g").is_none());
     }
 
     #[test]

@@ -310,6 +310,7 @@ mod tests {
         assert_eq!(r.broker("b").unwrap().master_addr(), Some("h:2"));
         assert_eq!(r.queue_datas[0].perm, Perm::READ_WRITE);
         assert_eq!(r.subscribe_queues("t").len(), 6);
+        assert!(r.broker_datas.iter().all(|b| b.cluster == "C"));
     }
 
     #[test]
