@@ -267,6 +267,11 @@ impl ClientInstance {
         for t in tasks {
             let _ = t.await;
         }
+        self.close_all().await;
+    }
+
+    /// Close every connection, and forget it.
+    async fn close_all(&self) {
         let slots: Vec<Slot> = lock(&self.inner.conns).drain().map(|(_, s)| s).collect();
         for s in slots {
             if let Some(c) = s.lock().await.take() {
@@ -287,12 +292,7 @@ impl ClientInstance {
         for t in tasks {
             let _ = t.await;
         }
-        let slots: Vec<Slot> = lock(&self.inner.conns).drain().map(|(_, s)| s).collect();
-        for s in slots {
-            if let Some(c) = s.lock().await.take() {
-                c.close();
-            }
-        }
+        self.close_all().await;
     }
 
     /// Whether [`ClientInstance::shutdown`] ran.
