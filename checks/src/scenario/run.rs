@@ -252,7 +252,9 @@ fn broker_config(name: &str, id: i64, spec: &BrokerSpec, broken: Broken) -> Brok
     }
 }
 
-fn client_config(namesrvs: &str, instance: &str, tracer: &Tracer) -> ClientConfig {
+/// A client configuration with loopback-test timings (100 ms polls, heartbeats and commits;
+/// 500 ms API timeout) tracing to `tracer`.
+pub fn client_config(namesrvs: &str, instance: &str, tracer: &Tracer) -> ClientConfig {
     ClientConfig {
         namesrv_addr: namesrvs.into(),
         instance_name: instance.into(),

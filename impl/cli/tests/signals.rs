@@ -105,18 +105,7 @@ fn broker(
 }
 
 fn client_config(ns: SocketAddr, instance: &str, tracer: &Tracer) -> ClientConfig {
-    ClientConfig {
-        namesrv_addr: ns.to_string(),
-        instance_name: instance.into(),
-        poll_name_server_interval: Duration::from_millis(100),
-        heartbeat_broker_interval: Duration::from_millis(100),
-        persist_consumer_offset_interval: Duration::from_millis(100),
-        mq_client_api_timeout: Duration::from_millis(500),
-        connect_timeout: Duration::from_millis(300),
-        pull_time_delay_when_exception: Duration::from_millis(50),
-        trace: tracer.clone(),
-        ..Default::default()
-    }
+    sextant_checks::scenario::run::client_config(&ns.to_string(), instance, tracer)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
