@@ -837,20 +837,16 @@ async fn play(
             namesrvs[namesrv % namesrvs.len()].server.step_clock(*ms);
         }
         Action::Join => clients.lock().await.join().await?,
-        Action::Leave { consumer } => {
+        Action::Leave { consumer } | Action::Crash { consumer } => {
             let mut c = clients.lock().await;
             if c.live.len() > 1 {
                 let n = c.live.len();
                 let gone = c.live.remove(consumer % n);
-                gone.inner.shutdown().await;
-            }
-        }
-        Action::Crash { consumer } => {
-            let mut c = clients.lock().await;
-            if c.live.len() > 1 {
-                let n = c.live.len();
-                let gone = c.live.remove(consumer % n);
-                gone.inner.crash().await;
+                if matches!(step.action, Action::Crash { .. }) {
+                    gone.inner.crash().await;
+                } else {
+                    gone.inner.shutdown().await;
+                }
             }
         }
         Action::SlowConsumer {
