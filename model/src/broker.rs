@@ -400,7 +400,7 @@ impl TagFilter {
 
 /// The broker's orderly-consumption locks (`RebalanceLockManager`): per group, queue → holder
 /// and when it last locked or renewed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LockTable {
     expire: Millis,
     groups: BTreeMap<String, BTreeMap<MessageQueue, (String, Millis)>>,
@@ -488,7 +488,7 @@ impl LockTable {
 }
 
 /// One client connection of a consumer group.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClientChannel {
     /// The client's id (`clientID` of its heartbeat).
     pub client_id: String,
@@ -497,7 +497,7 @@ pub struct ClientChannel {
 }
 
 /// A consumer group as the broker sees it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ConsumerGroup {
     /// Client connections by remote address.
     pub channels: BTreeMap<String, ClientChannel>,
@@ -506,7 +506,7 @@ pub struct ConsumerGroup {
 }
 
 /// The broker's consumer groups (`ConsumerManager`): who is in each group, by heartbeat.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ConsumerGroups {
     expire: Millis,
     groups: BTreeMap<String, ConsumerGroup>,

@@ -137,10 +137,24 @@ pub fn queue_owned_once(
     shares: &BTreeMap<String, Vec<MessageQueue>>,
     expected: &BTreeSet<MessageQueue>,
 ) -> Result<(), Violation> {
+    queue_owned_once_by(
+        |cid: &String| view.index_of(cid).is_some(),
+        shares,
+        expected,
+    )
+}
+
+/// [`queue_owned_once`] over any ids of consumers and queues (the model checker's indices):
+/// `is_member` says who is in the view.
+pub fn queue_owned_once_by<C: Ord + fmt::Display, Q: Ord + fmt::Debug>(
+    is_member: impl Fn(&C) -> bool,
+    shares: &BTreeMap<C, Vec<Q>>,
+    expected: &BTreeSet<Q>,
+) -> Result<(), Violation> {
     const NAME: &str = "queue_owned_once";
-    let mut owner: BTreeMap<&MessageQueue, &str> = BTreeMap::new();
+    let mut owner: BTreeMap<&Q, &C> = BTreeMap::new();
     for (cid, share) in shares {
-        if view.index_of(cid).is_none() && !share.is_empty() {
+        if !is_member(cid) && !share.is_empty() {
             return violation(NAME, format!("{cid} is not a member but owns {share:?}"));
         }
         for mq in share {

@@ -10,8 +10,10 @@
 //! - [`durability`] — flush and replication modes against machine faults; consumer offsets
 //!   committed across a rebalance.
 
+mod broker_tables;
 pub mod cluster;
 pub mod durability;
+pub mod intern;
 pub mod rebalance;
 pub mod routing;
 mod suite;
@@ -126,16 +128,26 @@ pub(crate) fn step_clock(
     scan: sextant_model::Millis,
     scans: bool,
 ) {
-    let mut at = (*now / scan + 1) * scan;
-    *now += step;
-    while at <= *now {
+    for at in scan_instants(*now, step, scan) {
         if scans {
             for table in tables.iter_mut() {
                 table.scan_expired(at);
             }
         }
-        at += scan;
     }
+    *now += step;
+}
+
+/// The liveness-scan instants (multiples of `scan`) in the clock step from `now` to `now + step`.
+pub(crate) fn scan_instants(
+    now: sextant_model::Millis,
+    step: sextant_model::Millis,
+    scan: sextant_model::Millis,
+) -> impl Iterator<Item = sextant_model::Millis> {
+    let first = (now / scan + 1) * scan;
+    (0..)
+        .map(move |k| first + k * scan)
+        .take_while(move |at| *at <= now + step)
 }
 
 /// `expiry_bounded` on every NameServer: `last_seen[ns][i]` is when process `addrs[i]` last
@@ -196,7 +208,17 @@ where
 {
     let builder = model.clone().checker();
     match run.search {
-        Search::Exhaustive => finish(model, run, builder.spawn_bfs(), None, None),
+        Search::Exhaustive => {
+            // Both cores, unless an `eventually` property is judged: stateright marks it on the
+            // path that reaches a state first, and with two threads which path that is varies
+            // from run to run.
+            let eventually = model
+                .properties()
+                .iter()
+                .any(|p| p.expectation == Expectation::Eventually);
+            let threads = if eventually { 1 } else { 2 };
+            finish(model, run, builder.threads(threads).spawn_bfs(), None, None)
+        }
         Search::Deep {
             time_limit,
             max_depth,

@@ -30,9 +30,24 @@
 //! - `slave_read_only` (always): no attempt lands on a slave.
 //! - `dead_broker_send_window` (sometimes): the producer sends to a crashed broker that its route
 //!   still lists — the window between a crash and the next route refresh after expiry.
+//!
+//! ## State compaction and symmetry
+//! - A state holds [`Interned`] handles on the NameServers' `RouteTable`s, the producer's route,
+//!   its `FaultStrategy` and its send in progress: each distinct value is stored once, and a state
+//!   is about 200 bytes of integers and handles. Each step reads the values, runs
+//!   `sextant-model`'s code on them and interns the result; the model's [`Memo`]s remember
+//!   registrations, scans, routes and property verdicts by their inputs.
+//! - NameServers are interchangeable: every broker registers with each on its own schedule, the
+//!   producer may poll any of them, and every property judges them all alike. So with `symmetry`
+//!   on (the default) a state keeps its NameServers sorted, and two states that differ only in
+//!   which NameServer is which are one state. Each NameServer carries a label that moves with it
+//!   (and that equality ignores), so a trace names each NameServer the same way throughout.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sextant_model::Millis;
-use sextant_model::invariants::{no_send_to_expired_broker, route_integrity};
+use sextant_model::invariants::{expiry_bounded, no_send_to_expired_broker, route_integrity};
 use sextant_model::namesrv::{BrokerRegistration, NamesrvConfig, RouteTable, TopicConfig};
 use sextant_model::producer::{
     AttemptOutcome, FaultStrategy, SendAttempts, SendIndex, SendPolicy, SendStep, TopicPublishInfo,
@@ -40,7 +55,15 @@ use sextant_model::producer::{
 use sextant_model::route::{MASTER_ID, TopicRouteData};
 use stateright::{Model, Property};
 
+use super::intern::{Interned, Memo};
+
 const TOPIC: &str = "T";
+
+/// The most NameServers the model takes (its states hold fixed arrays).
+pub const MAX_NAMESRVS: u8 = 4;
+
+/// The most broker processes: two masters and a slave.
+const PROCESSES: usize = 3;
 
 /// Deliberately broken variants: the checker must report each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,6 +76,9 @@ pub enum Broken {
     RetrySameBroker,
     /// The producer writes to any address of a group, slaves included.
     WriteToAnyAddress,
+    /// The producer keeps choosing from the first route it fetched: refreshing its route does not
+    /// refresh its publish info.
+    StalePublishInfo,
 }
 
 /// Sizes and switches of the routing model.
@@ -74,12 +100,14 @@ pub struct RoutingModelCfg {
     pub tick_ms: Millis,
     /// The clock stops here (ms).
     pub horizon: Millis,
-    /// NameServers; every broker registers with each, on its own schedule.
+    /// NameServers (1 to [`MAX_NAMESRVS`]); every broker registers with each, on its own schedule.
     pub namesrvs: u8,
     /// Broker crashes allowed in a run.
     pub crashes: u8,
     /// Whether a crashed broker may restart (same address, registers again).
     pub restart: bool,
+    /// Whether states that differ only in the numbering of the NameServers are one state.
+    pub symmetry: bool,
     /// A deliberately broken variant, or none.
     pub broken: Broken,
 }
@@ -98,6 +126,7 @@ impl Default for RoutingModelCfg {
             namesrvs: 1,
             crashes: 1,
             restart: false,
+            symmetry: true,
             broken: Broken::None,
         }
     }
@@ -126,8 +155,12 @@ impl RoutingModelCfg {
             });
         }
         RoutingModel {
-            cfg: self,
+            cfg: RoutingModelCfg {
+                namesrvs: self.namesrvs.clamp(1, MAX_NAMESRVS),
+                ..self
+            },
             processes,
+            memo: Arc::default(),
             stop: Default::default(),
         }
     }
@@ -146,7 +179,7 @@ impl RoutingModelCfg {
     /// One line on what this configuration covers.
     pub fn summary(&self) -> String {
         format!(
-            "{} NameServer{} ({} s expiry, {} s scans), 2 masters{}, {} crash{}{}, {} sends, {} queue{} each, {} s steps to {} s{}",
+            "{} NameServer{} ({} s expiry, {} s scans), 2 masters{}, {} crash{}{}, {} sends, {} queue{} each, {} s steps to {} s{}{}",
             self.namesrvs,
             if self.namesrvs == 1 { "" } else { "s" },
             self.expiry / 1000,
@@ -165,6 +198,11 @@ impl RoutingModelCfg {
             } else {
                 ""
             },
+            if self.symmetry || self.namesrvs == 1 {
+                ""
+            } else {
+                ", no symmetry reduction"
+            },
         )
     }
 }
@@ -180,31 +218,104 @@ pub struct Process {
     pub addr: &'static str,
 }
 
+/// A table after a registration, and whether the registration was accepted.
+type Registered = (Interned<RouteTable>, bool);
+
+/// The model's memo tables: each decision of `sextant-model` on interned values, by its inputs.
+#[derive(Debug, Default)]
+struct Memos {
+    /// (table, process, now) → the table after the process registers, and whether it was accepted.
+    register: Memo<(Interned<RouteTable>, u8, Millis), Registered>,
+    /// (table, now) → the table after the scans of the clock step from `now`.
+    tick: Memo<(Interned<RouteTable>, Millis), Interned<RouteTable>>,
+    /// table → the route it answers for the topic.
+    route: Memo<Interned<RouteTable>, Option<Interned<TopicRouteData>>>,
+    /// route → the producer's publish info.
+    publish: Memo<Interned<TopicRouteData>, Arc<TopicPublishInfo>>,
+    /// table → `route_integrity` of every route it answers.
+    integrity: Memo<Interned<RouteTable>, bool>,
+    /// (table, last registrations, now) → `expiry_bounded`.
+    expiry: Memo<(Interned<RouteTable>, LastSeen, Millis), bool>,
+}
+
 /// The routing model: see the module documentation.
 #[derive(Clone, Debug)]
 pub struct RoutingModel {
     /// The configuration.
     pub cfg: RoutingModelCfg,
     processes: Vec<Process>,
+    memo: Arc<Memos>,
     stop: super::StopFlag,
 }
 
 super::stoppable!(RoutingModel);
 
+/// Per process: the time of its last successful registration with one NameServer.
+pub type LastSeen = [Option<Millis>; PROCESSES];
+
+/// One NameServer: its table, and when each process last registered with it.
+///
+/// Equality, hashing and order ignore `label`: two NameServers with the same table and the same
+/// registrations are interchangeable, whichever they are.
+#[derive(Clone, Copy, Debug)]
+pub struct Namesrv {
+    /// Which NameServer this is, for traces only. Symmetry reduction sorts the NameServers of a
+    /// state; the label moves with its NameServer, so a trace (which stateright replays from the
+    /// initial state) names each NameServer the same way throughout.
+    pub label: u8,
+    /// Its route table.
+    pub table: Interned<RouteTable>,
+    /// Per process: its last successful registration here.
+    pub last_seen: LastSeen,
+}
+
+impl Namesrv {
+    fn key(&self) -> (Interned<RouteTable>, LastSeen) {
+        (self.table, self.last_seen)
+    }
+}
+
+impl PartialEq for Namesrv {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Namesrv {}
+
+impl std::hash::Hash for Namesrv {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialOrd for Namesrv {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Namesrv {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
 /// What the last send attempt did (observed by the properties).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AttemptRecord {
     /// The group targeted.
-    pub group: String,
+    pub group: &'static str,
     /// The address written to.
-    pub addr: String,
-    /// Whether that group is in the producer's publish info.
+    pub addr: &'static str,
+    /// Whether that group has write queues in the route the producer holds.
     pub in_route: bool,
     /// The group of the previous failed attempt of this send, if a retry.
-    pub retry_after: Option<String>,
+    pub retry_after: Option<&'static str>,
     /// Whether another writable group than `retry_after` was in the route.
     pub other_writable: bool,
-    /// Whether `sextant_model::invariants::no_send_to_expired_broker` allowed the attempt.
+    /// Whether `sextant_model::invariants::no_send_to_expired_broker` allowed the attempt, judged
+    /// on the route the producer holds.
     pub allowed: bool,
     /// Whether the target had crashed.
     pub target_dead: bool,
@@ -217,22 +328,23 @@ pub struct AttemptRecord {
 pub struct RoutingState {
     /// The clock.
     pub now: Millis,
-    /// Each NameServer's tables.
-    pub tables: Vec<RouteTable>,
+    /// The NameServers; the first `cfg.namesrvs` are used, the rest keep their initial value.
+    pub namesrvs: [Namesrv; MAX_NAMESRVS as usize],
     /// Per process: alive.
-    pub alive: Vec<bool>,
-    /// Per NameServer, per process: the time of its last successful registration there.
-    pub last_seen: Vec<Vec<Option<Millis>>>,
+    pub alive: [bool; PROCESSES],
     /// Crashes still allowed.
     pub crashes_left: u8,
     /// The route the producer holds.
-    pub route: Option<TopicRouteData>,
+    pub route: Option<Interned<TopicRouteData>>,
+    /// The route its publish info was built from: `route`, except in the broken variant that
+    /// keeps its first.
+    pub publish_from: Option<Interned<TopicRouteData>>,
     /// The producer's selection state.
-    pub strategy: FaultStrategy,
+    pub strategy: Interned<FaultStrategy>,
     /// The producer's round-robin index.
     pub index: SendIndex,
     /// The send in progress.
-    pub send: Option<SendAttempts>,
+    pub send: Option<Interned<SendAttempts>>,
     /// Sends not yet started.
     pub sends_left: u8,
     /// Attempts made by the send in progress (bounds the broken variant that forgets them).
@@ -259,28 +371,83 @@ pub enum Action {
 }
 
 impl RoutingModel {
-    fn publish_info(&self, route: &TopicRouteData) -> TopicPublishInfo {
-        if self.cfg.broken == Broken::WriteToAnyAddress {
-            // Broken: treat every group as writable, masters or not.
-            let mut r = route.clone();
-            for b in &mut r.broker_datas {
-                if b.master_addr().is_none()
-                    && let Some((_, addr)) = b.broker_addrs.pop_first()
-                {
-                    b.broker_addrs.insert(MASTER_ID, addr);
+    fn publish_info(&self, route: Interned<TopicRouteData>) -> Arc<TopicPublishInfo> {
+        self.memo.publish.get(route, || {
+            if self.cfg.broken == Broken::WriteToAnyAddress {
+                // Broken: treat every group as writable, masters or not.
+                let mut r = (*route).clone();
+                for b in &mut r.broker_datas {
+                    if b.master_addr().is_none()
+                        && let Some((_, addr)) = b.broker_addrs.pop_first()
+                    {
+                        b.broker_addrs.insert(MASTER_ID, addr);
+                    }
                 }
+                return Arc::new(TopicPublishInfo::from_route(TOPIC, &r));
             }
-            return TopicPublishInfo::from_route(TOPIC, &r);
-        }
-        TopicPublishInfo::from_route(TOPIC, route)
+            Arc::new(TopicPublishInfo::from_route(TOPIC, &route))
+        })
     }
 
     fn process_at(&self, addr: &str) -> Option<usize> {
         self.processes.iter().position(|p| p.addr == addr)
     }
-}
 
-impl RoutingModel {
+    /// The model's own spelling of a group name.
+    fn group(&self, name: &str) -> Option<&'static str> {
+        self.processes.iter().map(|p| p.group).find(|g| *g == name)
+    }
+
+    /// The NameServers in use.
+    fn used<'s>(&self, s: &'s RoutingState) -> &'s [Namesrv] {
+        &s.namesrvs[..usize::from(self.cfg.namesrvs)]
+    }
+
+    fn route_of(&self, table: Interned<RouteTable>) -> Option<Interned<TopicRouteData>> {
+        self.memo
+            .route
+            .get(table, || table.route(TOPIC).map(Interned::new))
+    }
+
+    fn register(
+        &self,
+        table: Interned<RouteTable>,
+        i: usize,
+        now: Millis,
+    ) -> (Interned<RouteTable>, bool) {
+        self.memo.register.get((table, i as u8, now), || {
+            let p = self.processes[i];
+            let reg = BrokerRegistration::new("C", p.group, p.id, p.addr).with_topics([
+                TopicConfig::new(TOPIC, self.cfg.queues),
+                TopicConfig::new("other", 1),
+            ]);
+            table.update(|t| t.register(&reg, now).is_ok())
+        })
+    }
+
+    fn tick(&self, table: Interned<RouteTable>, now: Millis) -> Interned<RouteTable> {
+        if self.cfg.broken == Broken::NoExpiryScan {
+            return table;
+        }
+        self.memo.tick.get((table, now), || {
+            table
+                .update(|t| {
+                    for at in super::scan_instants(now, self.cfg.tick_ms, self.cfg.scan_interval) {
+                        t.scan_expired(at);
+                    }
+                })
+                .0
+        })
+    }
+
+    /// The representative of `s`'s class: its NameServers sorted (when `symmetry` is on).
+    fn canonical(&self, mut s: RoutingState) -> RoutingState {
+        if self.cfg.symmetry {
+            s.namesrvs[..usize::from(self.cfg.namesrvs)].sort_unstable();
+        }
+        s
+    }
+
     /// The longest time a crashed broker had been silent when the producer still sent to it, over
     /// every reachable state, and the number of states visited.
     pub fn longest_dead_broker_window(&self) -> (Option<Millis>, usize) {
@@ -295,6 +462,74 @@ impl RoutingModel {
             },
         )
     }
+
+    /// One attempt of the producer from `s`, or `None` when it has no route.
+    fn attempt(&self, s: &mut RoutingState) -> Option<()> {
+        let route = s.route?;
+        let from = s.publish_from.unwrap_or(route);
+        let info = self.publish_info(from);
+        let mut send = match s.send.take() {
+            Some(send) => (*send).clone(),
+            None => {
+                s.sends_left -= 1;
+                s.attempt_no = 0;
+                SendAttempts::new(SendPolicy::default(), s.now)
+            }
+        };
+        let retry_after = send.last_broker().and_then(|g| self.group(g));
+        if self.cfg.broken == Broken::RetrySameBroker {
+            // Broken: every attempt starts afresh, forgetting the broker that failed.
+            send = SendAttempts::new(SendPolicy::default(), s.now);
+        }
+        s.attempt_no += 1;
+        let mut strategy = (*s.strategy).clone();
+        let Ok(mq) = send.next_target(&info, &mut strategy, &mut s.index, s.now) else {
+            s.strategy = Interned::new(strategy);
+            return Some(());
+        };
+        // The address comes from the route the publish info was built from, as in the client.
+        let addr = from.broker(&mq.broker_name).and_then(|b| {
+            if self.cfg.broken == Broken::WriteToAnyAddress {
+                b.select_broker_addr(0)
+            } else {
+                b.master_addr()
+            }
+        })?;
+        let target = self.process_at(addr)?;
+        let p = self.processes[target];
+        let dead = !s.alive[target];
+        // Judged on the route the producer holds now, whatever it chose from.
+        let held = self.publish_info(route);
+        let other_writable = held.brokers().any(|b| Some(b) != retry_after);
+        let allowed = no_send_to_expired_broker(&held, &mq.broker_name, retry_after).is_ok();
+        s.last_attempt = Some(AttemptRecord {
+            allowed,
+            group: self.group(&mq.broker_name)?,
+            addr: p.addr,
+            in_route: held.write_queue_nums(&mq.broker_name) > 0,
+            retry_after,
+            other_writable,
+            target_dead: dead,
+            silent_for: self
+                .used(s)
+                .iter()
+                .filter_map(|ns| ns.last_seen[target])
+                .max()
+                .map_or(0, |t| s.now - t),
+        });
+        let outcome = if dead {
+            AttemptOutcome::Remoting
+        } else {
+            AttemptOutcome::Ok
+        };
+        let step = send.on_outcome(&mq, outcome, 5, &mut strategy, s.now);
+        s.strategy = Interned::new(strategy);
+        s.send = match step {
+            SendStep::Retry if s.attempt_no < 3 => Some(Interned::new(send)),
+            SendStep::Retry | SendStep::Done | SendStep::Failed(_) => None,
+        };
+        Some(())
+    }
 }
 
 impl Model for RoutingModel {
@@ -303,20 +538,23 @@ impl Model for RoutingModel {
 
     fn init_states(&self) -> Vec<Self::State> {
         let n = self.processes.len();
-        let namesrvs = usize::from(self.cfg.namesrvs.max(1));
-        let table = RouteTable::new(NamesrvConfig {
+        let table = Interned::new(RouteTable::new(NamesrvConfig {
             broker_expiry: self.cfg.expiry,
             scan_interval: self.cfg.scan_interval,
             ..Default::default()
-        });
+        }));
         vec![RoutingState {
             now: 0,
-            tables: vec![table; namesrvs],
-            alive: vec![true; n],
-            last_seen: vec![vec![None; n]; namesrvs],
+            namesrvs: std::array::from_fn(|ns| Namesrv {
+                label: ns as u8,
+                table,
+                last_seen: [None; PROCESSES],
+            }),
+            alive: std::array::from_fn(|i| i < n),
             crashes_left: self.cfg.crashes,
             route: None,
-            strategy: FaultStrategy::new(self.cfg.fault_tolerance),
+            publish_from: None,
+            strategy: Interned::new(FaultStrategy::new(self.cfg.fault_tolerance)),
             index: SendIndex::starting_at(0),
             send: None,
             sends_left: self.cfg.sends,
@@ -326,24 +564,25 @@ impl Model for RoutingModel {
     }
 
     fn actions(&self, s: &Self::State, actions: &mut Vec<Self::Action>) {
-        for (i, alive) in s.alive.iter().enumerate() {
-            for (ns, seen) in s.last_seen.iter().enumerate() {
-                if *alive && seen[i].is_none_or(|t| t < s.now) {
+        for i in 0..self.processes.len() {
+            let alive = s.alive[i];
+            for (ns, n) in self.used(s).iter().enumerate() {
+                if alive && n.last_seen[i].is_none_or(|t| t < s.now) {
                     actions.push(Action::Register(i, ns));
                 }
             }
-            if *alive && s.crashes_left > 0 {
+            if alive && s.crashes_left > 0 {
                 actions.push(Action::Crash(i));
             }
-            if !*alive && self.cfg.restart {
+            if !alive && self.cfg.restart {
                 actions.push(Action::Restart(i));
             }
         }
         // The producer polls every 30 s, so within a 40 s step it has seen the current route of
         // the NameServer it polls: time moves on only once its route is fresh from one of them.
         let mut fresh_somewhere = false;
-        for (ns, table) in s.tables.iter().enumerate() {
-            if table.route(TOPIC) == s.route {
+        for (ns, n) in self.used(s).iter().enumerate() {
+            if self.route_of(n.table) == s.route {
                 fresh_somewhere = true;
             } else {
                 actions.push(Action::Refresh(ns));
@@ -364,13 +603,11 @@ impl Model for RoutingModel {
         s.last_attempt = None;
         match action {
             Action::Register(i, ns) => {
-                let p = self.processes[i];
-                let reg = BrokerRegistration::new("C", p.group, p.id, p.addr).with_topics([
-                    TopicConfig::new(TOPIC, self.cfg.queues),
-                    TopicConfig::new("other", 1),
-                ]);
-                if s.tables[ns].register(&reg, s.now).is_ok() {
-                    s.last_seen[ns][i] = Some(s.now);
+                let n = &mut s.namesrvs[ns];
+                let (table, ok) = self.register(n.table, i, s.now);
+                n.table = table;
+                if ok {
+                    n.last_seen[i] = Some(s.now);
                 }
             }
             Action::Crash(i) => {
@@ -378,74 +615,21 @@ impl Model for RoutingModel {
                 s.crashes_left -= 1;
             }
             Action::Restart(i) => s.alive[i] = true,
-            Action::Tick => super::step_clock(
-                &mut s.tables,
-                &mut s.now,
-                self.cfg.tick_ms,
-                self.cfg.scan_interval,
-                self.cfg.broken != Broken::NoExpiryScan,
-            ),
-            Action::Refresh(ns) => s.route = s.tables[ns].route(TOPIC),
-            Action::Attempt => {
-                let route = s.route.clone()?;
-                let info = self.publish_info(&route);
-                let mut send = match s.send.take() {
-                    Some(send) => send,
-                    None => {
-                        s.sends_left -= 1;
-                        s.attempt_no = 0;
-                        SendAttempts::new(SendPolicy::default(), s.now)
-                    }
-                };
-                let retry_after = send.last_broker().map(str::to_owned);
-                if self.cfg.broken == Broken::RetrySameBroker {
-                    // Broken: every attempt starts afresh, forgetting the broker that failed.
-                    send = SendAttempts::new(SendPolicy::default(), s.now);
+            Action::Tick => {
+                for ns in 0..usize::from(self.cfg.namesrvs) {
+                    s.namesrvs[ns].table = self.tick(s.namesrvs[ns].table, s.now);
                 }
-                s.attempt_no += 1;
-                let Ok(mq) = send.next_target(&info, &mut s.strategy, &mut s.index, s.now) else {
-                    return Some(s);
-                };
-                let addr = route.broker(&mq.broker_name).and_then(|b| {
-                    if self.cfg.broken == Broken::WriteToAnyAddress {
-                        b.select_broker_addr(0)
-                    } else {
-                        b.master_addr()
-                    }
-                })?;
-                let target = self.process_at(addr)?;
-                let dead = !s.alive[target];
-                let other_writable = info.brokers().any(|b| Some(b) != retry_after.as_deref());
-                let allowed =
-                    no_send_to_expired_broker(&info, &mq.broker_name, retry_after.as_deref())
-                        .is_ok();
-                s.last_attempt = Some(AttemptRecord {
-                    allowed,
-                    group: mq.broker_name.to_string(),
-                    addr: addr.to_owned(),
-                    in_route: info.write_queue_nums(&mq.broker_name) > 0,
-                    retry_after,
-                    other_writable,
-                    target_dead: dead,
-                    silent_for: s
-                        .last_seen
-                        .iter()
-                        .filter_map(|seen| seen[target])
-                        .max()
-                        .map_or(0, |t| s.now - t),
-                });
-                let outcome = if dead {
-                    AttemptOutcome::Remoting
-                } else {
-                    AttemptOutcome::Ok
-                };
-                s.send = match send.on_outcome(&mq, outcome, 5, &mut s.strategy, s.now) {
-                    SendStep::Retry if s.attempt_no < 3 => Some(send),
-                    SendStep::Retry | SendStep::Done | SendStep::Failed(_) => None,
-                };
+                s.now += self.cfg.tick_ms;
             }
+            Action::Refresh(ns) => {
+                s.route = self.route_of(s.namesrvs[ns].table);
+                if self.cfg.broken != Broken::StalePublishInfo || s.publish_from.is_none() {
+                    s.publish_from = s.route;
+                }
+            }
+            Action::Attempt => self.attempt(&mut s)?,
         }
-        Some(s)
+        Some(self.canonical(s))
     }
 
     fn within_boundary(&self, _: &Self::State) -> bool {
@@ -460,9 +644,10 @@ impl Model for RoutingModel {
         };
         Some(match action {
             Action::Register(i, ns) => format!(
-                "t={}s: {} registers with namesrv-{ns}",
+                "t={}s: {} registers with namesrv-{}",
                 last.now / 1000,
-                p(i)
+                p(i),
+                last.namesrvs[ns].label
             ),
             Action::Crash(i) => format!("t={}s: {} crashes silently", last.now / 1000, p(i)),
             Action::Restart(i) => format!("t={}s: {} restarts", last.now / 1000, p(i)),
@@ -481,14 +666,15 @@ impl Model for RoutingModel {
                     })
                     .collect();
                 format!(
-                    "t={}s: producer refreshes its route from namesrv-{ns}: {}",
+                    "t={}s: producer refreshes its route from namesrv-{}: {}",
                     last.now / 1000,
+                    last.namesrvs[ns].label,
                     groups.join(" ")
                 )
             }
             Action::Attempt => match &next.last_attempt {
                 Some(a) => format!(
-                    "t={}s: producer sends to {} at {}{}{}",
+                    "t={}s: producer sends to {} at {}{}{}{}",
                     last.now / 1000,
                     a.group,
                     a.addr,
@@ -496,6 +682,11 @@ impl Model for RoutingModel {
                         " (retry)"
                     } else {
                         ""
+                    },
+                    if a.in_route {
+                        ""
+                    } else {
+                        " (not in the route it holds)"
                     },
                     if a.target_dead {
                         " -> fails, the broker is dead"
@@ -510,23 +701,30 @@ impl Model for RoutingModel {
 
     fn properties(&self) -> Vec<Property<Self>> {
         vec![
-            Property::always("route_integrity", |_: &Self, s: &RoutingState| {
-                s.tables.iter().all(|table| {
-                    table.topics().iter().all(|t| {
-                        table
-                            .route(t)
-                            .is_none_or(|r| route_integrity(table, &r).is_ok())
+            Property::always("route_integrity", |m: &Self, s: &RoutingState| {
+                m.used(s).iter().all(|n| {
+                    m.memo.integrity.get(n.table, || {
+                        n.table.topics().iter().all(|t| {
+                            n.table
+                                .route(t)
+                                .is_none_or(|r| route_integrity(&n.table, &r).is_ok())
+                        })
                     })
                 })
             }),
             Property::always("expiry_bounded", |m: &Self, s: &RoutingState| {
-                super::expiry_bounded_everywhere(
-                    &s.tables,
-                    &s.last_seen,
-                    m.processes.iter().map(|p| p.addr),
-                    m.cfg.expiry + m.cfg.scan_interval,
-                    s.now,
-                )
+                m.used(s).iter().all(|n| {
+                    m.memo.expiry.get((n.table, n.last_seen, s.now), || {
+                        let seen: BTreeMap<String, Millis> = m
+                            .processes
+                            .iter()
+                            .zip(n.last_seen)
+                            .filter_map(|(p, t)| Some((p.addr.to_owned(), t?)))
+                            .collect();
+                        expiry_bounded(&n.table, &seen, m.cfg.expiry + m.cfg.scan_interval, s.now)
+                            .is_ok()
+                    })
+                })
             }),
             Property::always("no_send_to_expired_broker", |_: &Self, s: &RoutingState| {
                 s.last_attempt.as_ref().is_none_or(|a| a.allowed)
@@ -623,5 +821,62 @@ mod tests {
     #[test]
     fn a_producer_that_writes_to_a_slave_is_caught() {
         caught(Broken::WriteToAnyAddress, "slave_read_only");
+    }
+
+    #[test]
+    fn a_producer_that_chooses_from_a_stale_route_is_caught() {
+        let checker = check(RoutingModelCfg {
+            broken: Broken::StalePublishInfo,
+            queues: 2,
+            ..Default::default()
+        });
+        let path = checker
+            .discovery("no_send_to_expired_broker")
+            .expect("it sends to a broker its current route no longer lists");
+        let last = path.last_state();
+        assert!(last.last_attempt.is_some_and(|a| !a.in_route), "{last:?}");
+    }
+
+    #[test]
+    fn a_state_is_a_few_hundred_bytes_of_integers_and_handles() {
+        // Nothing on the heap: the tables are handles.
+        let size = std::mem::size_of::<RoutingState>();
+        assert!(size <= 400, "{size}");
+        println!("RoutingState: {size} bytes");
+    }
+
+    /// The verdict of every property, and the state count.
+    fn verdicts(cfg: RoutingModelCfg) -> (Vec<(&'static str, bool)>, usize) {
+        let checker = check(cfg);
+        let model = cfg.into_model();
+        let found = model
+            .properties()
+            .iter()
+            .map(|p| (p.name, checker.discovery(p.name).is_some()))
+            .collect();
+        (found, checker.unique_state_count())
+    }
+
+    #[test]
+    fn symmetry_reduction_keeps_every_verdict() {
+        // Two NameServers, no slave, one send: small enough to check both ways.
+        for broken in [Broken::None, Broken::NoExpiryScan, Broken::StalePublishInfo] {
+            let cfg = RoutingModelCfg {
+                namesrvs: 2,
+                slave: false,
+                sends: 1,
+                broken,
+                ..Default::default()
+            };
+            let (reduced, reduced_states) = verdicts(cfg);
+            let (full, full_states) = verdicts(RoutingModelCfg {
+                symmetry: false,
+                ..cfg
+            });
+            assert_eq!(reduced, full, "{broken:?}");
+            if broken == Broken::None {
+                assert_eq!((reduced_states, full_states), (141_400, 278_381));
+            }
+        }
     }
 }
