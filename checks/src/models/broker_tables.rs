@@ -95,31 +95,33 @@ pub fn holder<'t>(locks: &'t LockTable, mq: &MessageQueue) -> Option<&'t str> {
     locks.holder(GROUP, mq, 0)
 }
 
-/// Time passes until `cid`'s locks (not renewed since 0) are past `expiry`, while every other
-/// holder renews its own: the table's prune decides what goes. `universe` is every queue the
-/// model has.
-pub fn expire_locks(
+/// Time passes until `cid`'s lock on `mq` (not renewed since 0) is past `expiry`, while every
+/// other lock is renewed (other holders relock; `cid`'s other queues were locked later — each
+/// queue is locked on its own when a rebalance adds it, and each broker has its own table): the
+/// table's prune decides what goes. `universe` is every queue the model has.
+pub fn expire_lock(
     locks: Interned<LockTable>,
     cid: &str,
+    mq: &MessageQueue,
     expiry: Millis,
     universe: &[MessageQueue],
 ) -> Interned<LockTable> {
     let at = expiry + 1;
     locks
         .update(|t| {
-            let mut others: BTreeMap<String, Vec<MessageQueue>> = BTreeMap::new();
-            for mq in universe {
-                if let Some(h) = t.holder(GROUP, mq, 0)
-                    && h != cid
+            let mut kept: BTreeMap<String, Vec<MessageQueue>> = BTreeMap::new();
+            for q in universe {
+                if let Some(h) = t.holder(GROUP, q, 0)
+                    && !(h == cid && q == mq)
                 {
-                    others.entry(h.to_owned()).or_default().push(mq.clone());
+                    kept.entry(h.to_owned()).or_default().push(q.clone());
                 }
             }
-            for (h, mqs) in &others {
+            for (h, mqs) in &kept {
                 t.try_lock_batch(GROUP, mqs, h, at);
             }
             t.prune(at);
-            for (h, mqs) in &others {
+            for (h, mqs) in &kept {
                 t.try_lock_batch(GROUP, mqs, h, 0);
             }
         })
@@ -168,9 +170,16 @@ mod tests {
         assert_eq!(got.len(), 2);
         let (t, got) = lock(t, &universe, "c1");
         assert_eq!(got, [mq(2)], "held queues are refused");
-        let t = expire_locks(t, "c0", LOCK_MAX_LIVE_MS, &universe);
+        let t = expire_lock(t, "c0", &mq(0), LOCK_MAX_LIVE_MS, &universe);
         assert_eq!(holder(&t, &mq(0)), None);
+        assert_eq!(holder(&t, &mq(1)), Some("c0"), "renewed later, still held");
         assert_eq!(holder(&t, &mq(2)), Some("c1"));
+        let t = expire_lock(t, "c0", &mq(1), LOCK_MAX_LIVE_MS, &universe);
+        assert_eq!(holder(&t, &mq(1)), None);
+        let never = Interned::new(LockTable::new(Millis::MAX / 2));
+        let (never, _) = lock(never, &universe[..1], "c0");
+        let kept = expire_lock(never, "c0", &mq(0), LOCK_MAX_LIVE_MS, &universe);
+        assert_eq!(kept, never, "a table that never expires keeps the lock");
         let (t, got) = lock(t, &universe[..1], "c1");
         assert_eq!(got, [mq(0)]);
         let t = unlock(t, &universe, "c1");

@@ -34,7 +34,7 @@
 //! ## State compaction and symmetry
 //! - A state holds [`Interned`] handles on the NameServers' `RouteTable`s, the producer's route,
 //!   its `FaultStrategy` and its send in progress: each distinct value is stored once, and a state
-//!   is about 200 bytes of integers and handles. Each step reads the values, runs
+//!   is 376 bytes of integers and handles. Each step reads the values, runs
 //!   `sextant-model`'s code on them and interns the result; the model's [`Memo`]s remember
 //!   registrations, scans, routes and property verdicts by their inputs.
 //! - NameServers are interchangeable: every broker registers with each on its own schedule, the
