@@ -885,14 +885,13 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "larger: cargo test --release -p sextant-checks -- --ignored"]
-    fn larger_group_holds() {
+    fn four_consumers_and_two_joiners_on_eight_queues_hold() {
         for strategy in [StrategyKind::Averagely, StrategyKind::ConsistentHash] {
             let cfg = RebalanceModelCfg {
                 brokers: 2,
                 queues_per_broker: 4,
                 initial_consumers: 4,
-                joiners: 1,
+                joiners: 2,
                 faults: 3,
                 strategy,
                 split_view: false,
@@ -903,10 +902,11 @@ mod tests {
             let started = std::time::Instant::now();
             let checker = check(cfg);
             println!(
-                "{strategy:?} 4+1 consumers, 8 queues, 3 faults: {} states in {:?}",
+                "{strategy:?} 4+2 consumers, 8 queues, 3 faults: {} states in {:?}",
                 checker.unique_state_count(),
                 started.elapsed()
             );
+            assert_eq!(checker.unique_state_count(), 199_389);
             checker.assert_no_discovery("queue_owned_once");
             checker.assert_no_discovery("eventually_balanced");
             assert!(checker.discovery("transient_double_owner").is_some());
