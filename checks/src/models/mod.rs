@@ -431,3 +431,21 @@ where
     }
     (acc, seen.len())
 }
+
+/// Every property's verdict (a discovery or none) after an exhaustive check of `model`, and the
+/// state count: what a reduced and an unreduced run must agree on.
+#[cfg(test)]
+pub(crate) fn verdicts<M>(model: M) -> (Vec<(&'static str, bool)>, usize)
+where
+    M: Model + Clone + Send + Sync + 'static,
+    M::State: Clone + std::fmt::Debug + std::hash::Hash + Eq + Send + Sync + 'static,
+    M::Action: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static,
+{
+    let checker = model.clone().checker().spawn_bfs().join();
+    let found = model
+        .properties()
+        .iter()
+        .map(|p| (p.name, checker.discovery(p.name).is_some()))
+        .collect();
+    (found, checker.unique_state_count())
+}

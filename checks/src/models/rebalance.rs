@@ -921,18 +921,6 @@ mod tests {
         println!("RebalanceState: {size} bytes + {per_consumer} per consumer");
     }
 
-    /// Every property's verdict (found or not), and the state count.
-    fn verdicts(cfg: RebalanceModelCfg) -> (Vec<(&'static str, bool)>, usize) {
-        let checker = check(cfg);
-        let found = cfg
-            .into_model()
-            .properties()
-            .iter()
-            .map(|p| (p.name, checker.discovery(p.name).is_some()))
-            .collect();
-        (found, checker.unique_state_count())
-    }
-
     #[test]
     fn forgetting_the_gone_keeps_every_verdict() {
         let base = RebalanceModelCfg::default();
@@ -955,11 +943,14 @@ mod tests {
         ];
         let mut counts = Vec::new();
         for (cfg, _) in cases {
-            let (reduced, reduced_states) = verdicts(cfg);
-            let (full, full_states) = verdicts(RebalanceModelCfg {
-                reduce: false,
-                ..cfg
-            });
+            let (reduced, reduced_states) = super::super::verdicts(cfg.into_model());
+            let (full, full_states) = super::super::verdicts(
+                RebalanceModelCfg {
+                    reduce: false,
+                    ..cfg
+                }
+                .into_model(),
+            );
             assert_eq!(reduced, full, "{cfg:?}");
             counts.push((reduced_states, full_states));
         }

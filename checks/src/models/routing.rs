@@ -845,18 +845,6 @@ mod tests {
         println!("RoutingState: {size} bytes");
     }
 
-    /// The verdict of every property, and the state count.
-    fn verdicts(cfg: RoutingModelCfg) -> (Vec<(&'static str, bool)>, usize) {
-        let checker = check(cfg);
-        let model = cfg.into_model();
-        let found = model
-            .properties()
-            .iter()
-            .map(|p| (p.name, checker.discovery(p.name).is_some()))
-            .collect();
-        (found, checker.unique_state_count())
-    }
-
     #[test]
     fn symmetry_reduction_keeps_every_verdict() {
         // Two NameServers, no slave, one send: small enough to check both ways.
@@ -868,11 +856,14 @@ mod tests {
                 broken,
                 ..Default::default()
             };
-            let (reduced, reduced_states) = verdicts(cfg);
-            let (full, full_states) = verdicts(RoutingModelCfg {
-                symmetry: false,
-                ..cfg
-            });
+            let (reduced, reduced_states) = super::super::verdicts(cfg.into_model());
+            let (full, full_states) = super::super::verdicts(
+                RoutingModelCfg {
+                    symmetry: false,
+                    ..cfg
+                }
+                .into_model(),
+            );
             assert_eq!(reduced, full, "{broken:?}");
             if broken == Broken::None {
                 assert_eq!((reduced_states, full_states), (141_400, 278_381));
