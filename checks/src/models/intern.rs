@@ -78,18 +78,6 @@ impl<T> Default for Pool<T> {
     }
 }
 
-impl<T> Pool<T> {
-    /// How many distinct values are stored.
-    pub fn len(&self) -> usize {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// A type whose values can be interned: it names its pool.
 pub trait Intern: Hash + Eq + Send + Sync + Sized + 'static {
     /// The pool of this type.
