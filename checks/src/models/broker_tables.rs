@@ -39,14 +39,14 @@ pub fn unregister(groups: Interned<ConsumerGroups>, cid: &str) -> (Interned<Cons
     groups.update(|g| g.unregister(GROUP, &channel_of(cid)))
 }
 
-/// The broker's channel expiry runs once `cid` has been silent for longer than `expiry`, while
-/// every other member heartbeats: the table's own scan decides who goes.
+/// The broker's channel expiry scan runs after `cid` has been silent for `silence` ms, while
+/// every other member heartbeats: the table's own scan decides whether it goes.
 pub fn expire_channel(
     groups: Interned<ConsumerGroups>,
     cid: &str,
-    expiry: Millis,
+    silence: Millis,
 ) -> Interned<ConsumerGroups> {
-    let at = expiry + 1;
+    let at = silence;
     let silent = channel_of(cid);
     groups
         .update(|g| {
@@ -95,7 +95,7 @@ pub fn holder<'t>(locks: &'t LockTable, mq: &MessageQueue) -> Option<&'t str> {
     locks.holder(GROUP, mq, 0)
 }
 
-/// Time passes until `cid`'s lock on `mq` (not renewed since 0) is past `expiry`, while every
+/// Time passes until `cid`'s lock on `mq` (not renewed since 0) is `silence` ms old, while every
 /// other lock is renewed (other holders relock; `cid`'s other queues were locked later — each
 /// queue is locked on its own when a rebalance adds it, and each broker has its own table): the
 /// table's prune decides what goes. `universe` is every queue the model has.
@@ -103,10 +103,10 @@ pub fn expire_lock(
     locks: Interned<LockTable>,
     cid: &str,
     mq: &MessageQueue,
-    expiry: Millis,
+    silence: Millis,
     universe: &[MessageQueue],
 ) -> Interned<LockTable> {
-    let at = expiry + 1;
+    let at = silence;
     locks
         .update(|t| {
             let mut kept: BTreeMap<String, Vec<MessageQueue>> = BTreeMap::new();
@@ -146,18 +146,23 @@ mod tests {
         let (again, new) = heartbeat(g, "c1");
         assert!(!new, "a heartbeat of a member changes nothing");
         assert_eq!(again, g);
-        let only_c1 = expire_channel(g, "c0", CHANNEL_EXPIRED_MS);
+        let only_c1 = expire_channel(g, "c0", CHANNEL_EXPIRED_MS + 1);
         assert_eq!(members(&only_c1), ["c1"]);
         let (direct, _) = heartbeat(Interned::new(ConsumerGroups::new(CHANNEL_EXPIRED_MS)), "c1");
         assert_eq!(
             only_c1, direct,
             "the survivors are back at 0: one state, not two"
         );
+        // A silence of exactly the expiry is not past it.
+        assert_eq!(
+            members(&expire_channel(g, "c0", CHANNEL_EXPIRED_MS)),
+            ["c0", "c1"]
+        );
         // A table whose channels outlive the silence keeps the silent member.
         let long = Interned::new(ConsumerGroups::new(Millis::MAX / 2));
         let (long, _) = heartbeat(long, "c0");
         assert_eq!(
-            members(&expire_channel(long, "c0", CHANNEL_EXPIRED_MS)),
+            members(&expire_channel(long, "c0", CHANNEL_EXPIRED_MS + 1)),
             ["c0"]
         );
     }
@@ -170,15 +175,17 @@ mod tests {
         assert_eq!(got.len(), 2);
         let (t, got) = lock(t, &universe, "c1");
         assert_eq!(got, [mq(2)], "held queues are refused");
-        let t = expire_lock(t, "c0", &mq(0), LOCK_MAX_LIVE_MS, &universe);
+        let kept = expire_lock(t, "c0", &mq(0), LOCK_MAX_LIVE_MS, &universe);
+        assert_eq!(kept, t, "a lock exactly as old as its expiry is still held");
+        let t = expire_lock(t, "c0", &mq(0), LOCK_MAX_LIVE_MS + 1, &universe);
         assert_eq!(holder(&t, &mq(0)), None);
         assert_eq!(holder(&t, &mq(1)), Some("c0"), "renewed later, still held");
         assert_eq!(holder(&t, &mq(2)), Some("c1"));
-        let t = expire_lock(t, "c0", &mq(1), LOCK_MAX_LIVE_MS, &universe);
+        let t = expire_lock(t, "c0", &mq(1), LOCK_MAX_LIVE_MS + 1, &universe);
         assert_eq!(holder(&t, &mq(1)), None);
         let never = Interned::new(LockTable::new(Millis::MAX / 2));
         let (never, _) = lock(never, &universe[..1], "c0");
-        let kept = expire_lock(never, "c0", &mq(0), LOCK_MAX_LIVE_MS, &universe);
+        let kept = expire_lock(never, "c0", &mq(0), LOCK_MAX_LIVE_MS + 1, &universe);
         assert_eq!(kept, never, "a table that never expires keeps the lock");
         let (t, got) = lock(t, &universe[..1], "c1");
         assert_eq!(got, [mq(0)]);

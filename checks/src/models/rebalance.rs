@@ -23,7 +23,12 @@
 //!   orderly mode a consumer unlocks what it drops and takes a new queue only if the broker grants
 //!   its lock; a rebalance that could not lock its whole share is incomplete and retries when a
 //!   lock is released. A live holder renews its lock in time (RocketMQ: every 20 s against a 60 s
-//!   expiry), so only the locks of crashed consumers expire (`LockExpire`).
+//!   expiry), so only the locks of crashed or paused consumers expire (`LockExpire`).
+//! - **Pauses** (`pauses`, orderly mode). A live consumer may pause with a batch in flight on each
+//!   queue it owns; its pause grows to just past the local lock (30 s), broker lock (60 s) and
+//!   channel (120 s) expiries, which the real tables and `client::expired` judge. On resume its
+//!   batches finish, it heartbeats, and it consumes a queue again only if its local lock is valid
+//!   or once it has relocked it.
 //!
 //! ## Properties
 //! - `queue_owned_once` (always): once every live consumer has rebalanced on the current member list
@@ -32,8 +37,11 @@
 //!   RocketMQ's known window (the joiner takes its share before the others drop theirs).
 //! - `eventually_balanced` (eventually): every run ends with each queue owned by exactly one live
 //!   consumer (or no live consumer). Not with `split_view`, whose views never converge.
-//! - `ordered_lock_exclusive` (always, orderly mode): no queue is owned by two live consumers at
+//! - `ordered_lock_exclusive` (always, orderly mode): no queue is consumed by two live consumers at
 //!   once — there is no transient double owner in orderly mode.
+//! - `paused_batch_overlap` (sometimes, with pauses): a paused consumer's batch in flight is on a
+//!   queue a live consumer now owns — RocketMQ's orderly hazard (the lock is checked before a
+//!   batch, not during it).
 //! - `split_view_double_owner` (sometimes, with `split_view`): two consumers that have both
 //!   rebalanced on the current member list own one queue, because they read different routes.
 
@@ -43,6 +51,7 @@ use std::sync::Arc;
 
 use sextant_model::Millis;
 use sextant_model::broker::{CHANNEL_EXPIRED_MS, ConsumerGroups, LOCK_MAX_LIVE_MS, LockTable};
+use sextant_model::client::{self, LOCAL_LOCK_MAX_LIVE_MS};
 use sextant_model::consumer::{
     AllocateError, AllocateStrategy, Averagely, AveragelyByCircle, ConsistentHash, GroupView,
     MachineRoomNearby, RebalancePlan,
@@ -157,6 +166,9 @@ pub struct RebalanceModelCfg {
     pub lock_bug: LockBug,
     /// Whether states that differ only in what gone consumers last held are one state.
     pub reduce: bool,
+    /// Orderly mode: a live consumer may also pause (a GC pause, a stalled host) and resume, a
+    /// fault like a crash.
+    pub pauses: bool,
 }
 
 /// Deliberately broken broker lock tables.
@@ -168,7 +180,13 @@ pub enum LockBug {
     NoExpiry,
     /// A lock is granted whoever holds it.
     NoHolderCheck,
+    /// The client trusts its local lock for 90 s, past the broker's 60 s (RocketMQ's
+    /// `lockMaxLiveTime` set above the broker's `REBALANCE_LOCK_MAX_LIVE_TIME`).
+    LongLocalLock,
 }
+
+/// The broken client's local lock lifetime ([`LockBug::LongLocalLock`]).
+pub const LONG_LOCAL_LOCK_MS: Millis = 90_000;
 
 impl Default for RebalanceModelCfg {
     /// 3 consumers running and 1 joining, 6 queues on 2 brokers, 2 leaves or crashes.
@@ -184,6 +202,7 @@ impl Default for RebalanceModelCfg {
             orderly: false,
             lock_bug: LockBug::None,
             reduce: true,
+            pauses: false,
         }
     }
 }
@@ -202,6 +221,7 @@ impl RebalanceModelCfg {
             orderly: false,
             lock_bug: LockBug::None,
             reduce: true,
+            pauses: false,
         }
     }
 
@@ -231,8 +251,18 @@ impl RebalanceModelCfg {
                 .map(|c| format!("room{}@c{c}", c % 2))
                 .collect(),
             strategy: self.strategy.build(),
+            pause_secs: pause_secs(self.local_lock_max_live(), !self.reduce),
             memo: Arc::default(),
             stop: Default::default(),
+        }
+    }
+
+    /// How long the client trusts its local lock of a queue without a renewal.
+    pub fn local_lock_max_live(&self) -> Millis {
+        if self.lock_bug == LockBug::LongLocalLock {
+            LONG_LOCAL_LOCK_MS
+        } else {
+            LOCAL_LOCK_MAX_LIVE_MS
         }
     }
 
@@ -249,7 +279,7 @@ impl RebalanceModelCfg {
     /// One line on what this configuration covers.
     pub fn summary(&self) -> String {
         format!(
-            "{}+{} consumers, {} queues on {} brokers, {} leaves or crashes, {}{}{}",
+            "{}+{} consumers, {} queues on {} brokers, {} leaves or crashes, {}{}{}{}",
             self.initial_consumers,
             self.joiners,
             u32::from(self.brokers) * u32::from(self.queues_per_broker),
@@ -258,6 +288,11 @@ impl RebalanceModelCfg {
             self.strategy.name(),
             if self.orderly {
                 ", orderly (queues taken under a broker lock that expires when its holder is gone)"
+            } else {
+                ""
+            },
+            if self.orderly && self.pauses {
+                ", live consumers may pause past the local lock, broker lock and channel expiries"
             } else {
                 ""
             },
@@ -278,6 +313,9 @@ pub struct RebalanceModel {
     queues: Vec<MessageQueue>,
     cids: Vec<String>,
     strategy: Arc<dyn AllocateStrategy>,
+    /// How long a pause can have lasted, in seconds: 0, then just past each expiry that a pause
+    /// can outlast (the local lock, the broker's lock, the channel), in order.
+    pause_secs: Vec<u8>,
     memo: Arc<Memos>,
     stop: super::StopFlag,
 }
@@ -292,6 +330,17 @@ impl fmt::Debug for RebalanceModel {
     }
 }
 
+/// The broker's lock table, interned.
+type Locks = Interned<LockTable>;
+
+/// A [`RebalancePlan`] as queue sets.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    keep: Queues,
+    drop: Queues,
+    add: Queues,
+}
+
 /// The model's memo tables: `sextant-model`'s decisions by their inputs.
 #[derive(Debug, Default)]
 struct Memos {
@@ -299,14 +348,43 @@ struct Memos {
     members: Memo<Interned<ConsumerGroups>, Consumers>,
     /// (consumer, member list, NameServer) → its share.
     allocate: Memo<(u8, Consumers, u8), Queues>,
-    /// (lock table, consumer) → whether it holds a lock.
-    holds: Memo<(Interned<LockTable>, u8), bool>,
+    /// (held, share) → the rebalance plan.
+    plan: Memo<(Queues, Queues), Plan>,
+    /// Lock table → the holder of each queue, by consumer index.
+    holders: Memo<Interned<LockTable>, Arc<[Option<u8>]>>,
+    /// (lock table, consumer, queues) → the table after it locks them, and what it holds of them.
+    lock: Memo<(Locks, u8, Queues), (Locks, Queues)>,
+    /// (lock table, consumer, queues) → the table after it unlocks them.
+    unlock: Memo<(Interned<LockTable>, u8, Queues), Interned<LockTable>>,
+    /// (lock table, queue, its holder's silence) → the table after the broker's expiry runs.
+    expire_lock: Memo<(Interned<LockTable>, u8, Millis), Interned<LockTable>>,
+    /// (member list, consumer) → the list after its heartbeat, and whether it changed.
+    heartbeat: Memo<(Interned<ConsumerGroups>, u8), (Interned<ConsumerGroups>, bool)>,
+    /// (member list, consumer, its silence) → the list after the broker's channel expiry runs.
+    expire_channel: Memo<(Interned<ConsumerGroups>, u8, Millis), Interned<ConsumerGroups>>,
 }
 
 /// A set of consumers, by index: bit `c` is consumer `c`.
 pub type Consumers = u16;
 /// A set of queues, by index into the model's sorted queue list.
 pub type Queues = u64;
+
+/// One second past each of the client's local lock, the broker's lock and the channel expiry,
+/// sorted: the pause lengths at which something can differ; and 0 if `with_zero`.
+///
+/// A pause shorter than every expiry decides nothing: no table and no local lock check can tell
+/// it from a live consumer that has not acted yet, so the reduced model starts a pause at the
+/// first expiry.
+fn pause_secs(local_lock_max_live: Millis, with_zero: bool) -> Vec<u8> {
+    let mut secs: Vec<u8> = [local_lock_max_live, LOCK_MAX_LIVE_MS, CHANNEL_EXPIRED_MS]
+        .into_iter()
+        .map(|ms| u8::try_from(ms / 1000 + 1).unwrap_or(u8::MAX))
+        .chain(with_zero.then_some(0))
+        .collect();
+    secs.sort_unstable();
+    secs.dedup();
+    secs
+}
 
 fn bits(set: u64) -> impl Iterator<Item = u8> {
     (0..64u8).filter(move |i| set & (1 << i) != 0)
@@ -323,6 +401,12 @@ pub enum Phase {
     Crashed,
     /// Shut down cleanly: unregistered at once.
     Left,
+    /// Paused for `secs` seconds since its last lock renewal and heartbeat: it takes no step,
+    /// renews nothing, and a batch it was consuming on each queue it owns is still in flight.
+    Paused {
+        /// How long it has been paused.
+        secs: u8,
+    },
 }
 
 /// One consumer's state.
@@ -336,8 +420,18 @@ pub struct ConsumerState {
     pub view: Option<Consumers>,
     /// The NameServer whose route it last rebalanced on.
     pub route_from: Option<u8>,
-    /// The queues it owns.
+    /// The queues it owns (its process queue table).
     pub owned: Queues,
+    /// Resumed from a pause past its local lock expiry: it owns its queues but consumes none of
+    /// them until its next rebalance relocks them.
+    pub stale: bool,
+}
+
+impl ConsumerState {
+    /// The queues it takes new batches from: those it owns, unless its local locks are stale.
+    pub fn consuming(&self) -> Queues {
+        if self.stale { 0 } else { self.owned }
+    }
 }
 
 /// The whole group's state.
@@ -379,9 +473,17 @@ pub enum Action {
     Crash(u8),
     /// The broker expires a crashed consumer's channel and notifies the group.
     Expire(u8),
-    /// The broker's lock on a queue, held by a consumer that is gone, expires (60 s); the group
-    /// retries its locks.
+    /// The broker's lock on a queue, held by a consumer that is gone or paused, expires (60 s);
+    /// the group retries its locks.
     LockExpire(u8),
+    /// A live consumer pauses, with a batch in flight on each queue it owns.
+    Pause(u8),
+    /// A paused consumer stays paused past the next expiry.
+    StayPaused(u8),
+    /// A paused consumer resumes: its in-flight batches finish, it heartbeats, it keeps a queue
+    /// only if its local lock is still valid (`sextant-model`'s `client::expired`), and it
+    /// rebalances.
+    Resume(u8),
 }
 
 impl RebalanceState {
@@ -449,7 +551,7 @@ impl RebalanceModel {
     fn owned_once(&self, state: &RebalanceState, expected: Queues) -> bool {
         let live = state.live();
         let shares: BTreeMap<u8, Vec<u8>> = bits(u64::from(live))
-            .map(|c| (c, bits(state.consumers[c as usize].owned).collect()))
+            .map(|c| (c, bits(state.consumers[c as usize].consuming()).collect()))
             .collect();
         let expected: BTreeSet<u8> = bits(expected).collect();
         queue_owned_once_by(|c: &u8| live & (1 << c) != 0, &shares, &expected).is_ok()
@@ -462,8 +564,8 @@ impl RebalanceModel {
             .iter()
             .filter(|c| c.phase == Phase::Alive)
             .any(|c| {
-                let twice = seen & c.owned != 0;
-                seen |= c.owned;
+                let twice = seen & c.consuming() != 0;
+                seen |= c.consuming();
                 twice
             })
     }
@@ -527,13 +629,101 @@ impl RebalanceModel {
         }
     }
 
-    /// Whether consumer `c` holds any lock.
-    fn holds_locks(&self, state: &RebalanceState, c: u8) -> bool {
-        let locks = state.locks;
-        self.memo.holds.get((locks, c), || {
+    /// How long consumer `c` has been silent when the broker's expiry scans run: just past the
+    /// expiry for a crashed consumer, its pause for a paused one.
+    fn silence(&self, state: &RebalanceState, c: usize, expiry: Millis) -> Millis {
+        match state.consumers[c].phase {
+            Phase::Paused { secs } => Millis::from(secs) * 1000,
+            _ => expiry + 1,
+        }
+    }
+
+    /// A paused consumer with a batch in flight on a queue that a live consumer now owns: both
+    /// consume it at once when it resumes (RocketMQ checks the lock before a batch, not during).
+    fn paused_batch_overlaps(&self, state: &RebalanceState) -> bool {
+        let live_owned = state
+            .consumers
+            .iter()
+            .filter(|c| c.phase == Phase::Alive)
+            .fold(0, |set, c| set | c.consuming());
+        state
+            .consumers
+            .iter()
+            .any(|c| matches!(c.phase, Phase::Paused { .. }) && c.owned & live_owned != 0)
+    }
+
+    /// Who holds each queue's lock in `locks`, by consumer index (the table's own answer).
+    fn holders(&self, locks: Interned<LockTable>) -> Arc<[Option<u8>]> {
+        self.memo.holders.get(locks, || {
             self.queues
                 .iter()
-                .any(|mq| broker::holder(&locks, mq) == Some(self.cids[c as usize].as_str()))
+                .map(|mq| {
+                    broker::holder(&locks, mq)
+                        .and_then(|h| self.cids.iter().position(|c| c == h))
+                        .map(|c| c as u8)
+                })
+                .collect()
+        })
+    }
+
+    /// The queues consumer `c` holds the lock of.
+    fn locked_by(&self, locks: Interned<LockTable>, c: u8) -> Queues {
+        self.holders(locks)
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| **h == Some(c))
+            .fold(0, |set, (q, _)| set | 1 << q)
+    }
+
+    /// `sextant-model`'s rebalance plan from queues `held` to `share`, as queue sets.
+    fn plan(&self, held: Queues, share: Queues) -> Plan {
+        self.memo.plan.get((held, share), || {
+            let plan = RebalancePlan::compute(
+                &self.mqs(held).into_iter().collect(),
+                &self.mqs(share),
+                &BTreeSet::new(),
+            );
+            Plan {
+                keep: self.queue_set(&plan.keep),
+                drop: self.queue_set(&plan.drop),
+                add: self.queue_set(&plan.add),
+            }
+        })
+    }
+
+    /// Consumer `c` heartbeats: the member list, and whether it changed.
+    fn heartbeat(
+        &self,
+        groups: Interned<ConsumerGroups>,
+        c: u8,
+    ) -> (Interned<ConsumerGroups>, bool) {
+        self.memo.heartbeat.get((groups, c), || {
+            broker::heartbeat(groups, &self.cids[c as usize])
+        })
+    }
+
+    /// Whether consumer `c` holds any lock.
+    fn holds_locks(&self, state: &RebalanceState, c: u8) -> bool {
+        self.locked_by(state.locks, c) != 0
+    }
+
+    /// Consumer `c` locks `queues` on the broker: the table, and what `c` holds of them.
+    fn lock(
+        &self,
+        locks: Interned<LockTable>,
+        c: u8,
+        queues: Queues,
+    ) -> (Interned<LockTable>, Queues) {
+        self.memo.lock.get((locks, c, queues), || {
+            let (locks, granted) = broker::lock(locks, &self.mqs(queues), &self.cids[c as usize]);
+            (locks, self.queue_set(&granted))
+        })
+    }
+
+    /// Consumer `c` unlocks `queues` on the broker.
+    fn unlock(&self, locks: Interned<LockTable>, c: u8, queues: Queues) -> Interned<LockTable> {
+        self.memo.unlock.get((locks, c, queues), || {
+            broker::unlock(locks, &self.mqs(queues), &self.cids[c as usize])
         })
     }
 }
@@ -556,6 +746,7 @@ impl RebalanceModel {
                     view: None,
                     route_from: None,
                     owned: 0,
+                    stale: false,
                 };
             }
         }
@@ -582,6 +773,7 @@ impl Model for RebalanceModel {
                     view: None,
                     route_from: None,
                     owned: 0,
+                    stale: false,
                 }
             })
             .collect();
@@ -612,19 +804,30 @@ impl Model for RebalanceModel {
                     if state.faults_left > 0 {
                         actions.push(Action::Leave(i));
                         actions.push(Action::Crash(i));
+                        if self.cfg.orderly && self.cfg.pauses {
+                            actions.push(Action::Pause(i));
+                        }
+                    }
+                }
+                Phase::Paused { secs } => {
+                    actions.push(Action::Resume(i));
+                    if self.pause_secs.last() != Some(&secs) {
+                        actions.push(Action::StayPaused(i));
+                    }
+                    if members & (1 << i) != 0 {
+                        actions.push(Action::Expire(i));
                     }
                 }
                 Phase::Crashed if members & (1 << i) != 0 => actions.push(Action::Expire(i)),
                 Phase::Crashed | Phase::Left => {}
             }
         }
-        // The broker's lock of a holder that is gone expires (not that of a live holder, which
-        // renews it every 20 s).
+        // The broker's lock of a holder that is gone or paused expires (not that of a live
+        // holder, which renews it every 20 s).
         if self.cfg.orderly {
-            for (q, mq) in self.queues.iter().enumerate() {
-                if let Some(h) = broker::holder(&state.locks, mq)
-                    && let Some(c) = self.cids.iter().position(|c| c == h)
-                    && state.consumers[c].phase != Phase::Alive
+            for (q, h) in self.holders(state.locks).iter().enumerate() {
+                if let Some(c) = h
+                    && state.consumers[*c as usize].phase != Phase::Alive
                 {
                     actions.push(Action::LockExpire(q as u8));
                 }
@@ -636,9 +839,12 @@ impl Model for RebalanceModel {
         let mut s = last.clone();
         match action {
             Action::LockExpire(q) => {
-                let mq = &self.queues[q as usize];
-                let holder = broker::holder(&s.locks, mq)?.to_owned();
-                s.locks = broker::expire_lock(s.locks, &holder, mq, LOCK_MAX_LIVE_MS, &self.queues);
+                let h = self.holders(s.locks)[q as usize]?;
+                let silence = self.silence(&s, h as usize, LOCK_MAX_LIVE_MS);
+                s.locks = self.memo.expire_lock.get((s.locks, q, silence), || {
+                    let mq = &self.queues[q as usize];
+                    broker::expire_lock(s.locks, &self.cids[h as usize], mq, silence, &self.queues)
+                });
                 if s.locks == last.locks {
                     // The table expired nothing: time passing changes no state.
                     return None;
@@ -647,51 +853,50 @@ impl Model for RebalanceModel {
             }
             Action::Join(c) => {
                 s.consumers[c as usize].phase = Phase::Alive;
-                let (groups, changed) = broker::heartbeat(s.groups, &self.cids[c as usize]);
+                let (groups, changed) = self.heartbeat(s.groups, c);
                 s.groups = groups;
                 if changed {
                     s.notify_live();
                 }
             }
             Action::Rebalance(c, ns) => {
-                let cid = &self.cids[c as usize];
                 let members = self.members(&s);
                 let share = self.allocate(c, members, ns);
                 let held = s.consumers[c as usize].owned;
-                let plan = RebalancePlan::compute(
-                    &self.mqs(held).into_iter().collect(),
-                    &self.mqs(share),
-                    &BTreeSet::new(),
-                );
-                let mut owned = self.queue_set(&plan.keep);
+                let plan = self.plan(held, share);
+                let stale = s.consumers[c as usize].stale;
+                let mut owned = if stale { 0 } else { plan.keep };
                 let mut released = false;
                 let mut complete = true;
                 if self.cfg.orderly {
                     // Unlock what is dropped, lock what is added; a queue whose lock is held by
                     // another consumer is not taken (RocketMQ retries it later).
-                    let dropped = plan.drop.to_vec();
-                    released = dropped
-                        .iter()
-                        .any(|mq| broker::holder(&s.locks, mq) == Some(cid.as_str()));
-                    s.locks = broker::unlock(s.locks, &dropped, cid);
-                    let add = plan.add.to_vec();
+                    released = self.locked_by(s.locks, c) & plan.drop != 0;
+                    s.locks = self.unlock(s.locks, c, plan.drop);
+                    let mut add = plan.add;
+                    if stale {
+                        // Its local locks expired during a pause: it relocks what it keeps too
+                        // (RocketMQ's lockAll), and takes a batch only from what it gets.
+                        add |= plan.keep;
+                    }
                     if self.cfg.lock_bug == LockBug::NoHolderCheck {
                         // Broken: the broker hands the lock over, whoever holds it.
-                        for mq in &add {
-                            if let Some(h) = broker::holder(&s.locks, mq).map(str::to_owned) {
-                                s.locks = broker::unlock(s.locks, std::slice::from_ref(mq), &h);
+                        for q in bits(add) {
+                            if let Some(h) = self.holders(s.locks)[q as usize] {
+                                s.locks = self.unlock(s.locks, h, 1 << q);
                             }
                         }
                     }
-                    let (locks, granted) = broker::lock(s.locks, &add, cid);
+                    let (locks, granted) = self.lock(s.locks, c, add);
                     s.locks = locks;
-                    complete = granted.len() == add.len();
-                    owned |= self.queue_set(&granted);
+                    complete = granted == add;
+                    owned |= granted;
                 } else {
-                    owned |= self.queue_set(&plan.add);
+                    owned |= plan.add;
                 }
                 let me = &mut s.consumers[c as usize];
                 me.owned = owned;
+                me.stale = false;
                 // A rebalance that could not lock its whole share is not done: RocketMQ marks it
                 // unbalanced and retries; here it retries when a lock is released.
                 me.view = complete.then_some(members);
@@ -709,7 +914,7 @@ impl Model for RebalanceModel {
             Action::Leave(c) => {
                 s.faults_left -= 1;
                 let cid = &self.cids[c as usize];
-                s.locks = broker::unlock(s.locks, &self.queues, cid);
+                s.locks = self.unlock(s.locks, c, self.queue_set(&self.queues));
                 let me = &mut s.consumers[c as usize];
                 me.phase = Phase::Left;
                 me.owned = 0;
@@ -723,9 +928,48 @@ impl Model for RebalanceModel {
                 me.phase = Phase::Crashed;
                 me.dirty = false;
             }
+            Action::Pause(c) => {
+                s.faults_left -= 1;
+                let me = &mut s.consumers[c as usize];
+                me.phase = Phase::Paused {
+                    secs: self.pause_secs[0],
+                };
+                me.dirty = false;
+            }
+            Action::StayPaused(c) => {
+                let me = &mut s.consumers[c as usize];
+                let Phase::Paused { secs } = me.phase else {
+                    return None;
+                };
+                let next = self.pause_secs.iter().find(|&&p| p > secs)?;
+                me.phase = Phase::Paused { secs: *next };
+            }
+            Action::Resume(c) => {
+                let me = &mut s.consumers[c as usize];
+                let Phase::Paused { secs } = me.phase else {
+                    return None;
+                };
+                // Its lock renewal and its heartbeat were due during the pause; it first checks
+                // its local locks before taking a new batch.
+                if client::expired(0, Millis::from(secs) * 1000, self.cfg.local_lock_max_live()) {
+                    // It keeps its queues but takes no batch from them until it relocks them:
+                    // its last rebalance no longer stands.
+                    me.stale = true;
+                    me.view = None;
+                }
+                me.phase = Phase::Alive;
+                me.dirty = true;
+                let (groups, changed) = self.heartbeat(s.groups, c);
+                s.groups = groups;
+                if changed {
+                    s.notify_live();
+                }
+            }
             Action::Expire(c) => {
-                s.groups =
-                    broker::expire_channel(s.groups, &self.cids[c as usize], CHANNEL_EXPIRED_MS);
+                let silence = self.silence(&s, c as usize, CHANNEL_EXPIRED_MS);
+                s.groups = self.memo.expire_channel.get((s.groups, c, silence), || {
+                    broker::expire_channel(s.groups, &self.cids[c as usize], silence)
+                });
                 if s.groups == last.groups {
                     // The table expired nothing: time passing changes no state.
                     return None;
@@ -792,6 +1036,29 @@ impl Model for RebalanceModel {
                     mq.broker_name, mq.queue_id
                 )
             }
+            Action::Pause(c) => format!(
+                "consumer {} pauses with a batch in flight on each queue it owns",
+                name(c)
+            ),
+            Action::StayPaused(c) => match next.consumers[c as usize].phase {
+                Phase::Paused { secs } => {
+                    format!("consumer {} is still paused after {secs} s", name(c))
+                }
+                _ => return None,
+            },
+            Action::Resume(c) => match last.consumers[c as usize].phase {
+                Phase::Paused { secs } => format!(
+                    "consumer {} resumes after {secs} s: its batches in flight finish; its local locks are {}",
+                    name(c),
+                    if client::expired(0, Millis::from(secs) * 1000, self.cfg.local_lock_max_live())
+                    {
+                        "expired, so it takes no new batch until it relocks"
+                    } else {
+                        "valid, so it goes on consuming"
+                    }
+                ),
+                _ => return None,
+            },
         })
     }
 
@@ -815,6 +1082,12 @@ impl Model for RebalanceModel {
                 "ordered_lock_exclusive",
                 |m: &Self, s: &RebalanceState| !m.double_owned(s),
             ));
+            if self.cfg.pauses {
+                properties.push(Property::sometimes(
+                    "paused_batch_overlap",
+                    |m: &Self, s: &RebalanceState| m.paused_batch_overlaps(s),
+                ));
+            }
         } else {
             properties.push(Property::sometimes(
                 "transient_double_owner",
@@ -898,6 +1171,7 @@ mod tests {
                 orderly: false,
                 lock_bug: LockBug::None,
                 reduce: true,
+                pauses: false,
             };
             let started = std::time::Instant::now();
             let checker = check(cfg);
@@ -936,6 +1210,8 @@ mod tests {
             (orderly(LockBug::None), (21_860, 133_037)),
             (orderly(LockBug::NoHolderCheck), (9_870, 57_921)),
             (orderly(LockBug::NoExpiry), (4_360, 19_591)),
+            (small_paused(LockBug::None), (16_083, 19_645)),
+            (small_paused(LockBug::LongLocalLock), (18_701, 22_224)),
             (
                 RebalanceModelCfg::small(StrategyKind::BrokenOffByOne),
                 (97, 276),
@@ -988,6 +1264,75 @@ mod tests {
         checker.assert_no_discovery("ordered_lock_exclusive");
         checker.assert_no_discovery("queue_owned_once");
         checker.assert_no_discovery("eventually_balanced");
+    }
+
+    /// 3 consumers and 1 joiner, 6 queues, 1 pause or other fault.
+    fn small_paused(lock_bug: LockBug) -> RebalanceModelCfg {
+        RebalanceModelCfg {
+            faults: 1,
+            ..paused(lock_bug)
+        }
+    }
+
+    fn paused(lock_bug: LockBug) -> RebalanceModelCfg {
+        RebalanceModelCfg {
+            pauses: true,
+            ..orderly(lock_bug)
+        }
+    }
+
+    #[test]
+    fn pause_lengths_fall_just_past_each_expiry() {
+        assert_eq!(pause_secs(LOCAL_LOCK_MAX_LIVE_MS, true), [0, 31, 61, 121]);
+        assert_eq!(pause_secs(LOCAL_LOCK_MAX_LIVE_MS, false), [31, 61, 121]);
+        assert_eq!(pause_secs(LONG_LOCAL_LOCK_MS, false), [61, 91, 121]);
+    }
+
+    #[test]
+    fn a_paused_holder_keeps_locks_exclusive_but_its_batch_in_flight_overlaps() {
+        let checker = check(paused(LockBug::None));
+        checker.assert_no_discovery("ordered_lock_exclusive");
+        checker.assert_no_discovery("queue_owned_once");
+        checker.assert_no_discovery("eventually_balanced");
+        // RocketMQ's orderly hazard: the lock is checked before a batch, so a batch in flight
+        // across a pause past the broker's lock expiry overlaps the new holder's.
+        let path = checker
+            .discovery("paused_batch_overlap")
+            .expect("a batch in flight across a long pause overlaps the next holder");
+        let actions = path.into_actions();
+        assert!(actions.iter().any(|a| matches!(a, Action::Pause(_))));
+        assert!(actions.iter().any(|a| matches!(a, Action::LockExpire(_))));
+        assert_eq!(checker.unique_state_count(), 798_987);
+        // The overlap needs the broker to expire the paused holder's lock: with locks that never
+        // expire it is unreachable, so the property is no tautology.
+        check(small_paused(LockBug::NoExpiry)).assert_no_discovery("paused_batch_overlap");
+        assert!(
+            check(small_paused(LockBug::None))
+                .discovery("paused_batch_overlap")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_local_lock_that_outlives_the_brokers_is_caught() {
+        let checker = check(small_paused(LockBug::LongLocalLock));
+        let path = checker
+            .discovery("ordered_lock_exclusive")
+            .expect("a consumer resuming on a stale local lock consumes beside the new holder");
+        let last = path.last_state().clone();
+        let actions = path.into_actions();
+        assert!(
+            actions.iter().any(|a| matches!(a, Action::Pause(_)))
+                && actions.iter().any(|a| matches!(a, Action::Resume(_))),
+            "{actions:?}"
+        );
+        assert!(checker.model().double_owned(&last));
+        // Without pauses the stale local lock never shows.
+        check(RebalanceModelCfg {
+            pauses: false,
+            ..small_paused(LockBug::LongLocalLock)
+        })
+        .assert_no_discovery("ordered_lock_exclusive");
     }
 
     #[test]

@@ -309,6 +309,14 @@ fn rebalance_checks(options: &ModelOptions, base: RebalanceModelCfg, checks: &mu
         "ordered_lock_exclusive, queue_owned_once, eventually_balanced",
         cfg,
     ));
+    checks.push(rebalance(
+        "rebalance_model_orderly_paused",
+        "ordered_lock_exclusive, queue_owned_once, eventually_balanced, paused_batch_overlap",
+        RebalanceModelCfg {
+            pauses: true,
+            ..cfg
+        },
+    ));
 }
 
 fn durability_checks(options: &ModelOptions, base: DurabilityModelCfg, checks: &mut Vec<Check>) {
@@ -530,6 +538,15 @@ pub fn mutants() -> Vec<Mutant> {
             "a broker lock table configured never to expire",
             &["eventually_balanced"],
             orderly(LockBug::NoExpiry),
+        ),
+        rebalance(
+            "a client that trusts its local lock for 90 s, past the broker's 60 s",
+            &["ordered_lock_exclusive"],
+            RebalanceModelCfg {
+                pauses: true,
+                faults: 1,
+                ..orderly(LockBug::LongLocalLock)
+            },
         ),
         durability(
             "a store that acknowledges before the flush",
