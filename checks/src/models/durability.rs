@@ -15,7 +15,10 @@
 //! consume in any order (orderly mode: in order, under the broker lock), keep locally the offset
 //! `sextant_model::consumer::ProcessQueue` says may be committed, and send it to the broker
 //! (RocketMQ: every 5 s, and when they drop the queue or shut down). The broker stores whatever is committed, as RocketMQ's
-//! `ConsumerOffsetManager` does (it only logs a lower offset).
+//! `ConsumerOffsetManager` does (it only logs a lower offset). The broker's member list and its
+//! orderly lock are `sextant-model`'s `ConsumerGroups` and `LockTable`, the code the broker runs
+//! (through `broker_tables`); a crashed consumer's connection closes, so the broker drops it at
+//! once, and its lock expires later (`LockExpire`, played on the table).
 //!
 //! ## Abstractions (what these models assume)
 //! - Positions are message counts: every message has the same size, so the byte offsets RocketMQ's
@@ -51,11 +54,15 @@
 
 use std::collections::BTreeSet;
 
+use sextant_model::broker::{CHANNEL_EXPIRED_MS, ConsumerGroups, LOCK_MAX_LIVE_MS, LockTable};
 use sextant_model::consumer::{AllocateStrategy, Averagely, GroupView, ProcessQueue};
 use sextant_model::invariants::{acked_not_lost, offset_not_past_unconsumed, offsets_monotonic};
 use sextant_model::route::MessageQueue;
 use sextant_model::store::{BrokerRole, FlushDiskType, PutProgress, PutVerdict, put_verdict};
 use stateright::{Model, Property};
+
+use super::broker_tables as broker;
+use super::intern::Interned;
 
 /// Deliberately broken stores: the checker must report each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -534,8 +541,6 @@ super::stoppable!(OffsetModel);
 /// One consumer of the offset model.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OffsetConsumer {
-    /// Registered with the broker (joined, not yet left or expired).
-    pub member: bool,
     /// Running.
     pub alive: bool,
     /// The queue's process queue, while the consumer owns the queue.
@@ -551,8 +556,10 @@ pub struct OffsetState {
     pub consumers: [OffsetConsumer; 2],
     /// The broker's committed offset for the queue.
     pub committed: Option<u64>,
-    /// The broker's lock on the queue (orderly mode).
-    pub lock: Option<u8>,
+    /// The broker's consumer groups (`sextant-model`'s `ConsumerGroups`): the member list.
+    pub groups: Interned<ConsumerGroups>,
+    /// The broker's orderly locks (`sextant-model`'s `LockTable`); empty in concurrent mode.
+    pub locks: Interned<LockTable>,
     /// Messages consumed at least once (bit per offset).
     pub consumed: u8,
     /// Messages consumed at least twice.
@@ -588,19 +595,21 @@ pub enum OffsetAction {
     LockExpire,
 }
 
+/// The offset model's consumers, by index.
+const OFFSET_CIDS: [&str; 2] = ["C1", "C2"];
+
 impl OffsetModel {
     /// Whether `c` should own the queue by the broker's member list (averagely).
     fn should_own(&self, s: &OffsetState, c: u8) -> bool {
-        let members: Vec<&str> = ["C1", "C2"]
-            .into_iter()
-            .zip(&s.consumers)
-            .filter(|(_, k)| k.member)
-            .map(|(n, _)| n)
-            .collect();
-        let view = GroupView::new(vec![self.queue.clone()], members);
+        let view = GroupView::new(vec![self.queue.clone()], broker::members(&s.groups));
         Averagely
-            .allocate(&view, ["C1", "C2"][c as usize])
+            .allocate(&view, OFFSET_CIDS[c as usize])
             .is_ok_and(|share| !share.is_empty())
+    }
+
+    /// Whether the broker would grant `c` the queue's lock (free, or `c`'s own).
+    fn lock_free(&self, s: &OffsetState, c: u8) -> bool {
+        broker::holder(&s.locks, &self.queue).is_none_or(|h| h == OFFSET_CIDS[c as usize])
     }
 
     fn commit(s: &mut OffsetState, offset: u64) {
@@ -632,9 +641,11 @@ impl OffsetModel {
                 s.consumers[c as usize].stale = Some(offset);
             }
         }
-        if s.lock == Some(c) {
-            s.lock = None;
-        }
+        s.locks = broker::unlock(
+            s.locks,
+            std::slice::from_ref(&self.queue),
+            OFFSET_CIDS[c as usize],
+        );
     }
 
     fn double_owned(s: &OffsetState) -> bool {
@@ -647,14 +658,16 @@ impl Model for OffsetModel {
     type Action = OffsetAction;
 
     fn init_states(&self) -> Vec<Self::State> {
+        let mut locks = Interned::new(LockTable::new(LOCK_MAX_LIVE_MS));
+        if self.cfg.orderly {
+            locks = broker::lock(locks, std::slice::from_ref(&self.queue), "C2").0;
+        }
         let c1 = OffsetConsumer {
-            member: false,
             alive: false,
             owns: None,
             stale: None,
         };
         let c2 = OffsetConsumer {
-            member: true,
             alive: true,
             owns: Some(ProcessQueue::starting_at(0)),
             stale: None,
@@ -662,7 +675,9 @@ impl Model for OffsetModel {
         vec![OffsetState {
             consumers: [c1, c2],
             committed: None,
-            lock: self.cfg.orderly.then_some(1),
+            groups: broker::heartbeat(Interned::new(ConsumerGroups::new(CHANNEL_EXPIRED_MS)), "C2")
+                .0,
+            locks,
             consumed: 0,
             consumed_twice: 0,
             joined: false,
@@ -686,7 +701,7 @@ impl Model for OffsetModel {
                 actions.push(Crash(c));
             }
             let should = self.should_own(s, c);
-            let lock_free = !self.cfg.orderly || s.lock.is_none() || s.lock == Some(c);
+            let lock_free = !self.cfg.orderly || self.lock_free(s, c);
             if (should && k.owns.is_none() && lock_free) || (!should && k.owns.is_some()) {
                 actions.push(Rebalance(c));
             }
@@ -710,8 +725,9 @@ impl Model for OffsetModel {
                 actions.push(StaleCommit(c));
             }
         }
-        if let Some(holder) = s.lock
-            && !s.consumers[holder as usize].alive
+        if let Some(holder) = broker::holder(&s.locks, &self.queue)
+            && let Some(h) = OFFSET_CIDS.iter().position(|c| *c == holder)
+            && !s.consumers[h].alive
         {
             actions.push(LockExpire);
         }
@@ -724,20 +740,20 @@ impl Model for OffsetModel {
         match action {
             Join => {
                 s.joined = true;
-                s.consumers[0].member = true;
+                s.groups = broker::heartbeat(s.groups, OFFSET_CIDS[0]).0;
                 s.consumers[0].alive = true;
             }
             Leave(c) => {
                 s.departures_left -= 1;
                 self.drop_queue(&mut s, c);
-                let k = &mut s.consumers[c as usize];
-                k.member = false;
-                k.alive = false;
+                s.groups = broker::unregister(s.groups, OFFSET_CIDS[c as usize]).0;
+                s.consumers[c as usize].alive = false;
             }
             Crash(c) => {
+                // The broker drops the channel when the connection closes.
                 s.departures_left -= 1;
+                s.groups = broker::unregister(s.groups, OFFSET_CIDS[c as usize]).0;
                 let k = &mut s.consumers[c as usize];
-                k.member = false;
                 k.alive = false;
                 k.owns = None;
             }
@@ -746,7 +762,15 @@ impl Model for OffsetModel {
                     self.drop_queue(&mut s, c);
                 } else {
                     if self.cfg.orderly {
-                        s.lock = Some(c);
+                        let (locks, granted) = broker::lock(
+                            s.locks,
+                            std::slice::from_ref(&self.queue),
+                            OFFSET_CIDS[c as usize],
+                        );
+                        if granted.is_empty() {
+                            return None;
+                        }
+                        s.locks = locks;
                     }
                     let start = s.committed.unwrap_or(0);
                     s.consumers[c as usize].owns = Some(ProcessQueue::starting_at(start));
@@ -773,7 +797,19 @@ impl Model for OffsetModel {
                 let offset = s.consumers[c as usize].stale?;
                 Self::commit(&mut s, offset);
             }
-            LockExpire => s.lock = None,
+            LockExpire => {
+                let holder = broker::holder(&s.locks, &self.queue)?.to_owned();
+                s.locks = broker::expire_lock(
+                    s.locks,
+                    &holder,
+                    &self.queue,
+                    LOCK_MAX_LIVE_MS + 1,
+                    std::slice::from_ref(&self.queue),
+                );
+                if s.locks == last.locks {
+                    return None;
+                }
+            }
         }
         Some(s)
     }
@@ -785,7 +821,7 @@ impl Model for OffsetModel {
     fn format_step(&self, last: &Self::State, action: Self::Action) -> Option<String> {
         use OffsetAction::*;
         let next = self.next_state(last, action)?;
-        let name = |c: u8| ["C1", "C2"][c as usize];
+        let name = |c: u8| OFFSET_CIDS[c as usize];
         let committed = |s: &OffsetState| match s.committed {
             Some(o) => format!("committed offset {o}"),
             None => "no committed offset".into(),
