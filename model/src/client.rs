@@ -534,6 +534,10 @@ mod tests {
         assert!(check_message("SCHEDULE_TOPIC_XXXX", 1, 4).is_err());
         assert!(check_message("T", 0, 4).is_err());
         assert!(check_message("T", 5, 4).unwrap_err().contains("MAX: 4"));
+        assert!(
+            check_message("T", 4, 4).is_ok(),
+            "a body of exactly the maximum is sent"
+        );
         assert!(check_message(&"x".repeat(128), 1, 4).is_err());
     }
 
@@ -551,6 +555,8 @@ mod tests {
         // id 1 is missing: try 2, a slave.
         assert_eq!(address_in_subscribe(&two, 1, true).unwrap().addr, "a-2");
         assert_eq!(address_in_publish(&only_slave), None);
+        assert_eq!(address_in_publish(&b), Some("a-0"), "the master's");
+        assert_eq!(address_in_publish(&two), Some("a-0"));
     }
 
     #[test]
@@ -653,6 +659,22 @@ mod tests {
     }
 
     #[test]
+    fn consume_from_where_names_are_javas() {
+        assert_eq!(
+            ConsumeFromWhere::default().name(),
+            "CONSUME_FROM_LAST_OFFSET"
+        );
+        assert_eq!(
+            ConsumeFromWhere::FirstOffset.name(),
+            "CONSUME_FROM_FIRST_OFFSET"
+        );
+        assert_eq!(
+            ConsumeFromWhere::Timestamp(5).name(),
+            "CONSUME_FROM_TIMESTAMP"
+        );
+    }
+
+    #[test]
     fn flow_control_pauses_in_order() {
         let f = FlowControl::default();
         assert_eq!(f.pause(1000, 0, 0, false), None);
@@ -663,6 +685,9 @@ mod tests {
         );
         assert_eq!(f.pause(1, 1, 2001, false), Some(PullPause::Span));
         assert_eq!(f.pause(1, 1, 2001, true), None);
+        // Exactly at a threshold is not over it.
+        assert_eq!(f.pause(1, 100 * 1024 * 1024, 0, false), None);
+        assert_eq!(f.pause(1, 1, 2000, false), None);
     }
 
     #[test]

@@ -743,6 +743,61 @@ mod tests {
     }
 
     #[test]
+    fn strategy_names_are_rocketmqs() {
+        // `AllocateMessageQueueStrategy.getName()` of each Java class; clients report them.
+        assert_eq!(Averagely.name(), "AVG");
+        assert_eq!(AveragelyByCircle.name(), "AVG_BY_CIRCLE");
+        assert_eq!(ByConfig::default().name(), "CONFIG");
+        assert_eq!(ByMachineRoom::default().name(), "MACHINE_ROOM");
+        assert_eq!(ConsistentHash::default().name(), "CONSISTENT_HASH");
+    }
+
+    #[test]
+    fn a_hash_collision_goes_to_the_member_put_last() {
+        // MD5Hash("c106893-0") == MD5Hash("c147464-0") == 0xc973fd44 (found by search). Java's
+        // TreeMap.put keeps the last member put at that point, so with one virtual node the
+        // member later in the sorted list owns every queue.
+        assert_eq!(md5_hash("c106893-0"), md5_hash("c147464-0"));
+        let one = ConsistentHash { virtual_nodes: 1 };
+        let ring = one.ring(&["c106893".to_owned(), "c147464".to_owned()]);
+        assert_eq!(ring.len(), 1);
+        assert_eq!(ring.route(0), Some(1));
+        let view = GroupView::new(queues(4), ["c147464", "c106893"]);
+        assert_eq!(one.allocate(&view, "c147464").unwrap(), queues(4));
+        assert!(one.allocate(&view, "c106893").unwrap().is_empty());
+        assert!(one.ring(&[]).is_empty());
+        assert!(!ring.is_empty());
+    }
+
+    #[test]
+    fn a_view_in_given_order_keeps_it_and_drops_duplicates() {
+        let view = GroupView::in_given_order(queues(2), ["b", "a", "b", "c"]);
+        assert_eq!(view.consumers(), ["b", "a", "c"]);
+        assert_eq!(view.queues(), queues(2));
+        assert_eq!(
+            GroupView::new(queues(2), ["b", "a", "b"]).consumers(),
+            ["a", "b"]
+        );
+    }
+
+    #[test]
+    fn empty_plans_and_process_queues() {
+        let held: BTreeSet<MessageQueue> = queues(2).into_iter().collect();
+        assert!(RebalancePlan::compute(&held, &queues(2), &BTreeSet::new()).is_empty());
+        let plan = RebalancePlan::compute(&held, &queues(1), &BTreeSet::new());
+        assert!(!plan.is_empty(), "a drop is a change");
+        let plan = RebalancePlan::compute(&BTreeSet::new(), &queues(1), &BTreeSet::new());
+        assert!(!plan.is_empty(), "an add is a change");
+        let mut pq = ProcessQueue::starting_at(0);
+        assert!(pq.is_empty());
+        pq.pulled([0, 1]);
+        assert!(!pq.is_empty());
+        pq.consumed(0);
+        pq.consumed(1);
+        assert!(pq.is_empty());
+    }
+
+    #[test]
     fn consistent_hash_matches_rocketmq_golden_vector() {
         // The owners AllocateMessageQueueConsistentHash (10 virtual nodes, MD5Hash of
         // `MessageQueue.toString()` and of `clientId-index`, TreeMap.tailMap, wrapping) gives

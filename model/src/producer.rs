@@ -660,6 +660,26 @@ mod tests {
     }
 
     #[test]
+    fn masterless_names_the_writeable_brokers_without_a_master() {
+        let mut r = route(&[
+            ("a", 2, 6, true),
+            ("b", 2, 6, false),
+            ("c", 0, 6, false),
+            ("d", 2, 4, false),
+            ("e", 1, 6, true),
+        ]);
+        // `e`'s queues are listed, its broker is not.
+        r.broker_datas.retain(|b| &*b.broker_name != "e");
+        assert_eq!(TopicPublishInfo::masterless(&r), ["b", "e"]);
+        assert!(TopicPublishInfo::masterless(&route(&[("a", 2, 6, true)])).is_empty());
+        let info = TopicPublishInfo::from_route("T", &r);
+        assert_eq!(info.brokers().collect::<Vec<_>>(), ["a"]);
+        let two =
+            TopicPublishInfo::from_route("T", &route(&[("c", 1, 6, true), ("a", 2, 6, true)]));
+        assert_eq!(two.brokers().collect::<Vec<_>>(), ["a", "c"]);
+    }
+
+    #[test]
     fn publish_info_follows_order_topic_conf() {
         let mut r = route(&[("a", 2, 6, true)]);
         r.order_topic_conf = Some("b:2;a:1;bad;x:y".into());
@@ -731,6 +751,32 @@ mod tests {
         t4.update("a", 5, 0, true, false, 1_000);
         assert!(t4.is_available("a", 1_000));
         assert!(t.is_available("unknown", 0));
+        // 5.x: a shorter window never shortens the one in force, and a 0 window never moves it,
+        // even past its end.
+        t.update("a", 5, 1_000, true, true, 100);
+        assert!(!t.is_available("a", 9_999), "shortened to 1 100");
+        t.update("a", 5, 0, true, true, 20_000);
+        assert!(t.is_available("a", 15_000), "moved to 20 000");
+        t.update("a", 5, 30_000, true, true, 1_000);
+        assert!(!t.is_available("a", 30_999));
+        assert!(t.is_available("a", 31_000), "extended to 31 000");
+    }
+
+    #[test]
+    fn fault_items_record_reachability_and_can_be_forgotten() {
+        let mut t = LatencyFaultTolerance::default();
+        assert!(t.is_reachable("a"), "a broker with no item is reachable");
+        t.update("a", 100, 10_000, false, true, 0);
+        t.update("b", 30, 0, true, true, 0);
+        assert!(!t.is_reachable("a"));
+        assert!(t.is_reachable("b"));
+        assert_eq!(t.items().keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(t.items()["a"].current_latency, 100);
+        assert_eq!(t.items()["a"].start_timestamp, 10_000);
+        assert!(!t.items()["a"].reachable);
+        t.remove("a");
+        assert!(t.is_available("a", 0) && t.is_reachable("a"));
+        assert_eq!(t.items().keys().collect::<Vec<_>>(), ["b"]);
     }
 
     #[test]
@@ -750,6 +796,12 @@ mod tests {
             Some("dead")
         );
         assert_eq!(t.pick_one_at_least(500, |_| false), None);
+        // At 1 500 `ok` is available again and comes first whatever its latency.
+        t.update("ok", 9_000, 0, true, false, 0);
+        let picks: Vec<_> = (0..2)
+            .map(|_| t.pick_one_at_least(1_500, |_| true).unwrap())
+            .collect();
+        assert_eq!(picks, ["slow", "ok"]);
     }
 
     #[test]
