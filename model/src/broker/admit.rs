@@ -517,6 +517,49 @@ mod tests {
     }
 
     #[test]
+    fn sizes_and_counts_at_their_limits_are_admitted() {
+        let at_max = SendRequest {
+            body_len: 100,
+            ..send("T")
+        };
+        assert!(
+            admit_send(&at_max).is_ok(),
+            "a body of exactly maxMessageSize"
+        );
+        let over = SendRequest {
+            body_len: 101,
+            ..send("T")
+        };
+        assert!(matches!(admit_send(&over), Err(Refusal::MessageIllegal(_))));
+        let full = SendRequest {
+            batch: true,
+            count: MAX_BATCH_MESSAGES,
+            ..send("T")
+        };
+        assert!(admit_send(&full).is_ok());
+        let too_many = SendRequest {
+            count: MAX_BATCH_MESSAGES + 1,
+            ..full
+        };
+        assert!(matches!(
+            admit_send(&too_many),
+            Err(Refusal::MessageIllegal(_))
+        ));
+        assert!(admit_message(100, 0, 100).is_ok());
+        assert!(admit_message(0, 0, 100).is_ok());
+        assert!(matches!(
+            admit_message(101, 0, 100),
+            Err(Refusal::MessageIllegal(_))
+        ));
+        // Properties fit the record's 2-byte length: 32 767 bytes at most.
+        assert!(admit_message(1, 32_767, 100).is_ok());
+        assert!(matches!(
+            admit_message(1, 32_768, 100),
+            Err(Refusal::MessageIllegal(_))
+        ));
+    }
+
+    #[test]
     fn group_topics_only_for_known_groups_and_topics_capped() {
         let template = crate::broker::auto_create_template(true);
         let mut lookup = TopicLookup {
@@ -603,6 +646,26 @@ mod tests {
             (None, None, None)
         );
         assert!(plan_send_back(&req, &msg, false).is_err());
+        // The origin id the request names wins over the message's key; an empty one does not.
+        let named = SendBackRequest {
+            origin_msg_id: Some("X"),
+            ..req
+        };
+        let p = plan_send_back(&named, &msg, true).unwrap();
+        assert_eq!(p.origin_msg_id.as_deref(), Some("X"));
+        let empty = SendBackRequest {
+            origin_msg_id: Some(""),
+            ..req
+        };
+        let p = plan_send_back(&empty, &msg, true).unwrap();
+        assert_eq!(p.origin_msg_id.as_deref(), Some("U"));
+        // A hostile reconsume count of -3 computes delay level 0: no delay, not level 0.
+        let odd = SentBack {
+            reconsume_times: -3,
+            ..msg
+        };
+        let p = plan_send_back(&req, &odd, true).unwrap();
+        assert_eq!((p.delay_level, p.dead_letter), (None, false));
     }
 
     #[test]

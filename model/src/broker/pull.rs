@@ -304,4 +304,35 @@ mod tests {
             (None, PULL_MAX_MSGS, PULL_MAX_BYTES, 0, MAX_SUSPEND_MS)
         );
     }
+
+    #[test]
+    fn pull_flags_and_byte_limits_are_read_one_by_one() {
+        let t = TopicConfig::new("T", 2);
+        let plan = |sys_flag, max_msg_bytes| {
+            let r = PullRequest {
+                sys_flag,
+                max_msg_bytes,
+                ..req()
+            };
+            plan_pull(&r, Some(&t), &MASTER, "c").unwrap()
+        };
+        let p = plan(pull_flag::SUSPEND, None);
+        assert!(p.suspend);
+        assert_eq!((p.commit, p.filter), (None, FilterSource::Group));
+        let p = plan(pull_flag::COMMIT_OFFSET, None);
+        assert!(!p.suspend);
+        assert_eq!(p.commit, Some(4));
+        let p = plan(pull_flag::SUBSCRIPTION, None);
+        assert!(!p.suspend);
+        assert_eq!(p.filter, FilterSource::Request);
+        // RocketMQ's maxTransferBytesOnMessageInMemory: 256 KiB.
+        assert_eq!(plan(0, None).max_bytes, 262_144);
+        assert_eq!(plan(0, Some(1_000)).max_bytes, 1_000);
+        assert_eq!(
+            plan(0, Some(0)).max_bytes,
+            PULL_MAX_BYTES,
+            "0 means no limit asked"
+        );
+        assert_eq!(plan(0, Some(-1)).max_bytes, PULL_MAX_BYTES);
+    }
 }

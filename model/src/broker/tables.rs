@@ -252,6 +252,56 @@ mod tests {
     }
 
     #[test]
+    fn group_names_allow_each_of_percent_bar_dash_underscore() {
+        // `^[%|a-zA-Z0-9_-]+$`, each special character alone too.
+        for ok in ["%", "|", "-", "_", "aZ9", "%RETRY%g|x-y_z"] {
+            assert_eq!(invalid_group(ok), None, "{ok}");
+        }
+        for bad in ["a b", "a.b", "a/b", "é", " ", ""] {
+            assert!(invalid_group(bad).is_some(), "{bad:?}");
+        }
+        assert_eq!(invalid_group(&"g".repeat(GROUP_MAX_LENGTH)), None);
+        assert!(invalid_group(&"g".repeat(GROUP_MAX_LENGTH + 1)).is_some());
+    }
+
+    #[test]
+    fn the_group_table_answers_what_it_holds() {
+        let mut t = SubscriptionGroups::new(2, false);
+        assert!(t.is_empty());
+        assert_eq!(t.len(), 0);
+        assert!(!t.contains("a"));
+        assert_eq!(t.get("a"), None);
+        let slow = SubscriptionGroup {
+            which_broker_when_consume_slowly: 2,
+            ..SubscriptionGroup::default()
+        };
+        t.put("a", slow.clone()).unwrap();
+        assert!(t.contains("a") && !t.is_empty());
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get("a"), Some(&slow));
+        assert!(matches!(
+            t.put("bad group", SubscriptionGroup::default()),
+            Err(Refusal::InvalidParameter(_))
+        ));
+        t.put("b", SubscriptionGroup::default()).unwrap();
+        assert!(matches!(
+            t.put("c", SubscriptionGroup::default()),
+            Err(Refusal::SystemError(_))
+        ));
+        // A known group is updated even at the cap.
+        t.put("a", SubscriptionGroup::default()).unwrap();
+        assert_eq!(t.get("a"), Some(&SubscriptionGroup::default()));
+        assert_eq!(
+            t.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert!(t.remove("a"));
+        assert!(!t.remove("a"), "already gone");
+        assert!(!t.contains("a"));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
     fn offsets_only_for_known_groups_and_real_queues() {
         let t = TopicConfig::new("T", 4);
         assert_eq!(admit_commit("g", true, "T", Some(&t), 3, 7), Ok((3, 7)));
