@@ -1060,6 +1060,130 @@ mod tests {
     }
 
     #[test]
+    fn acting_master_strips_write_only_from_a_prime_slave() {
+        let mut t = RouteTable::new(NamesrvConfig {
+            support_acting_master: true,
+            ..Default::default()
+        });
+        // A master with acting master on keeps its write permission.
+        let mut m = master("a", "m:1");
+        m.enable_acting_master = Some(true);
+        t.register(&m, 0).unwrap();
+        assert!(t.route("T").unwrap().queue_datas[0].perm.is_writeable());
+        // A group with acting master off is never re-keyed, even read-only and masterless.
+        let read_only = |name: &str| {
+            let mut tc = TopicConfig::new(name, 1);
+            tc.perm = Perm(Perm::READ);
+            tc
+        };
+        let mut ro = BrokerRegistration::new("C", "b", MASTER_ID, "m:2")
+            .with_topics([read_only("R"), read_only("S")]);
+        ro.enable_acting_master = Some(false);
+        t.register(&ro, 0).unwrap();
+        let mut s = slave("b", "s:2");
+        s.enable_acting_master = Some(false);
+        t.register(&s, 0).unwrap();
+        t.unregister("C", "m:2", "b");
+        let r = t.route("R").unwrap();
+        assert_eq!(r.broker_datas[0].master_addr(), None);
+        assert_eq!(
+            r.broker_datas[0].broker_addrs.get(&1).map(String::as_str),
+            Some("s:2")
+        );
+    }
+
+    #[test]
+    fn a_lone_prime_slave_applies_its_topics_read_only_and_a_second_slave_does_not() {
+        let mut t = RouteTable::default();
+        let mut s =
+            slave("a", "s:1").with_topics([TopicConfig::new("T", 4), TopicConfig::new("U", 2)]);
+        s.enable_acting_master = Some(true);
+        t.register(&s, 0).unwrap();
+        let r = t.route("T").expect("the prime slave's topics are applied");
+        assert!(!r.queue_datas[0].perm.is_writeable());
+        let mut s2 = BrokerRegistration::new("C", "a", 2, "s:2")
+            .with_topics([TopicConfig::new("V", 1), TopicConfig::new("W", 1)]);
+        s2.enable_acting_master = Some(true);
+        t.register(&s2, 0).unwrap();
+        assert!(
+            t.route("V").is_none(),
+            "id 2 is not the smallest: not prime"
+        );
+    }
+
+    #[test]
+    fn an_empty_old_address_is_a_first_registration() {
+        // RocketMQ: `registerFirst || StringUtils.isEmpty(oldAddr)`: the topics are applied in
+        // full again even at the same data version.
+        let mut t = RouteTable::default();
+        t.register(&master("a", ""), 0).unwrap();
+        let more = BrokerRegistration::new("C", "a", MASTER_ID, "")
+            .with_topics([TopicConfig::new("T", 8), TopicConfig::new("U", 2)]);
+        t.register(&more, 1).unwrap();
+        assert_eq!(t.route("T").unwrap().queue_datas[0].write_queue_nums, 8);
+        // At a real address the same version is not applied again (only missing topics are).
+        let mut u = RouteTable::default();
+        u.register(&master("a", "m:1"), 0).unwrap();
+        let more = BrokerRegistration::new("C", "a", MASTER_ID, "m:1")
+            .with_topics([TopicConfig::new("T", 8), TopicConfig::new("U", 2)]);
+        u.register(&more, 1).unwrap();
+        assert_eq!(u.route("T").unwrap().queue_datas[0].write_queue_nums, 4);
+    }
+
+    #[test]
+    fn no_route_once_the_only_broker_is_gone() {
+        let mut t = RouteTable::default();
+        t.register(&master("a", "m:1"), 0).unwrap();
+        t.unregister("C", "m:1", "a");
+        assert!(t.route("T").is_none());
+    }
+
+    #[test]
+    fn equal_state_versions_may_move_an_address() {
+        // RocketMQ refuses only an older state version (`oldStateVersion > newStateVersion`).
+        let mut t = RouteTable::default();
+        let mut a = master("a", "m:1");
+        a.data_version.state_version = 5;
+        t.register(&a, 0).unwrap();
+        let mut b = master("a", "m:2");
+        b.data_version.state_version = 5;
+        t.register(&b, 0).unwrap();
+        assert_eq!(
+            t.route("T").unwrap().broker_datas[0].master_addr(),
+            Some("m:2")
+        );
+    }
+
+    #[test]
+    fn a_single_topic_registration_of_a_known_broker_or_a_split_part_is_taken() {
+        let mut t = RouteTable::default();
+        t.register(&master("a", "m:1"), 0).unwrap();
+        let one =
+            BrokerRegistration::new("C", "a", 0, "m:1").with_topics([TopicConfig::new("V", 1)]);
+        t.register(&one, 1).unwrap();
+        assert!(t.route("V").is_some());
+        // A first registration of one topic marked as the only part is still a single topic.
+        let mut fresh = RouteTable::default();
+        let only = part(
+            BrokerRegistration::new("C", "b", 0, "m:2").with_topics([TopicConfig::new("W", 1)]),
+            0,
+            1,
+        );
+        assert!(matches!(
+            fresh.register(&only, 0),
+            Err(RegisterError::NotYetRegistered { .. })
+        ));
+        // One part of two is a share of a whole registration.
+        let first = part(
+            BrokerRegistration::new("C", "b", 0, "m:2").with_topics([TopicConfig::new("W", 1)]),
+            0,
+            2,
+        );
+        fresh.register(&first, 0).unwrap();
+        assert!(fresh.route("W").is_some());
+    }
+
+    #[test]
     fn single_topic_registration_before_full_is_refused() {
         let mut t = RouteTable::default();
         let reg =
@@ -1170,6 +1294,11 @@ mod tests {
         off.register(&master("a", "m:1"), 0).unwrap();
         off.set_order_topic_conf("T", "a:4");
         assert_eq!(off.route("T").unwrap().order_topic_conf, None);
+        // The table keeps the conf either way (the KV config namespace ORDER_TOPIC_CONFIG).
+        assert_eq!(
+            off.order_topic_confs().iter().collect::<Vec<_>>(),
+            [(&"T".to_owned(), &"a:4".to_owned())]
+        );
     }
 
     #[test]
@@ -1180,6 +1309,12 @@ mod tests {
         assert!(!t.route("T").unwrap().queue_datas[0].perm.is_writeable());
         assert_eq!(t.add_write_perm("a"), 2);
         assert_eq!(t.route("T").unwrap().queue_datas[0].perm, Perm::READ_WRITE);
+        t.add_write_perm("a");
+        assert_eq!(
+            t.route("T").unwrap().queue_datas[0].perm,
+            Perm::READ_WRITE,
+            "setting the write bit twice keeps it set"
+        );
         assert_eq!(t.add_write_perm("nobody"), 0);
         assert!(t.delete_topic("T"));
         assert!(!t.delete_topic("T"));
@@ -1246,6 +1381,21 @@ mod tests {
             .with_topics(names.iter().map(|(n, q)| TopicConfig::new(n, *q)));
         r.data_version.counter = version;
         r
+    }
+
+    #[test]
+    fn a_cycle_of_one_part_is_whole_and_deletes() {
+        let mut t = RouteTable::new(NamesrvConfig {
+            delete_topic_with_broker_registration: true,
+            ..Default::default()
+        });
+        t.register(&topics(1, &[("A", 1), ("B", 1)]), 0).unwrap();
+        t.register(&part(topics(2, &[("A", 1), ("C", 1)]), 0, 1), 0)
+            .unwrap();
+        assert!(t.route("B").is_none(), "a 0/1 part is the whole cycle");
+        assert!(t.route("C").is_some());
+        let p = RegistrationPart::parse("2/7").unwrap();
+        assert_eq!((p.index(), p.count()), (2, 7));
     }
 
     #[test]
@@ -1375,6 +1525,8 @@ mod tests {
         assert_eq!(split_registration(&[1; 5], 10, None, 100), vec![0..5; 1]);
         // 10 + 30 + 1 + 30 = 71 fits 71; a third does not.
         assert_eq!(split_registration(&[30; 3], 10, None, 71), [0..2, 2..3]);
+        // A first topic over the limit by itself: its own part, no empty one before it.
+        assert_eq!(split_registration(&[100, 1], 10, None, 50), [0..1, 1..2]);
         assert_eq!(
             split_registration(&[30; 3], 10, None, 70),
             [0..1, 1..2, 2..3]

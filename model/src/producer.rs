@@ -902,6 +902,34 @@ mod tests {
             send.next_target(&TopicPublishInfo::default(), &mut s, &mut idx, 0),
             Err(SendError::NoRoute)
         );
+        // The first attempt is made whatever the clock says; a retry at exactly the timeout
+        // still is, one past it is not.
+        let mut send = SendAttempts::new(SendPolicy::default(), 0);
+        assert!(send.next_target(&info, &mut s, &mut idx, 5_000).is_ok());
+        assert_eq!(send.attempts(), 1);
+        let mut send = SendAttempts::new(SendPolicy::default(), 0);
+        send.next_target(&info, &mut s, &mut idx, 0).unwrap();
+        assert!(send.next_target(&info, &mut s, &mut idx, 3_000).is_ok());
+        assert_eq!(send.attempts(), 2);
+        assert!(send.next_target(&info, &mut s, &mut idx, 3_001).is_err());
+        assert_eq!(send.attempts(), 2, "a refused attempt is not counted");
+    }
+
+    #[test]
+    fn the_4x_fallback_picks_the_least_bad_broker_of_the_topic() {
+        let info =
+            TopicPublishInfo::from_route("T", &route(&[("a", 2, 6, true), ("b", 2, 6, true)]));
+        let mut s = FaultStrategy {
+            tables: LatencyTables::rocketmq_4(),
+            ..FaultStrategy::new(true)
+        };
+        // Both unavailable at 1; b's last send was the faster. z is not in the topic.
+        s.update("a", 5_000, false, true, 0);
+        s.update("b", 3_000, false, true, 0);
+        s.update("z", 10, false, true, 0);
+        let mut idx = SendIndex::starting_at(0);
+        let mq = s.select(&info, None, &mut idx, 1).unwrap();
+        assert_eq!(&*mq.broker_name, "b");
     }
 
     #[test]

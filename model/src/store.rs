@@ -495,6 +495,26 @@ mod tests {
     }
 
     #[test]
+    fn ratios_exactly_at_a_threshold_are_not_over_it() {
+        let cfg = Retention::default();
+        let s = segs(&[0, H, 2 * H, 100 * H]);
+        let at = |ratio| segments_to_delete(&s, input(10 * H, 5, ratio), &cfg);
+        // An empty disk is a measured ratio, not a failed measurement.
+        assert_eq!(at(0.0).trigger, None);
+        assert_eq!(at(cfg.disk_max_used_ratio).trigger, None);
+        let forcible = at(cfg.disk_clean_forcibly_ratio);
+        assert_eq!(forcible.trigger, Some(CleanTrigger::Space));
+        assert!(!forcible.forcibly);
+        assert!(forcible.delete.is_empty(), "nothing has expired at 10 h");
+        // A segment ending exactly at the oldest offset still needed holds none of it.
+        let mut needed = input(73 * H, 4, 0.1);
+        needed.min_needed_offset = 100;
+        assert_eq!(segments_to_delete(&s, needed, &cfg).delete, [0]);
+        needed.min_needed_offset = 99;
+        assert!(segments_to_delete(&s, needed, &cfg).delete.is_empty());
+    }
+
+    #[test]
     fn a_full_disk_deletes_at_any_hour_and_forcibly_above_85_percent() {
         let cfg = Retention::default();
         let s = segs(&[0, H, 2 * H, 100 * H]);
