@@ -235,6 +235,36 @@ mod tests {
     }
 
     #[test]
+    fn the_defaults_are_rocketmqs() {
+        // MessageStoreConfig: haTransferBatchSize = 1024 * 32, haMaxGapNotInSync =
+        // 1024 * 1024 * 256; DefaultHAClient: READ_MAX_BUFFER_SIZE = 1024 * 1024 * 4.
+        assert_eq!(DEFAULT_TRANSFER_BATCH, 32_768);
+        assert_eq!(DEFAULT_MAX_GAP_NOT_IN_SYNC, 268_435_456);
+        assert_eq!(MAX_CHUNK, 4_194_304);
+        let big = 1 << 30;
+        assert!(accept_chunk(0, true, 0, 4_194_304, big).is_ok());
+        assert_eq!(
+            accept_chunk(0, true, 0, 4_194_305, big),
+            Err(HaRefusal::TooLarge { len: 4_194_305 })
+        );
+    }
+
+    #[test]
+    fn a_mismatch_says_whether_the_logs_diverged_or_left_a_gap() {
+        let behind = HaRefusal::Mismatch {
+            slave: 2000,
+            chunk: 1500,
+        };
+        assert!(behind.to_string().contains("diverged"), "{behind}");
+        let gap = HaRefusal::Mismatch {
+            slave: 2000,
+            chunk: 2500,
+        };
+        assert!(gap.to_string().contains("a gap"), "{gap}");
+        assert!(!gap.to_string().contains("diverged"));
+    }
+
+    #[test]
     fn an_empty_slave_starts_at_the_last_segment() {
         assert_eq!(transfer_start(0, master(0, 0)), Ok(0));
         assert_eq!(transfer_start(0, master(0, 2500)), Ok(2000));
@@ -246,6 +276,11 @@ mod tests {
     fn a_slave_continues_from_its_own_end_within_the_master() {
         assert_eq!(transfer_start(1234, master(1000, 2500)), Ok(1234));
         assert_eq!(transfer_start(2500, master(1000, 2500)), Ok(2500));
+        assert_eq!(
+            transfer_start(1000, master(1000, 2500)),
+            Ok(1000),
+            "exactly at the master's oldest offset"
+        );
         assert_eq!(
             transfer_start(2600, master(1000, 2500)),
             Err(HaRefusal::SlaveAhead {

@@ -35,8 +35,10 @@
 //!   and that list is exactly the live consumers, each queue is owned by exactly one live consumer.
 //! - `transient_double_owner` (sometimes): during a rebalance two live consumers own one queue —
 //!   RocketMQ's known window (the joiner takes its share before the others drop theirs).
-//! - `eventually_balanced` (eventually): every run ends with each queue owned by exactly one live
-//!   consumer (or no live consumer). Not with `split_view`, whose views never converge.
+//! - `eventually_balanced` (eventually): on every run there is a state where each queue is owned
+//!   by exactly one live consumer (or no consumer is live) — stateright's `eventually` is met
+//!   once on a path, so a run that balances and later unbalances for good is not reported. Not
+//!   with `split_view`, whose views never converge.
 //! - `ordered_lock_exclusive` (always, orderly mode): no queue is consumed by two live consumers at
 //!   once — there is no transient double owner in orderly mode.
 //! - `paused_batch_overlap` (sometimes, with pauses): a paused consumer's batch in flight is on a
@@ -471,7 +473,7 @@ pub enum Action {
     Leave(u8),
     /// A consumer crashes.
     Crash(u8),
-    /// The broker expires a crashed consumer's channel and notifies the group.
+    /// The broker expires a crashed or paused consumer's channel and notifies the group.
     Expire(u8),
     /// The broker's lock on a queue, held by a consumer that is gone or paused, expires (60 s);
     /// the group retries its locks.
@@ -480,9 +482,9 @@ pub enum Action {
     Pause(u8),
     /// A paused consumer stays paused past the next expiry.
     StayPaused(u8),
-    /// A paused consumer resumes: its in-flight batches finish, it heartbeats, it keeps a queue
-    /// only if its local lock is still valid (`sextant-model`'s `client::expired`), and it
-    /// rebalances.
+    /// A paused consumer resumes: its in-flight batches finish and it heartbeats. If its local
+    /// locks have expired (`sextant-model`'s `client::expired`) it keeps its queues but takes no
+    /// batch from them until its next `Rebalance` relocks them; otherwise it goes on consuming.
     Resume(u8),
 }
 
@@ -638,7 +640,8 @@ impl RebalanceModel {
         }
     }
 
-    /// A paused consumer with a batch in flight on a queue that a live consumer now owns: both
+    /// A paused consumer with a batch in flight on a queue that a live consumer now consumes (a
+    /// consumer that paused while its local locks were stale has no batch in flight): both
     /// consume it at once when it resumes (RocketMQ checks the lock before a batch, not during).
     fn paused_batch_overlaps(&self, state: &RebalanceState) -> bool {
         let live_owned = state
@@ -649,7 +652,7 @@ impl RebalanceModel {
         state
             .consumers
             .iter()
-            .any(|c| matches!(c.phase, Phase::Paused { .. }) && c.owned & live_owned != 0)
+            .any(|c| matches!(c.phase, Phase::Paused { .. }) && c.consuming() & live_owned != 0)
     }
 
     /// Who holds each queue's lock in `locks`, by consumer index (the table's own answer).
