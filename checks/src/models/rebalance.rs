@@ -315,8 +315,9 @@ pub struct RebalanceModel {
     queues: Vec<MessageQueue>,
     cids: Vec<String>,
     strategy: Arc<dyn AllocateStrategy>,
-    /// How long a pause can have lasted, in seconds: 0, then just past each expiry that a pause
-    /// can outlast (the local lock, the broker's lock, the channel), in order.
+    /// How long a pause can have lasted, in seconds: just past each expiry that a pause can
+    /// outlast (the local lock, the broker's lock, the channel), in order; 0 first without
+    /// `reduce`.
     pause_secs: Vec<u8>,
     memo: Arc<Memos>,
     stop: super::StopFlag,
@@ -478,7 +479,7 @@ pub enum Action {
     /// The broker's lock on a queue, held by a consumer that is gone or paused, expires (60 s);
     /// the group retries its locks.
     LockExpire(u8),
-    /// A live consumer pauses, with a batch in flight on each queue it owns.
+    /// A live consumer pauses, with a batch in flight on each queue it consumes.
     Pause(u8),
     /// A paused consumer stays paused past the next expiry.
     StayPaused(u8),
