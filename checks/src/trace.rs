@@ -1382,4 +1382,56 @@ mod tests {
         let dup = trace(vec![consumed(0), consumed(0)]);
         assert_eq!(check(&dup, &Options::default()).measured.duplicates, 1);
     }
+
+    fn put(
+        flush: &str,
+        role: &str,
+        flushed: u64,
+        slave_acked: Option<u64>,
+        code: i32,
+    ) -> (&'static str, Event) {
+        (
+            "broker@a",
+            Event::PutAnswered {
+                log_end: 100,
+                flushed,
+                slave_acked,
+                flush: flush.into(),
+                role: role.into(),
+                code,
+            },
+        )
+    }
+
+    #[test]
+    fn ack_after_durable_judges_each_answered_put_by_its_modes() {
+        let (sync, asy, master, smaster) =
+            ("SYNC_FLUSH", "ASYNC_FLUSH", "ASYNC_MASTER", "SYNC_MASTER");
+        // Acknowledged once the modes have what they require: flushed past the put for
+        // SYNC_FLUSH, held by an in-sync slave for SYNC_MASTER, nothing more for the async modes.
+        let good = trace(vec![
+            put(sync, master, 100, None, 0),
+            put(asy, master, 0, None, 0),
+            put(asy, smaster, 0, Some(100), 0),
+            put(sync, smaster, 100, Some(100), 0),
+        ]);
+        assert_eq!(verdict(&good, "ack_after_durable"), (4, 0));
+        // Acknowledged too early: one short of the flush, one short at the slave, no slave.
+        let early = trace(vec![
+            put(sync, master, 99, None, 0),
+            put(asy, smaster, 100, Some(99), 0),
+            put(asy, smaster, 100, None, 0),
+        ]);
+        let r = check(&early, &Options::default());
+        let v = r.verdict("ack_after_durable").unwrap();
+        assert_eq!((v.judged, v.violations), (3, 3), "{r}");
+        // The same puts answered with an error (FLUSH_DISK_TIMEOUT 10, SLAVE_NOT_AVAILABLE 12)
+        // promised nothing; an unknown mode is not judged.
+        let refused = trace(vec![
+            put(sync, master, 99, None, 10),
+            put(asy, smaster, 100, None, 12),
+            put("NO_SUCH_FLUSH", master, 0, None, 0),
+        ]);
+        assert_eq!(verdict(&refused, "ack_after_durable"), (2, 0));
+    }
 }

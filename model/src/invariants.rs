@@ -399,6 +399,82 @@ mod tests {
     }
 
     #[test]
+    fn no_send_to_expired_broker_needs_the_target_in_the_route_held_and_a_retry_elsewhere() {
+        let mut t = table();
+        let b = BrokerRegistration::new("C", "b", 0, "n:1")
+            .with_topics([TopicConfig::new("T", 2), TopicConfig::new("V", 1)]);
+        t.register(&b, 0).unwrap();
+        let both = TopicPublishInfo::from_route("T", &t.route("T").unwrap());
+        let alone = TopicPublishInfo::from_route("U", &t.route("U").unwrap());
+        assert_eq!(no_send_to_expired_broker(&both, "a", None), Ok(()));
+        assert_eq!(no_send_to_expired_broker(&both, "b", Some("a")), Ok(()));
+        // The only writable broker may be retried: there is nowhere else to go.
+        assert_eq!(no_send_to_expired_broker(&alone, "a", Some("a")), Ok(()));
+        let gone = no_send_to_expired_broker(&alone, "b", None).unwrap_err();
+        assert_eq!(gone.name, "no_send_to_expired_broker");
+        assert!(gone.detail.contains("lacks"), "{gone}");
+        let again = no_send_to_expired_broker(&both, "a", Some("a")).unwrap_err();
+        assert_eq!(again.name, "no_send_to_expired_broker");
+        assert!(again.detail.contains("just failed"), "{again}");
+    }
+
+    #[test]
+    fn ack_after_durable_flags_a_success_before_the_modes_allow_it() {
+        use crate::store::{BrokerRole, FlushDiskType, PutProgress};
+        let at = |flushed, slave_acked| PutProgress {
+            end: 10,
+            flushed,
+            slave_acked,
+            timed_out: false,
+        };
+        let (sync, not) = (FlushDiskType::SyncFlush, FlushDiskType::AsyncFlush);
+        let (sm, am) = (BrokerRole::SyncMaster, BrokerRole::AsyncMaster);
+        assert_eq!(ack_after_durable(sync, am, at(10, None), true), Ok(()));
+        assert_eq!(ack_after_durable(not, sm, at(0, Some(10)), true), Ok(()));
+        // A put not acknowledged (still waiting, or answered with an error) promises nothing.
+        assert_eq!(ack_after_durable(sync, am, at(9, None), false), Ok(()));
+        let early = ack_after_durable(sync, am, at(9, None), true).unwrap_err();
+        assert_eq!(early.name, "ack_after_durable");
+        assert!(early.detail.contains("flushed to 9"), "{early}");
+        assert!(ack_after_durable(not, sm, at(10, Some(9)), true).is_err());
+        assert!(ack_after_durable(not, sm, at(10, None), true).is_err());
+    }
+
+    #[test]
+    fn ordered_lock_exclusive_flags_only_another_holder() {
+        assert_eq!(ordered_lock_exclusive("c1", "q", None), Ok(()));
+        assert_eq!(ordered_lock_exclusive("c1", "q", Some("c1")), Ok(()));
+        let twice = ordered_lock_exclusive("c1", "q", Some("c2")).unwrap_err();
+        assert_eq!(twice.name, "ordered_lock_exclusive");
+        assert_eq!(twice.detail, "c1 consumes q while c2 holds its lock");
+    }
+
+    #[test]
+    fn readable_logs_and_sets_hold_what_they_contain_and_say_so() {
+        let v = vec![1, 2];
+        let set = BTreeSet::from([1, 2]);
+        assert!(Readable::holds(&v[..], &2) && !Readable::holds(&v[..], &3));
+        assert!(v.holds(&2) && !v.holds(&3));
+        assert!(set.holds(&2) && !set.holds(&3));
+        assert_eq!(Readable::<i32>::summary(&v[..]), "[1, 2]");
+        assert_eq!(Readable::<i32>::summary(&v), "[1, 2]");
+        assert_eq!(set.summary(), "2 messages");
+        // What a violation shows: the log as it is, or a set's size (thousands of ids in a trace).
+        let acked = BTreeSet::from([3]);
+        let err = acked_not_lost(&acked, Some(&set)).unwrap_err();
+        assert_eq!(
+            err.detail,
+            "3 was acknowledged but the readable log is 2 messages"
+        );
+        assert_eq!(acked_not_lost(&set, Some(&v)), Ok(()));
+        let err = acked_not_lost(&acked, Some(&v)).unwrap_err();
+        assert_eq!(
+            err.detail,
+            "3 was acknowledged but the readable log is [1, 2]"
+        );
+    }
+
+    #[test]
     fn offsets_move_forward_and_never_past_unconsumed() {
         assert_eq!(offset_not_past_unconsumed(3, 3), Ok(()));
         assert!(offset_not_past_unconsumed(4, 3).is_err());
