@@ -103,6 +103,7 @@ intern_types!(
     sextant_model::producer::SendAttempts,
     sextant_model::broker::ConsumerGroups,
     sextant_model::broker::LockTable,
+    super::rebalance::Labels,
 );
 
 impl<T: Intern> Interned<T> {

@@ -28,7 +28,7 @@
 //!   queue it owns; its pause grows to just past the local lock (30 s), broker lock (60 s) and
 //!   channel (120 s) expiries, which the real tables and `client::expired` judge. On resume its
 //!   batches finish, it heartbeats, and it consumes a queue again only if its local lock is valid
-//!   or once it has relocked it.
+//!   or once it has relocked it (what it keeps as well as what it adds).
 //!
 //! ## Properties
 //! - `queue_owned_once` (always): once every live consumer has rebalanced on the current member list
@@ -40,7 +40,8 @@
 //!   once on a path, so a run that balances and later unbalances for good is not reported. Not
 //!   with `split_view`, whose views never converge.
 //! - `ordered_lock_exclusive` (always, orderly mode): no queue is consumed by two live consumers at
-//!   once — there is no transient double owner in orderly mode.
+//!   once — there is no transient double owner in orderly mode. Judged by
+//!   `sextant_model::invariants::ordered_lock_exclusive`.
 //! - `paused_batch_overlap` (sometimes, with pauses): a paused consumer's batch in flight is on a
 //!   queue a live consumer now owns — RocketMQ's orderly hazard (the lock is checked before a
 //!   batch, not during it).
@@ -171,6 +172,9 @@ pub struct RebalanceModelCfg {
     /// Orderly mode: a live consumer may also pause (a GC pause, a stalled host) and resume, a
     /// fault like a crash.
     pub pauses: bool,
+    /// Whether a pause starts just past the first expiry it can outlast: a shorter pause decides
+    /// nothing (see [`pause_secs`]). Off, a pause may also end at once.
+    pub reduce_pauses: bool,
 }
 
 /// Deliberately broken broker lock tables.
@@ -185,6 +189,10 @@ pub enum LockBug {
     /// The client trusts its local lock for 90 s, past the broker's 60 s (RocketMQ's
     /// `lockMaxLiveTime` set above the broker's `REBALANCE_LOCK_MAX_LIVE_TIME`).
     LongLocalLock,
+    /// After a pause past its local locks' expiry, the client's next rebalance relocks only the
+    /// queues it adds, and takes batches again from those it keeps without relocking them
+    /// (RocketMQ's `lockAll` relocks every queue of the process queue table).
+    StaleKeep,
 }
 
 /// The broken client's local lock lifetime ([`LockBug::LongLocalLock`]).
@@ -205,6 +213,7 @@ impl Default for RebalanceModelCfg {
             lock_bug: LockBug::None,
             reduce: true,
             pauses: false,
+            reduce_pauses: true,
         }
     }
 }
@@ -224,6 +233,7 @@ impl RebalanceModelCfg {
             lock_bug: LockBug::None,
             reduce: true,
             pauses: false,
+            reduce_pauses: true,
         }
     }
 
@@ -253,7 +263,7 @@ impl RebalanceModelCfg {
                 .map(|c| format!("room{}@c{c}", c % 2))
                 .collect(),
             strategy: self.strategy.build(),
-            pause_secs: pause_secs(self.local_lock_max_live(), !self.reduce),
+            pause_secs: pause_secs(self.local_lock_max_live(), !self.reduce_pauses),
             memo: Arc::default(),
             stop: Default::default(),
         }
@@ -317,7 +327,7 @@ pub struct RebalanceModel {
     strategy: Arc<dyn AllocateStrategy>,
     /// How long a pause can have lasted, in seconds: just past each expiry that a pause can
     /// outlast (the local lock, the broker's lock, the channel), in order; 0 first without
-    /// `reduce`.
+    /// `reduce_pauses`.
     pause_secs: Vec<u8>,
     memo: Arc<Memos>,
     stop: super::StopFlag,
@@ -448,13 +458,67 @@ pub struct RebalanceState {
     pub locks: Interned<LockTable>,
     /// Leaves and crashes still allowed.
     pub faults_left: u8,
+    /// What the indices stand for, for `Debug` only: every state of a model holds the same
+    /// handle, so it never tells two states apart.
+    pub labels: Interned<Labels>,
+}
+
+/// The names of a model's consumers and queues, by index.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Labels {
+    /// Client ids.
+    pub consumers: Vec<String>,
+    /// Queues, as `broker/qN`.
+    pub queues: Vec<String>,
+}
+
+impl Labels {
+    fn queues(&self, set: Queues) -> Vec<&str> {
+        bits(set)
+            .filter_map(|q| self.queues.get(usize::from(q)))
+            .map(String::as_str)
+            .collect()
+    }
+
+    fn consumers(&self, set: Consumers) -> Vec<&str> {
+        bits(u64::from(set))
+            .filter_map(|c| self.consumers.get(usize::from(c)))
+            .map(String::as_str)
+            .collect()
+    }
 }
 
 impl fmt::Debug for RebalanceState {
-    /// The tables as the broker holds them (names, not indices).
+    /// Consumers and queues by name, the tables as the broker holds them (what `--explore` shows).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Consumer<'a>(&'a ConsumerState, &'a Labels);
+        impl fmt::Debug for Consumer<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let (c, names) = (self.0, self.1);
+                let mut d = f.debug_struct("Consumer");
+                d.field("phase", &c.phase)
+                    .field("notified", &c.dirty)
+                    .field("rebalanced_on", &c.view.map(|v| names.consumers(v)))
+                    .field(
+                        "route_from",
+                        &c.route_from.map(|ns| format!("namesrv-{ns}")),
+                    )
+                    .field("owns", &names.queues(c.owned));
+                if c.stale {
+                    d.field("local_locks", &"expired: consumes nothing until it relocks");
+                }
+                d.finish()
+            }
+        }
+        let labels = &*self.labels;
+        let consumers: BTreeMap<&str, Consumer<'_>> = self
+            .consumers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (labels.consumers[i].as_str(), Consumer(c, labels)))
+            .collect();
         f.debug_struct("RebalanceState")
-            .field("consumers", &self.consumers)
+            .field("consumers", &consumers)
             .field("members", &broker::members(&self.groups))
             .field("locks", &*self.locks)
             .field("faults_left", &self.faults_left)
@@ -819,6 +883,14 @@ impl Model for RebalanceModel {
             groups,
             locks: Interned::new(LockTable::new(self.lock_expiry())),
             faults_left: self.cfg.faults,
+            labels: Interned::new(Labels {
+                consumers: self.cids.clone(),
+                queues: self
+                    .queues
+                    .iter()
+                    .map(|mq| format!("{}/q{}", mq.broker_name, mq.queue_id))
+                    .collect(),
+            }),
         }]
     }
 
@@ -898,7 +970,9 @@ impl Model for RebalanceModel {
                 let held = s.consumers[c as usize].owned;
                 let plan = self.plan(held, share);
                 let stale = s.consumers[c as usize].stale;
-                let mut owned = if stale { 0 } else { plan.keep };
+                // Broken: the stale client trusts what it keeps again without relocking it.
+                let relock = stale && self.cfg.lock_bug != LockBug::StaleKeep;
+                let mut owned = if relock { 0 } else { plan.keep };
                 let mut released = false;
                 let mut complete = true;
                 if self.cfg.orderly {
@@ -907,7 +981,7 @@ impl Model for RebalanceModel {
                     released = self.locked_by(s.locks, c) & plan.drop != 0;
                     s.locks = self.unlock(s.locks, c, plan.drop);
                     let mut add = plan.add;
-                    if stale {
+                    if relock {
                         // Its local locks expired during a pause: it relocks what it keeps too
                         // (RocketMQ's lockAll), and takes a batch only from what it gets.
                         add |= plan.keep;
@@ -1019,6 +1093,25 @@ impl Model for RebalanceModel {
 
     fn within_boundary(&self, _: &Self::State) -> bool {
         !self.stop.is_set()
+    }
+
+    /// The action with its consumer or queue by name (the Explorer's list of next steps).
+    fn format_action(&self, action: &Self::Action) -> String {
+        let name = |c: &u8| self.cids[usize::from(*c)].as_str();
+        match action {
+            Action::Join(c) => format!("Join({})", name(c)),
+            Action::Rebalance(c, ns) => format!("Rebalance({}, namesrv-{ns})", name(c)),
+            Action::Leave(c) => format!("Leave({})", name(c)),
+            Action::Crash(c) => format!("Crash({})", name(c)),
+            Action::Expire(c) => format!("Expire({})", name(c)),
+            Action::LockExpire(q) => {
+                let mq = &self.queues[usize::from(*q)];
+                format!("LockExpire({}/q{})", mq.broker_name, mq.queue_id)
+            }
+            Action::Pause(c) => format!("Pause({})", name(c)),
+            Action::StayPaused(c) => format!("StayPaused({})", name(c)),
+            Action::Resume(c) => format!("Resume({})", name(c)),
+        }
     }
 
     fn format_step(&self, last: &Self::State, action: Self::Action) -> Option<String> {
@@ -1205,6 +1298,7 @@ mod tests {
                 lock_bug: LockBug::None,
                 reduce: true,
                 pauses: false,
+                reduce_pauses: true,
             };
             let started = std::time::Instant::now();
             let checker = check(cfg);
@@ -1218,6 +1312,34 @@ mod tests {
             checker.assert_no_discovery("eventually_balanced");
             assert!(checker.discovery("transient_double_owner").is_some());
         }
+    }
+
+    #[test]
+    fn a_state_and_its_actions_print_names_not_indices() {
+        let model = paused(LockBug::None).into_model();
+        let init = model.init_states().remove(0);
+        let mut actions = Vec::new();
+        model.actions(&init, &mut actions);
+        let rebalance = actions
+            .iter()
+            .copied()
+            .find(|a| matches!(a, Action::Rebalance(2, _)))
+            .unwrap();
+        assert_eq!(
+            model.format_action(&rebalance),
+            "Rebalance(room0@c2, namesrv-0)"
+        );
+        let next = model.next_state(&init, rebalance).unwrap();
+        let shown = format!("{next:#?}");
+        // The consumer by its client id, what it owns and its view by name.
+        assert!(shown.contains("\"room0@c2\": Consumer"), "{shown}");
+        assert!(shown.contains("\"room1@broker-1/q0\""), "{shown}");
+        assert!(shown.contains("\"room1@c1\""), "{shown}");
+        assert!(!shown.contains("owned:"), "{shown}");
+        assert_eq!(
+            model.format_action(&Action::LockExpire(0)),
+            "LockExpire(room0@broker-0/q0)"
+        );
     }
 
     #[test]
@@ -1243,8 +1365,8 @@ mod tests {
             (orderly(LockBug::None), (21_860, 133_037)),
             (orderly(LockBug::NoHolderCheck), (9_870, 57_921)),
             (orderly(LockBug::NoExpiry), (4_360, 19_591)),
-            (small_paused(LockBug::None), (16_083, 19_645)),
-            (small_paused(LockBug::LongLocalLock), (18_701, 22_224)),
+            (small_paused(LockBug::None), (16_083, 19_270)),
+            (small_paused(LockBug::LongLocalLock), (18_701, 21_888)),
             (
                 RebalanceModelCfg::small(StrategyKind::BrokenOffByOne),
                 (97, 276),
@@ -1366,6 +1488,99 @@ mod tests {
             ..small_paused(LockBug::LongLocalLock)
         })
         .assert_no_discovery("ordered_lock_exclusive");
+    }
+
+    /// 3 consumers, 4 queues, 2 faults (a pause and a leave): the smallest configuration
+    /// in which a consumer keeps, after a pause, a queue whose lock another took meanwhile.
+    pub(crate) fn stale_keep(lock_bug: LockBug) -> RebalanceModelCfg {
+        RebalanceModelCfg {
+            initial_consumers: 3,
+            joiners: 0,
+            queues_per_broker: 2,
+            faults: 2,
+            ..paused(lock_bug)
+        }
+    }
+
+    #[test]
+    fn a_stale_client_that_keeps_queues_without_relocking_them_is_caught() {
+        let checker = check(stale_keep(LockBug::StaleKeep));
+        let path = checker
+            .discovery("ordered_lock_exclusive")
+            .expect("a kept queue whose lock another consumer took is consumed twice");
+        let last = path.last_state().clone();
+        let actions = path.into_actions();
+        // A consumer resumed on stale local locks and rebalanced, keeping queues unlocked.
+        let rebalanced_stale = actions.iter().enumerate().any(|(i, a)| {
+            matches!(a, Action::Resume(c)
+                if actions[i..].iter().any(|b| matches!(b, Action::Rebalance(d, _) if d == c)))
+        });
+        assert!(rebalanced_stale, "{actions:?}");
+        assert!(checker.model().double_owned(&last));
+        assert_eq!(checker.unique_state_count(), 26_230);
+        // With the relock (keep and add) the same configuration holds.
+        let sound = check(stale_keep(LockBug::None));
+        sound.assert_no_discovery("ordered_lock_exclusive");
+        assert_eq!(sound.unique_state_count(), 19_583);
+    }
+
+    #[test]
+    fn a_paused_consumer_can_outlast_its_channel_and_registers_again_on_resume() {
+        let model = small_paused(LockBug::None).into_model();
+        // States where the broker has expired a paused consumer's channel: the table decided it,
+        // so only a pause past 120 s gets there.
+        let (expired, _) = super::super::fold_states(&model, Vec::new(), |mut found, s| {
+            for (c, consumer) in s.consumers.iter().enumerate() {
+                if let Phase::Paused { secs } = consumer.phase
+                    && model.members(s) & (1 << c) == 0
+                {
+                    found.push((s.clone(), c as u8, secs));
+                }
+            }
+            found
+        });
+        assert!(!expired.is_empty());
+        for (s, c, secs) in &expired {
+            assert!(u64::from(*secs) * 1000 > CHANNEL_EXPIRED_MS, "{secs}");
+            let next = model.next_state(s, Action::Resume(*c)).unwrap();
+            assert_ne!(model.members(&next) & (1 << c), 0, "re-registered");
+            for (i, other) in next.consumers.iter().enumerate() {
+                if i != usize::from(*c) && other.phase == Phase::Alive {
+                    assert!(other.dirty, "{i} is notified of the new member");
+                }
+            }
+        }
+        // A pause short of the channel expiry is not expired: the table refuses it.
+        let mut s = expired[0].0.clone();
+        s.consumers[usize::from(expired[0].1)].phase = Phase::Paused { secs: 61 };
+        s.groups = model.heartbeat(s.groups, expired[0].1).0;
+        assert!(model.next_state(&s, Action::Expire(expired[0].1)).is_none());
+    }
+
+    #[test]
+    fn pauses_shorter_than_every_expiry_change_no_verdict() {
+        let cases = [
+            (small_paused(LockBug::None), (16_083, 16_458)),
+            (paused(LockBug::None), (798_987, 846_950)),
+            (small_paused(LockBug::LongLocalLock), (18_701, 19_037)),
+            (stale_keep(LockBug::StaleKeep), (26_230, 28_412)),
+        ];
+        let mut counts = Vec::new();
+        for (cfg, _) in cases {
+            let (reduced, reduced_states) = super::super::verdicts(cfg.into_model());
+            let (full, full_states) = super::super::verdicts(
+                RebalanceModelCfg {
+                    reduce_pauses: false,
+                    ..cfg
+                }
+                .into_model(),
+            );
+            assert_eq!(reduced, full, "{cfg:?}");
+            assert!(reduced_states < full_states, "{cfg:?}");
+            counts.push((reduced_states, full_states));
+        }
+        let pinned: Vec<(usize, usize)> = cases.iter().map(|(_, c)| *c).collect();
+        assert_eq!(counts, pinned);
     }
 
     #[test]

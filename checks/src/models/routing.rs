@@ -135,25 +135,7 @@ impl Default for RoutingModelCfg {
 impl RoutingModelCfg {
     /// The model for this configuration.
     pub fn into_model(self) -> RoutingModel {
-        let mut processes = vec![
-            Process {
-                group: "broker-a",
-                id: MASTER_ID,
-                addr: "10.0.0.1:10911",
-            },
-            Process {
-                group: "broker-b",
-                id: MASTER_ID,
-                addr: "10.0.0.2:10911",
-            },
-        ];
-        if self.slave {
-            processes.push(Process {
-                group: "broker-a",
-                id: 1,
-                addr: "10.0.0.3:10911",
-            });
-        }
+        let processes = PROCESS_TABLE[..if self.slave { 3 } else { 2 }].to_vec();
         RoutingModel {
             cfg: RoutingModelCfg {
                 namesrvs: self.namesrvs.clamp(1, MAX_NAMESRVS),
@@ -218,6 +200,42 @@ pub struct Process {
     pub addr: &'static str,
 }
 
+/// The broker processes by index: broker-a's master, broker-b's master, broker-a's slave (only
+/// with `slave`).
+const PROCESS_TABLE: [Process; PROCESSES] = [
+    Process {
+        group: "broker-a",
+        id: MASTER_ID,
+        addr: "10.0.0.1:10911",
+    },
+    Process {
+        group: "broker-b",
+        id: MASTER_ID,
+        addr: "10.0.0.2:10911",
+    },
+    Process {
+        group: "broker-a",
+        id: 1,
+        addr: "10.0.0.3:10911",
+    },
+];
+
+/// Per-process values by the process's name, for `Debug` (what `--explore` shows).
+struct ByProcess<'a, T>(&'a [T; PROCESSES]);
+
+impl<T: std::fmt::Debug> std::fmt::Debug for ByProcess<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(
+                PROCESS_TABLE
+                    .iter()
+                    .zip(self.0)
+                    .map(|(p, v)| (format!("{}[{}]@{}", p.group, p.id, p.addr), v)),
+            )
+            .finish()
+    }
+}
+
 /// A table after a registration, and whether the registration was accepted.
 type Registered = (Interned<RouteTable>, bool);
 
@@ -257,7 +275,7 @@ pub type LastSeen = [Option<Millis>; PROCESSES];
 ///
 /// Equality, hashing and order ignore `label`: two NameServers with the same table and the same
 /// registrations are interchangeable, whichever they are.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Namesrv {
     /// Which NameServer this is, for traces only. Symmetry reduction sorts the NameServers of a
     /// state; the label moves with its NameServer, so a trace (which stateright replays from the
@@ -267,6 +285,16 @@ pub struct Namesrv {
     pub table: Interned<RouteTable>,
     /// Per process: its last successful registration here.
     pub last_seen: LastSeen,
+}
+
+impl std::fmt::Debug for Namesrv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namesrv")
+            .field("label", &format!("namesrv-{}", self.label))
+            .field("table", &self.table)
+            .field("last_registered", &ByProcess(&self.last_seen))
+            .finish()
+    }
 }
 
 impl Namesrv {
@@ -324,7 +352,7 @@ pub struct AttemptRecord {
 }
 
 /// The whole state.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RoutingState {
     /// The clock.
     pub now: Millis,
@@ -351,6 +379,26 @@ pub struct RoutingState {
     pub attempt_no: u8,
     /// The attempt made by the step that led here, if that step was an attempt.
     pub last_attempt: Option<AttemptRecord>,
+}
+
+impl std::fmt::Debug for RoutingState {
+    /// Processes by name and tables by value (what `--explore` shows).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoutingState")
+            .field("now", &self.now)
+            .field("namesrvs", &self.namesrvs)
+            .field("alive", &ByProcess(&self.alive))
+            .field("crashes_left", &self.crashes_left)
+            .field("route", &self.route)
+            .field("publish_from", &self.publish_from)
+            .field("strategy", &self.strategy)
+            .field("index", &self.index)
+            .field("send", &self.send)
+            .field("sends_left", &self.sends_left)
+            .field("attempt_no", &self.attempt_no)
+            .field("last_attempt", &self.last_attempt)
+            .finish()
+    }
 }
 
 /// What can happen next.
@@ -636,6 +684,23 @@ impl Model for RoutingModel {
         !self.stop.is_set()
     }
 
+    /// The action with its process by name (the Explorer's list of next steps). A NameServer is
+    /// named by its slot: the state keeps its NameServers sorted (symmetry), and `format_step`
+    /// names the one a step reaches by its label.
+    fn format_action(&self, action: &Self::Action) -> String {
+        let name = |p: &usize| {
+            let p = &PROCESS_TABLE[*p];
+            format!("{}[{}]", p.group, p.id)
+        };
+        match action {
+            Action::Register(p, ns) => format!("Register({}, namesrv slot {ns})", name(p)),
+            Action::Crash(p) => format!("Crash({})", name(p)),
+            Action::Restart(p) => format!("Restart({})", name(p)),
+            Action::Refresh(ns) => format!("Refresh(namesrv slot {ns})"),
+            Action::Tick | Action::Attempt => format!("{action:?}"),
+        }
+    }
+
     fn format_step(&self, last: &Self::State, action: Self::Action) -> Option<String> {
         let next = self.next_state(last, action)?;
         let p = |i: usize| {
@@ -760,6 +825,34 @@ mod tests {
         "no_send_to_expired_broker",
         "slave_read_only",
     ];
+
+    #[test]
+    fn a_state_and_its_actions_print_processes_by_name() {
+        let model = RoutingModelCfg::default().into_model();
+        let init = model.init_states().remove(0);
+        let mut actions = Vec::new();
+        model.actions(&init, &mut actions);
+        let register = actions
+            .iter()
+            .copied()
+            .find(|a| matches!(a, Action::Register(0, _)))
+            .unwrap();
+        assert_eq!(
+            model.format_action(&register),
+            "Register(broker-a[0], namesrv slot 0)"
+        );
+        let next = model.next_state(&init, register).unwrap();
+        let shown = format!("{next:#?}");
+        assert!(
+            shown.contains("\"broker-a[0]@10.0.0.1:10911\": Some("),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("\"broker-a[1]@10.0.0.3:10911\": true"),
+            "{shown}"
+        );
+        assert!(shown.contains("\"namesrv-0\""), "{shown}");
+    }
 
     #[test]
     fn routing_holds_and_finds_the_dead_broker_window() {
