@@ -221,12 +221,7 @@ pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
         return Ok(true);
     }
     if let Some(addr) = args.explore {
-        let [check] = &checks[..] else {
-            bail!(
-                "--explore serves one model: choose one with --only (matching now: {})",
-                checks.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
-            );
-        };
+        let check = explored(&checks, args.only.as_deref())?;
         let Some(explore) = &check.explore else {
             bail!("{} is not a model: nothing to explore", check.name);
         };
@@ -462,7 +457,7 @@ fn caught_list(o: &sextant_checks::scenario::run::Outcome) -> String {
 fn mutants(out: &mut impl Write) -> anyhow::Result<bool> {
     writeln!(
         out,
-        "{:<58} {:<16} {:<9} caught by",
+        "{:<WHAT$} {:<16} {:<9} caught by",
         "broken variant", "where", "time"
     )?;
     let mut escaped = 0;
@@ -490,7 +485,7 @@ fn mutants(out: &mut impl Write) -> anyhow::Result<bool> {
         };
         writeln!(
             out,
-            "{:<58} {:<16} {:>7.2}s  {verdict}",
+            "{:<WHAT$} {:<16} {:>7.2}s  {verdict}",
             m.what,
             format!(
                 "model {}",
@@ -513,13 +508,16 @@ fn mutants(out: &mut impl Write) -> anyhow::Result<bool> {
         };
         writeln!(
             out,
-            "{what:<58} {:<16} {secs:>7.2}s  {verdict}",
+            "{what:<WHAT$} {:<16} {secs:>7.2}s  {verdict}",
             "implementation"
         )?;
     }
     writeln!(out, "{} of {total} broken variants caught", total - escaped)?;
     Ok(escaped == 0)
 }
+
+/// The width of the `--mutants` table's first column: the longest description of a variant.
+const WHAT: usize = 82;
 
 /// The combined table: each invariant's model verdict (from the model checks' rows) beside the
 /// implementation's (from the scenarios).
@@ -554,6 +552,21 @@ fn combined(models: &[Row], c: &Conformance, out: &mut impl Write) -> anyhow::Re
         )?;
     }
     Ok(())
+}
+
+/// The one check `--explore` serves: the only one `--only` matches, or the one it names in full
+/// (`routing_model` is also the start of `routing_model_fault_tolerance`).
+fn explored<'c>(checks: &'c [Check], only: Option<&str>) -> anyhow::Result<&'c Check> {
+    if let Some(exact) = checks.iter().find(|c| Some(c.name) == only) {
+        return Ok(exact);
+    }
+    match checks {
+        [check] => Ok(check),
+        _ => bail!(
+            "--explore serves one model: choose one with --only (matching now: {})",
+            checks.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -701,7 +714,39 @@ mod tests {
     }
 
     #[test]
-    fn explorer_serves_the_model_on_loopback() {
+    fn the_mutants_table_fits_every_description() {
+        let model = sextant_checks::models::mutants()
+            .into_iter()
+            .map(|m| m.what);
+        let implementation = sextant_checks::scenario::variants::all()
+            .into_iter()
+            .map(|v| v.what);
+        for what in model.chain(implementation) {
+            assert!(what.len() <= WHAT, "{what}");
+        }
+    }
+
+    #[test]
+    fn explore_takes_a_name_in_full_or_the_only_match() {
+        let checks = sextant_checks::all();
+        let routing: Vec<Check> = sextant_checks::all()
+            .into_iter()
+            .filter(|c| c.name.contains("routing_model"))
+            .collect();
+        assert!(routing.len() > 1);
+        assert_eq!(
+            explored(&routing, Some("routing_model")).unwrap().name,
+            "routing_model"
+        );
+        assert!(explored(&routing, Some("routing")).is_err());
+        assert_eq!(
+            explored(&checks[..1], Some("x")).unwrap().name,
+            checks[0].name
+        );
+    }
+
+    /// Serves check `name` in the Explorer on a free loopback port, and answers `GET path`.
+    fn explorer_get(name: &str, path: &str) -> String {
         use std::io::{Read, Write};
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -709,7 +754,7 @@ mod tests {
         };
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let checks = sextant_checks::all();
-        let model = checks.iter().find(|c| c.name == "durability_sync").unwrap();
+        let model = checks.iter().find(|c| c.name == name).unwrap();
         (model.explore.as_ref().unwrap())(addr).unwrap();
         // The server binds on its own thread: wait for it.
         let mut conn = (0..100)
@@ -721,7 +766,7 @@ mod tests {
             .expect("the Explorer listens");
         conn.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        conn.write_all(b"GET /.states HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
             .unwrap();
         let mut body = String::new();
         conn.read_to_string(&mut body).unwrap();
@@ -729,8 +774,27 @@ mod tests {
             body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.0 200"),
             "{body}"
         );
+        body
+    }
+
+    #[test]
+    fn explorer_serves_the_model_on_loopback() {
+        let body = explorer_get("durability_sync", "/.states");
         assert!(
             body.contains("DurabilityState") && body.contains("acked_not_lost"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn explorer_shows_compacted_states_by_name() {
+        // The rebalance state holds bitsets and indices; the Explorer shows client ids and queues.
+        let body = explorer_get("rebalance_model_orderly_paused", "/.states");
+        assert!(body.contains(r#"\"room0@c0\": Consumer"#), "{body}");
+        assert!(!body.contains("owned:"), "{body}");
+        let body = explorer_get("routing_model", "/.states");
+        assert!(
+            body.contains(r#"\"broker-a[0]@10.0.0.1:10911\": true"#),
             "{body}"
         );
     }
