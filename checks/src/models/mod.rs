@@ -397,7 +397,9 @@ where
 }
 
 /// Fold `f` over every state reachable in `model` (breadth-first, each state once by its hash).
-/// Returns the result and how many states were visited.
+/// Returns the result and how many states were visited. States are fingerprinted with ahash and
+/// the fingerprints kept in an unhashed set, as stateright's checker does, but without paths or
+/// properties.
 pub fn fold_states<M: Model, A>(
     model: &M,
     init: A,
@@ -406,9 +408,12 @@ pub fn fold_states<M: Model, A>(
 where
     M::State: std::hash::Hash,
 {
-    use std::hash::{BuildHasher, RandomState};
-    let hasher = RandomState::new();
-    let mut seen = std::collections::HashSet::new();
+    use std::hash::BuildHasherDefault;
+    let hasher = ahash::RandomState::new();
+    let mut seen: std::collections::HashSet<
+        u64,
+        BuildHasherDefault<nohash_hasher::NoHashHasher<u64>>,
+    > = std::collections::HashSet::default();
     let mut queue: VecDeque<M::State> = VecDeque::new();
     for s in model.init_states() {
         if seen.insert(hasher.hash_one(&s)) {

@@ -39,8 +39,9 @@
 //!   by exactly one live consumer (or no consumer is live) — stateright's `eventually` is met
 //!   once on a path, so a run that balances and later unbalances for good is not reported. Not
 //!   with `split_view`, whose views never converge.
-//! - `ordered_lock_exclusive` (always, orderly mode): no queue is consumed by two live consumers at
-//!   once — there is no transient double owner in orderly mode. Judged by
+//! - `ordered_lock_exclusive` (always, orderly mode): no live consumer consumes a queue whose
+//!   broker lock another consumer holds, and no queue is consumed by two live consumers at once —
+//!   there is no transient double owner in orderly mode. Judged by
 //!   `sextant_model::invariants::ordered_lock_exclusive`.
 //! - `paused_batch_overlap` (sometimes, with pauses): a paused consumer's batch in flight is on a
 //!   queue a live consumer now owns — RocketMQ's orderly hazard (the lock is checked before a
@@ -275,6 +276,22 @@ impl RebalanceModelCfg {
             LONG_LOCAL_LOCK_MS
         } else {
             LOCAL_LOCK_MAX_LIVE_MS
+        }
+    }
+
+    /// Orderly with pauses, 3 consumers, 4 queues on 2 brokers, 1 fault: small enough for
+    /// `sextant check --mutants`, large enough for a consumer to pause past every expiry while
+    /// another takes one of its queues.
+    pub fn orderly_paused_small(lock_bug: LockBug) -> Self {
+        RebalanceModelCfg {
+            queues_per_broker: 2,
+            initial_consumers: 3,
+            joiners: 0,
+            faults: 1,
+            orderly: true,
+            pauses: true,
+            lock_bug,
+            ..Default::default()
         }
     }
 
@@ -624,30 +641,50 @@ impl RebalanceModel {
         queue_owned_once_by(|c: &u8| live & (1 << c) != 0, &shares, &expected).is_ok()
     }
 
-    /// `ordered_lock_exclusive`, judged by `sextant_model::invariants::ordered_lock_exclusive`: a
-    /// live consumer that consumes a queue holds its lock (it checked it before the batch), so each
-    /// live consumer consuming a queue another live consumer consumes is judged against that
-    /// holder. The bitsets only find the candidates; the predicate gives the verdict.
+    /// `ordered_lock_exclusive`, judged by `sextant_model::invariants::ordered_lock_exclusive`:
+    /// each live consumer, for each queue it consumes, against the queue's holder — the consumer
+    /// the broker's lock table lists (paused ones too: the table has not expired it), or else
+    /// another live consumer consuming it (which checked its own local lock before its batch).
+    /// The bitsets only pick the states where some holder is another consumer; the predicate
+    /// gives the verdict.
     fn lock_exclusive(&self, state: &RebalanceState) -> bool {
-        if !self.double_owned(state) {
+        let holders = self.holders(state.locks);
+        let mut locked: [Queues; MAX_CONSUMERS as usize] = [0; MAX_CONSUMERS as usize];
+        let mut any_locked: Queues = 0;
+        for (q, h) in holders.iter().enumerate() {
+            if let Some(h) = h {
+                locked[usize::from(*h)] |= 1 << q;
+                any_locked |= 1 << q;
+            }
+        }
+        let suspect = self.double_owned(state)
+            || state.consumers.iter().enumerate().any(|(c, consumer)| {
+                consumer.phase == Phase::Alive
+                    && consumer.consuming() & any_locked & !locked[c] != 0
+            });
+        if !suspect {
             return true;
         }
-        let mut holder: Vec<Option<usize>> = vec![None; self.queues.len()];
-        for (c, consumer) in state.consumers.iter().enumerate() {
-            if consumer.phase != Phase::Alive {
-                continue;
-            }
-            for q in bits(consumer.consuming()) {
-                let q = usize::from(q);
+        let live = |c: &&ConsumerState| c.phase == Phase::Alive;
+        for (q, holder) in holders.iter().enumerate() {
+            let on_q: Vec<usize> = (0..state.consumers.len())
+                .filter(|&c| {
+                    live(&&state.consumers[c]) && state.consumers[c].consuming() & (1 << q) != 0
+                })
+                .collect();
+            for &c in &on_q {
+                let other = holder
+                    .map(usize::from)
+                    .filter(|&h| h != c)
+                    .or_else(|| on_q.iter().copied().find(|&o| o != c));
                 let judged = ordered_lock_exclusive(
                     &self.cids[c],
                     &self.queues[q].to_string(),
-                    holder[q].map(|h| self.cids[h].as_str()),
+                    other.map(|h| self.cids[h].as_str()),
                 );
                 if judged.is_err() {
                     return false;
                 }
-                holder[q].get_or_insert(c);
             }
         }
         true
@@ -1334,7 +1371,11 @@ mod tests {
         // The consumer by its client id, what it owns and its view by name.
         assert!(shown.contains("\"room0@c2\": Consumer"), "{shown}");
         assert!(shown.contains("\"room1@broker-1/q0\""), "{shown}");
-        assert!(shown.contains("\"room1@c1\""), "{shown}");
+        let line = format!("{next:?}");
+        assert!(
+            line.contains(r#"rebalanced_on: Some(["room0@c0", "room1@c1", "room0@c2"])"#),
+            "{line}"
+        );
         assert!(!shown.contains("owned:"), "{shown}");
         assert_eq!(
             model.format_action(&Action::LockExpire(0)),
@@ -1468,6 +1509,20 @@ mod tests {
         );
     }
 
+    /// The queues live consumer `c` consumes whose broker lock another live consumer holds and
+    /// consumes.
+    fn taken_from(model: &RebalanceModel, state: &RebalanceState, c: u8) -> Vec<u8> {
+        let holders = model.holders(state.locks);
+        bits(state.consumers[usize::from(c)].consuming())
+            .filter(|&q| {
+                holders[usize::from(q)].is_some_and(|h| {
+                    let other = &state.consumers[usize::from(h)];
+                    h != c && other.phase == Phase::Alive && other.consuming() & (1 << q) != 0
+                })
+            })
+            .collect()
+    }
+
     #[test]
     fn a_local_lock_that_outlives_the_brokers_is_caught() {
         let checker = check(small_paused(LockBug::LongLocalLock));
@@ -1476,12 +1531,25 @@ mod tests {
             .expect("a consumer resuming on a stale local lock consumes beside the new holder");
         let last = path.last_state().clone();
         let actions = path.into_actions();
+        let resumed: Vec<u8> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Resume(c) => Some(*c),
+                _ => None,
+            })
+            .collect();
         assert!(
-            actions.iter().any(|a| matches!(a, Action::Pause(_)))
-                && actions.iter().any(|a| matches!(a, Action::Resume(_))),
+            actions.iter().any(|a| matches!(a, Action::Pause(_))) && !resumed.is_empty(),
             "{actions:?}"
         );
-        assert!(checker.model().double_owned(&last));
+        // The consumer that resumed trusting its 90 s local lock consumes a queue whose broker
+        // lock another consumer holds.
+        assert!(
+            resumed
+                .iter()
+                .any(|&c| !taken_from(checker.model(), &last, c).is_empty()),
+            "{last:#?}"
+        );
         // Without pauses the stale local lock never shows.
         check(RebalanceModelCfg {
             pauses: false,
@@ -1490,38 +1558,37 @@ mod tests {
         .assert_no_discovery("ordered_lock_exclusive");
     }
 
-    /// 3 consumers, 4 queues, 2 faults (a pause and a leave): the smallest configuration
-    /// in which a consumer keeps, after a pause, a queue whose lock another took meanwhile.
-    pub(crate) fn stale_keep(lock_bug: LockBug) -> RebalanceModelCfg {
-        RebalanceModelCfg {
-            initial_consumers: 3,
-            joiners: 0,
-            queues_per_broker: 2,
-            faults: 2,
-            ..paused(lock_bug)
-        }
-    }
-
     #[test]
     fn a_stale_client_that_keeps_queues_without_relocking_them_is_caught() {
-        let checker = check(stale_keep(LockBug::StaleKeep));
+        let checker = check(RebalanceModelCfg::orderly_paused_small(LockBug::StaleKeep));
         let path = checker
             .discovery("ordered_lock_exclusive")
             .expect("a kept queue whose lock another consumer took is consumed twice");
-        let last = path.last_state().clone();
+        let model = checker.model();
+        let states = path.clone().into_states();
         let actions = path.into_actions();
-        // A consumer resumed on stale local locks and rebalanced, keeping queues unlocked.
-        let rebalanced_stale = actions.iter().enumerate().any(|(i, a)| {
-            matches!(a, Action::Resume(c)
-                if actions[i..].iter().any(|b| matches!(b, Action::Rebalance(d, _) if d == c)))
-        });
-        assert!(rebalanced_stale, "{actions:?}");
-        assert!(checker.model().double_owned(&last));
-        assert_eq!(checker.unique_state_count(), 26_230);
+        // The last step is the rebalance of a consumer that resumed on stale local locks: it
+        // keeps a queue it owned before its pause, whose broker lock another live consumer took
+        // meanwhile and consumes.
+        let Some(&Action::Rebalance(c, _)) = actions.last() else {
+            panic!("{actions:?}");
+        };
+        assert!(actions.contains(&Action::Resume(c)), "{actions:?}");
+        let (before, last) = (&states[states.len() - 2], &states[states.len() - 1]);
+        let me = usize::from(c);
+        assert!(before.consumers[me].stale);
+        let taken = taken_from(model, last, c);
+        assert!(
+            taken
+                .iter()
+                .any(|&q| before.consumers[me].owned & (1 << q) != 0),
+            "{last:#?}"
+        );
+        assert_eq!(checker.unique_state_count(), 944);
         // With the relock (keep and add) the same configuration holds.
-        let sound = check(stale_keep(LockBug::None));
+        let sound = check(RebalanceModelCfg::orderly_paused_small(LockBug::None));
         sound.assert_no_discovery("ordered_lock_exclusive");
-        assert_eq!(sound.unique_state_count(), 19_583);
+        assert_eq!(sound.unique_state_count(), 815);
     }
 
     #[test]
@@ -1563,7 +1630,10 @@ mod tests {
             (small_paused(LockBug::None), (16_083, 16_458)),
             (paused(LockBug::None), (798_987, 846_950)),
             (small_paused(LockBug::LongLocalLock), (18_701, 19_037)),
-            (stale_keep(LockBug::StaleKeep), (26_230, 28_412)),
+            (
+                RebalanceModelCfg::orderly_paused_small(LockBug::StaleKeep),
+                (944, 972),
+            ),
         ];
         let mut counts = Vec::new();
         for (cfg, _) in cases {

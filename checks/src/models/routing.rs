@@ -230,7 +230,12 @@ impl<T: std::fmt::Debug> std::fmt::Debug for ByProcess<'_, T> {
                 PROCESS_TABLE
                     .iter()
                     .zip(self.0)
-                    .map(|(p, v)| (format!("{}[{}]@{}", p.group, p.id, p.addr), v)),
+                    .enumerate()
+                    .map(|(i, (p, v))| {
+                        // The slave's slot is there in every state, used only with a slave.
+                        let unused = if i == 2 { " (only with a slave)" } else { "" };
+                        (format!("{}[{}]@{}{unused}", p.group, p.id, p.addr), v)
+                    }),
             )
             .finish()
     }
@@ -848,7 +853,7 @@ mod tests {
             "{shown}"
         );
         assert!(
-            shown.contains("\"broker-a[1]@10.0.0.3:10911\": true"),
+            shown.contains("\"broker-a[1]@10.0.0.3:10911 (only with a slave)\": true"),
             "{shown}"
         );
         assert!(shown.contains("\"namesrv-0\""), "{shown}");

@@ -551,14 +551,7 @@ pub fn mutants() -> Vec<Mutant> {
         rebalance(
             "a client that, after a pause, consumes the queues it keeps without relocking them",
             &["ordered_lock_exclusive"],
-            RebalanceModelCfg {
-                pauses: true,
-                initial_consumers: 3,
-                joiners: 0,
-                queues_per_broker: 2,
-                faults: 2,
-                ..orderly(LockBug::StaleKeep)
-            },
+            RebalanceModelCfg::orderly_paused_small(LockBug::StaleKeep),
         ),
         durability(
             "a store that acknowledges before the flush",

@@ -14,7 +14,8 @@ use sextant_model::store::{BrokerRole, FlushDiskType};
 /// Arguments of `sextant check`.
 #[derive(Debug, Default, clap::Args)]
 pub struct Args {
-    /// Run only the checks whose name contains this text.
+    /// Run only the checks whose name contains this text; a check's full name runs that check
+    /// alone (`rebalance_model_orderly`, not also `rebalance_model_orderly_paused`).
     #[arg(long)]
     only: Option<String>,
     /// List the checks without running them.
@@ -204,10 +205,10 @@ pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
         write!(out, "{report}")?;
         return Ok(report.ok());
     }
-    let checks: Vec<Check> = sextant_checks::checks(&args.options(), args.search())
-        .into_iter()
-        .filter(|c| args.only.as_deref().is_none_or(|o| c.name.contains(o)))
-        .collect();
+    let checks = selected(
+        sextant_checks::checks(&args.options(), args.search()),
+        args.only.as_deref(),
+    );
     if checks.is_empty() {
         bail!(
             "no check matches {:?}",
@@ -221,7 +222,12 @@ pub fn run(args: &Args, out: &mut impl Write) -> anyhow::Result<bool> {
         return Ok(true);
     }
     if let Some(addr) = args.explore {
-        let check = explored(&checks, args.only.as_deref())?;
+        let [check] = &checks[..] else {
+            bail!(
+                "--explore serves one model: choose one with --only (matching now: {})",
+                checks.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+            );
+        };
         let Some(explore) = &check.explore else {
             bail!("{} is not a model: nothing to explore", check.name);
         };
@@ -516,7 +522,8 @@ fn mutants(out: &mut impl Write) -> anyhow::Result<bool> {
     Ok(escaped == 0)
 }
 
-/// The width of the `--mutants` table's first column: the longest description of a variant.
+/// The width of the `--mutants` table's first column: wide enough for every variant's
+/// description (a test checks).
 const WHAT: usize = 82;
 
 /// The combined table: each invariant's model verdict (from the model checks' rows) beside the
@@ -554,19 +561,19 @@ fn combined(models: &[Row], c: &Conformance, out: &mut impl Write) -> anyhow::Re
     Ok(())
 }
 
-/// The one check `--explore` serves: the only one `--only` matches, or the one it names in full
-/// (`routing_model` is also the start of `routing_model_fault_tolerance`).
-fn explored<'c>(checks: &'c [Check], only: Option<&str>) -> anyhow::Result<&'c Check> {
-    if let Some(exact) = checks.iter().find(|c| Some(c.name) == only) {
-        return Ok(exact);
+/// The checks `--only` selects: the one it names in full, else every one whose name contains
+/// it (`routing_model` is also part of `routing_model_fault_tolerance`).
+fn selected(checks: Vec<Check>, only: Option<&str>) -> Vec<Check> {
+    let Some(only) = only else {
+        return checks;
+    };
+    if checks.iter().any(|c| c.name == only) {
+        return checks.into_iter().filter(|c| c.name == only).collect();
     }
-    match checks {
-        [check] => Ok(check),
-        _ => bail!(
-            "--explore serves one model: choose one with --only (matching now: {})",
-            checks.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
-        ),
-    }
+    checks
+        .into_iter()
+        .filter(|c| c.name.contains(only))
+        .collect()
 }
 
 #[cfg(test)]
@@ -727,22 +734,25 @@ mod tests {
     }
 
     #[test]
-    fn explore_takes_a_name_in_full_or_the_only_match() {
-        let checks = sextant_checks::all();
-        let routing: Vec<Check> = sextant_checks::all()
-            .into_iter()
-            .filter(|c| c.name.contains("routing_model"))
-            .collect();
-        assert!(routing.len() > 1);
+    fn only_takes_a_name_in_full_or_every_name_containing_it() {
+        let names = |only| -> Vec<&'static str> {
+            selected(sextant_checks::all(), only)
+                .iter()
+                .map(|c| c.name)
+                .collect()
+        };
+        assert_eq!(names(Some("routing_model")), ["routing_model"]);
         assert_eq!(
-            explored(&routing, Some("routing_model")).unwrap().name,
-            "routing_model"
+            names(Some("rebalance_model_orderly")),
+            ["rebalance_model_orderly"]
         );
-        assert!(explored(&routing, Some("routing")).is_err());
         assert_eq!(
-            explored(&checks[..1], Some("x")).unwrap().name,
-            checks[0].name
+            names(Some("routing_model_")),
+            ["routing_model_fault_tolerance"]
         );
+        assert!(names(Some("rebalance_model_orderly_")).len() == 1);
+        assert!(names(Some("rebalance_model")).len() > 2);
+        assert_eq!(names(None).len(), sextant_checks::all().len());
     }
 
     /// Serves check `name` in the Explorer on a free loopback port, and answers `GET path`.
