@@ -665,12 +665,10 @@ impl RebalanceModel {
         if !suspect {
             return true;
         }
-        let live = |c: &&ConsumerState| c.phase == Phase::Alive;
         for (q, holder) in holders.iter().enumerate() {
-            let on_q: Vec<usize> = (0..state.consumers.len())
-                .filter(|&c| {
-                    live(&&state.consumers[c]) && state.consumers[c].consuming() & (1 << q) != 0
-                })
+            let on_q: Vec<usize> = (state.consumers.iter().enumerate())
+                .filter(|(_, c)| c.phase == Phase::Alive && c.consuming() & (1 << q) != 0)
+                .map(|(c, _)| c)
                 .collect();
             for &c in &on_q {
                 let other = holder
