@@ -226,17 +226,15 @@ struct ByProcess<'a, T>(&'a [T; PROCESSES]);
 impl<T: std::fmt::Debug> std::fmt::Debug for ByProcess<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_map()
-            .entries(
-                PROCESS_TABLE
-                    .iter()
-                    .zip(self.0)
-                    .enumerate()
-                    .map(|(i, (p, v))| {
-                        // The slave's slot is there in every state, used only with a slave.
-                        let unused = if i == 2 { " (only with a slave)" } else { "" };
-                        (format!("{}[{}]@{}{unused}", p.group, p.id, p.addr), v)
-                    }),
-            )
+            .entries(PROCESS_TABLE.iter().zip(self.0).map(|(p, v)| {
+                // The slave's slot is there in every state, used only with a slave.
+                let unused = if p.id == MASTER_ID {
+                    ""
+                } else {
+                    " (only with a slave)"
+                };
+                (format!("{}[{}]@{}{unused}", p.group, p.id, p.addr), v)
+            }))
             .finish()
     }
 }
